@@ -1,0 +1,5 @@
+"""`python -m listener` runs the CLI."""
+
+from listener.cli import main
+
+main()

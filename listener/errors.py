@@ -1,0 +1,65 @@
+"""The one exception tree of listener.
+
+    ListenerError                 base of everything listener raises on purpose
+     +-- ConfigError              a configuration file or value is wrong (exit code 2)
+     +-- SourceError              one source could not deliver items
+     |    +-- FetchError          network, HTTP status, size cap, timeout, redirect trouble
+     |    +-- ParseError          the body is not a feed we can read
+     +-- StorageError             the database failed
+     |    +-- SchemaOutdatedError the database schema is older than the code (exit code 2)
+     +-- AlertError
+          +-- AlertDeliveryError  a notification could not be delivered
+
+Foreign exceptions (httpx, feedparser, SQLAlchemy, apprise) are translated at the stage boundary
+with ``raise ... from exc``; none of them crosses a stage. Messages are one line, say what and
+where, and never contain a secret.
+"""
+
+from __future__ import annotations
+
+
+class ListenerError(Exception):
+    """Base class for all errors listener raises on purpose."""
+
+
+class ConfigError(ListenerError):
+    """Configuration is invalid. The message names file, key path, bad value and a hint."""
+
+
+class SourceError(ListenerError):
+    """A source could not deliver items."""
+
+
+class FetchError(SourceError):
+    """Fetching failed.
+
+    ``status`` is the HTTP status when there was one; ``retry_after`` is the delay in seconds a
+    server asked for (429/503 with Retry-After), else None.
+    """
+
+    def __init__(
+        self, message: str, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class ParseError(SourceError):
+    """The body could not be read as a feed at all."""
+
+
+class StorageError(ListenerError):
+    """The database failed."""
+
+
+class SchemaOutdatedError(StorageError):
+    """The database schema is not at the revision this code needs."""
+
+
+class AlertError(ListenerError):
+    """Alerting failed."""
+
+
+class AlertDeliveryError(AlertError):
+    """A notification could not be delivered."""

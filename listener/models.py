@@ -1,0 +1,61 @@
+"""Frozen values passed between pipeline stages.
+
+Everything here is plain data: no I/O, no behaviour beyond trivial helpers. Text fields hold
+untrusted text exactly as a source delivered it (after HTML was reduced to plain text); whoever
+prints or renders it must escape it for its target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    """One entry of a source, parsed. ``published_at`` is timezone-aware UTC or None."""
+
+    guid: str | None
+    url: str | None
+    title: str
+    text: str
+    author: str | None = None
+    published_at: datetime | None = None
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MatchedItem:
+    """An item that matched one or more brands (by brand name)."""
+
+    item: Item
+    brands: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class BrandTerms:
+    """What the first matcher needs of a brand: terms and phrases, and exclusion terms."""
+
+    name: str
+    terms: tuple[str, ...]
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedFeed:
+    """A parsed feed: its items, warnings for partly broken feeds, and which parser read it."""
+
+    items: tuple[Item, ...]
+    warnings: tuple[str, ...] = ()
+    parser: str = ""
+    language: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    """What one batch of ingest did."""
+
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    new_ids: tuple[int, ...] = field(default=())
