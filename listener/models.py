@@ -25,11 +25,31 @@ class Item:
 
 
 @dataclass(frozen=True, slots=True)
-class MatchedItem:
-    """An item that matched one or more brands (by brand name)."""
+class Mention:
+    """An item that matched brands (by name), with its dedup identity, ready to store."""
 
     item: Item
     brands: frozenset[str]
+    dedup_key: str
+    canonical_url: str | None
+    content_hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class SourceState:
+    """The persisted fetch state of one source."""
+
+    id: int
+    name: str
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    consecutive_errors: int = 0
+    last_error: str | None = None
+    last_attempt_at: datetime | None = None
+    last_success_at: datetime | None = None
+    next_poll_at: datetime | None = None
+    disabled_reason: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

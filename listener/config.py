@@ -1,0 +1,438 @@
+"""Configuration: TOML file -> validated, frozen settings.
+
+Rules:
+- The file is found by ``find_config_path``: ``--config PATH``, else ``$LISTENER_CONFIG``, else
+  ``./listener.toml``, else ``$XDG_CONFIG_HOME/listener/config.toml``, else
+  ``/etc/listener/config.toml``.
+- ``${NAME}`` in any string is replaced by the environment variable NAME, ``${file:PATH}`` by the
+  stripped content of a file (systemd credentials), ``$${`` is a literal ``${``. Values that came
+  from there are secrets: ``Settings.secrets`` holds them so that they can be masked.
+- Unknown keys are errors with a did-you-mean. Every error is one line naming the file, the key
+  path (``sources[2].interval``), the bad value and a hint.
+- Durations are strings with units ("90s", "15m", "1h30m", "7d") parsed here and nowhere else;
+  sizes are "10MB" style strings or plain byte counts.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from listener.errors import ConfigError
+
+SOURCE_KINDS = ("feed", "google_news", "reddit", "youtube", "mastodon")
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "kib": 1024,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
+_INTERPOLATION = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+
+
+def parse_duration(value: object) -> float:
+    """Parse "15m", "1h30m", "7d", "250ms" (or a bare number of seconds) into seconds."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration like '15m'")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise ValueError("a duration cannot be negative")
+        return float(value)
+    if not isinstance(value, str):
+        raise ValueError("expected a duration like '15m'")
+    text = value.strip().replace(" ", "")
+    pos, total = 0, 0.0
+    for part in _DURATION_PART.finditer(text):
+        if part.start() != pos:
+            break
+        total += float(part.group(1)) * _DURATION_UNITS[part.group(2).lower()]
+        pos = part.end()
+    if not text or pos != len(text):
+        raise ValueError("invalid duration; use a number with a unit: 30s, 15m, 1h, 1h30m, 7d")
+    return total
+
+
+def parse_size(value: object) -> int:
+    """Parse "10MB", "512KiB" or a plain number of bytes."""
+    if isinstance(value, bool):
+        raise ValueError("expected a size like '10MB'")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError("a size cannot be negative")
+        return value
+    match = _SIZE.match(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError("invalid size; use a number with a unit: 512KB, 10MB, 1GiB")
+    return int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()])
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("expected an http:// or https:// URL with a host")
+    return value
+
+
+class DatabaseSettings(_Section):
+    url: str | None = None
+
+
+class HttpSettingsConfig(_Section):
+    user_agent: str | None = None
+    contact: str | None = None
+    connect_timeout: Duration = 10.0
+    read_timeout: Duration = 30.0
+    total_timeout: Duration = 60.0
+    max_body_size: Size = 10 * 1000**2
+    max_redirects: int = Field(default=5, ge=0, le=20)
+    per_host_limit: int = Field(default=2, ge=1, le=100)
+    max_connections: int = Field(default=100, ge=1, le=10000)
+
+    @field_validator("connect_timeout", "read_timeout", "total_timeout")
+    @classmethod
+    def _positive_timeout(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("a timeout must be greater than zero")
+        return value
+
+    @field_validator("max_body_size")
+    @classmethod
+    def _positive_size(cls, value: int) -> int:
+        if value < 1024:
+            raise ValueError("max_body_size must be at least 1KB")
+        return value
+
+
+class PollingSettings(_Section):
+    interval: Duration = 900.0
+    jitter: Duration = 30.0
+    max_backoff: Duration = 6 * 3600.0
+    concurrency: int = Field(default=50, ge=1, le=1000)
+
+    @field_validator("interval")
+    @classmethod
+    def _min_interval(cls, value: float) -> float:
+        if value < 10:
+            raise ValueError("interval must be at least 10s")
+        return value
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "text", "json"] = "auto"
+
+
+class BrandSettings(_Section):
+    name: str = Field(min_length=1)
+    terms: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+
+    @field_validator("name")
+    @classmethod
+    def _strip_name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a brand name cannot be blank")
+        return value.strip()
+
+    @field_validator("terms", "exclude")
+    @classmethod
+    def _no_blank_terms(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if any(not term.strip() for term in value):
+            raise ValueError("terms cannot be blank")
+        return tuple(term.strip() for term in value)
+
+    @model_validator(mode="after")
+    def _default_terms(self) -> BrandSettings:
+        if not self.terms:
+            object.__setattr__(self, "terms", (self.name,))
+        return self
+
+
+class SourceSettings(_Section):
+    name: str = Field(min_length=1)
+    kind: Literal["feed", "google_news", "reddit", "youtube", "mastodon"] = "feed"
+    url: str | None = None
+    interval: Duration | None = None
+    enabled: bool = True
+    headers: dict[str, str] = Field(default_factory=dict)
+    # URL builders
+    query: str | None = None
+    language: str | None = None
+    country: str | None = None
+    subreddit: str | None = None
+    channel_id: str | None = None
+    instance: str | None = None
+    hashtag: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_http_url(value)
+
+    @field_validator("interval")
+    @classmethod
+    def _min_interval(cls, value: float | None) -> float | None:
+        if value is not None and value < 10:
+            raise ValueError("interval must be at least 10s")
+        return value
+
+    @model_validator(mode="after")
+    def _fields_for_kind(self) -> SourceSettings:
+        required = {
+            "feed": ("url",),
+            "google_news": ("query",),
+            "youtube": ("channel_id",),
+            "mastodon": ("instance", "hashtag"),
+        }.get(self.kind, ())
+        for key in required:
+            if not getattr(self, key):
+                raise ValueError(f"a source of kind '{self.kind}' needs '{key}'")
+        if self.kind == "reddit" and not (self.subreddit or self.query):
+            raise ValueError("a source of kind 'reddit' needs 'subreddit' or 'query'")
+        if self.kind != "feed" and self.url is not None:
+            raise ValueError(f"'url' is built from the other keys for kind '{self.kind}'")
+        return self
+
+
+class Settings(_Section):
+    """The whole validated configuration. ``path`` and ``secrets`` are filled by the loader."""
+
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    http: HttpSettingsConfig = Field(default_factory=HttpSettingsConfig)
+    polling: PollingSettings = Field(default_factory=PollingSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    brands: tuple[BrandSettings, ...] = ()
+    sources: tuple[SourceSettings, ...] = ()
+    path: Path | None = Field(default=None, exclude=True)
+    secrets: frozenset[str] = Field(default=frozenset(), exclude=True)
+
+    def source_interval(self, source: SourceSettings) -> float:
+        return source.interval if source.interval is not None else self.polling.interval
+
+
+def find_config_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
+    """Return the config file to use, in the documented order of precedence."""
+    if explicit:
+        return Path(explicit)
+    if env.get("LISTENER_CONFIG"):
+        return Path(env["LISTENER_CONFIG"])
+    candidates = [Path("listener.toml")]
+    xdg = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    candidates.append(Path(xdg) / "listener" / "config.toml")
+    candidates.append(Path("/etc/listener/config.toml"))
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    searched = ", ".join(str(c) for c in candidates)
+    raise ConfigError(
+        f"no configuration file found (looked in {searched}); "
+        "hint: pass --config PATH or set LISTENER_CONFIG (see config.example.toml)"
+    )
+
+
+def load_config(
+    path: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
+) -> Settings:
+    """Find, read, interpolate and validate the configuration. Raises ConfigError."""
+    env = os.environ if env is None else env
+    file = find_config_path(path, env)
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{file}: file not found; hint: check --config and LISTENER_CONFIG"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read: {exc}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: invalid TOML: {exc}; hint: check quoting and brackets") from exc
+    return validate_config(raw, file=file, env=env)
+
+
+def validate_config(raw: dict[str, Any], *, file: Path, env: Mapping[str, str]) -> Settings:
+    """Validate an already parsed TOML document."""
+    secrets: set[str] = set()
+    data = _interpolate(raw, "", file, env, secrets)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, file, secrets)) from None
+    for table in ("brands", "sources"):
+        seen: dict[str, int] = {}
+        for index, entry in enumerate(getattr(settings, table)):
+            first = seen.setdefault(entry.name.casefold(), index)
+            if first != index:
+                raise ConfigError(
+                    f"{file}: {table}[{index}].name: duplicate name {entry.name!r} "
+                    f"(also {table}[{first}]); hint: names must be unique"
+                )
+    return settings.model_copy(update={"path": file, "secrets": frozenset(secrets)})
+
+
+def _interpolate(
+    value: Any, where: str, file: Path, env: Mapping[str, str], secrets: set[str]
+) -> Any:
+    if isinstance(value, dict):
+        return {
+            k: _interpolate(v, f"{where}.{k}" if where else k, file, env, secrets)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_interpolate(v, f"{where}[{i}]", file, env, secrets) for i, v in enumerate(value)]
+    if not isinstance(value, str) or "$" not in value:
+        return value
+
+    def replace(match: re.Match[str]) -> str:
+        if match.group(0) == "$${":
+            return "${"
+        name = match.group(1)
+        if name.startswith("file:"):
+            try:
+                secret = Path(name[5:]).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"{file}: {where}: cannot read secret file {name[5:]!r} ({exc.strerror}); "
+                    "hint: check the path and its permissions"
+                ) from None
+        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+            if name not in env:
+                raise ConfigError(
+                    f"{file}: {where}: environment variable {name} is not set; "
+                    f"hint: export {name}=... or put it in the service's EnvironmentFile"
+                )
+            secret = env[name]
+        else:
+            raise ConfigError(
+                f"{file}: {where}: invalid reference ${{{name}}}; "
+                "hint: use ${NAME} for an environment variable or ${file:/path} for a file"
+            )
+        if secret:
+            secrets.add(secret)
+        return secret
+
+    return _INTERPOLATION.sub(replace, value)
+
+
+def _describe(exc: ValidationError, file: Path, secrets: set[str]) -> str:
+    """One line for the first validation error: file, key path, bad value, hint."""
+    error = exc.errors()[0]
+    loc = [part for part in error["loc"] if not _is_union_tag(part)]
+    where = _key_path(loc)
+    if error["type"] == "extra_forbidden":
+        key = str(loc[-1])
+        known = _fields_at(loc[:-1])
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"known keys: {', '.join(known)}"
+        return f"{file}: {where}: unknown key; hint: {hint}"
+    message = str(error["msg"]).removeprefix("Value error, ")
+    value = error.get("input")
+    shown = "" if isinstance(value, dict) else f" (got {_show(value, secrets)})"
+    if error["type"] == "missing":
+        return f"{file}: {where}: required key is missing; hint: add {loc[-1]} = ..."
+    if error["type"] == "literal_error":
+        expected = re.findall(r"'([^']*)'", str(error.get("ctx", {}).get("expected", "")))
+        close = difflib.get_close_matches(str(value), expected, n=1)
+        hint = f"; hint: did you mean '{close[0]}'?" if close else ""
+        return f"{file}: {where}: {message}{shown}{hint}"
+    if error["type"] in ("tuple_type", "list_type"):
+        message = 'expected a list, e.g. ["a", "b"]'
+    hint = _HINTS.get(str(loc[-1]) if loc else "", "")
+    return f"{file}: {where or '(top level)'}: {message}{shown}{'; hint: ' + hint if hint else ''}"
+
+
+_HINTS = {
+    "url": "write the full URL, e.g. https://example.org/feed.xml",
+    "terms": 'write a list of strings: terms = ["Brand", "#brand"]',
+    "brands": "each brand is a [[brands]] table with name and terms",
+    "sources": "each source is a [[sources]] table with name, kind and url",
+}
+
+
+def _is_union_tag(part: int | str) -> bool:
+    return isinstance(part, str) and ("[" in part or part.startswith("function-"))
+
+
+def _key_path(loc: list[int | str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _show(value: object, secrets: set[str]) -> str:
+    text = repr(value)
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _fields_at(loc: list[int | str]) -> list[str]:
+    """The field names of the model found by walking ``loc`` from Settings."""
+    model: type[BaseModel] = Settings
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            break
+        inner = _model_in(field.annotation)
+        if inner is None:
+            break
+        model = inner
+    return [name for name in model.model_fields if name not in ("path", "secrets")]
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) is not None:
+        for arg in get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def default_database_url(env: Mapping[str, str]) -> str:
+    """$STATE_DIRECTORY (systemd) or the XDG data dir, as an SQLite URL."""
+    state = env.get("STATE_DIRECTORY", "").split(":")[0]
+    if state:
+        base = Path(state)
+    else:
+        base = Path(env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "listener"
+    return f"sqlite:///{base / 'listener.db'}"
+
+
+def database_url(settings: Settings, env: Mapping[str, str] | None = None) -> str:
+    return settings.database.url or default_database_url(os.environ if env is None else env)

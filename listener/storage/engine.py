@@ -1,0 +1,130 @@
+"""Engine creation and schema management (Alembic, migrations shipped in this package).
+
+SQLite gets WAL, foreign keys, a busy timeout and synchronous=NORMAL on every connection; its
+parent directory is created. ``check_schema`` refuses to go on when the database is not at the
+head revision, with a one-line hint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
+
+from listener.errors import ConfigError, SchemaOutdatedError, StorageError
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def display_url(url: str) -> str:
+    """The URL with any password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid database URL>"
+
+
+def connect(url: str) -> Engine:
+    """Create an engine for ``url``. Raises ConfigError for a bad URL, StorageError otherwise."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ConfigError(
+            f"database.url: not a valid database URL ({display_url(url)}); "
+            "hint: sqlite:////var/lib/listener/listener.db or postgresql+psycopg://user@host/db"
+        ) from None
+    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            return _sqlite_engine(parsed)
+        if parsed.get_backend_name() != "postgresql":
+            raise ConfigError(
+                f"database.url: unsupported database {parsed.get_backend_name()!r}; "
+                "hint: use sqlite:/// or postgresql://"
+            )
+        return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"database.url: driver missing ({exc.name}); hint: pip install 'listener[postgres]'"
+        ) from None
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot open database {display_url(url)}: {exc}") from exc
+
+
+def _sqlite_engine(parsed: Any) -> Engine:
+    database = parsed.database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        try:
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(
+                f"cannot create the database directory {Path(database).parent}: {exc.strerror}"
+            ) from exc
+    engine = create_engine(parsed, poolclass=NullPool, connect_args={"timeout": 30})
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    return engine
+
+
+def _alembic_config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
+    return config
+
+
+def head_revision() -> str:
+    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    assert head is not None
+    return head
+
+
+def current_revision(engine: Engine) -> str | None:
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    except SQLAlchemyError as exc:
+        raise StorageError(f"cannot read the schema version: {_one_line(exc)}") from exc
+
+
+def upgrade(engine: Engine) -> tuple[str | None, str]:
+    """Migrate to head. Returns (revision before, revision after)."""
+    before = current_revision(engine)
+    try:
+        command.upgrade(_alembic_config(engine), "head")
+    except SQLAlchemyError as exc:
+        raise StorageError(f"migration failed: {_one_line(exc)}") from exc
+    return before, head_revision()
+
+
+def check_schema(engine: Engine) -> None:
+    """Raise SchemaOutdatedError unless the database is at the head revision."""
+    current, head = current_revision(engine), head_revision()
+    if current == head:
+        return
+    state = "has no listener schema" if current is None else f"is at revision {current}"
+    raise SchemaOutdatedError(
+        f"database {display_url(str(engine.url))} {state}, this version needs {head}; "
+        "hint: run `listener db upgrade`"
+    )
+
+
+def _one_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -1,0 +1,427 @@
+"""Store functions: brands and sources from the config, fetch state, batched mention ingest, and
+the queries behind the CLI.
+
+Rules:
+- Ingest is one short transaction per poll: a handful of set-based statements, never an ORM add
+  per row. Dedup is the database's own: ``INSERT .. ON CONFLICT (dedup_key) DO NOTHING``; an item
+  seen before under the same guid keeps its row even when its URL changed; an item whose content
+  hash changed updates its row.
+- Every SQLAlchemy error leaves as StorageError (one line, no credentials).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine, bindparam, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from listener.errors import StorageError
+from listener.models import Mention, SourceState, StoreResult
+from listener.storage.tables import Brand, MentionBrand, Source
+from listener.storage.tables import Mention as MentionRow
+
+T = TypeVar("T")
+_CHUNK = 500
+_FUTURE_SKEW = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogSource:
+    """A configured source as storage needs it."""
+
+    name: str
+    kind: str
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMention:
+    id: int
+    brands: tuple[str, ...]
+    source: str
+    url: str | None
+    title: str
+    text: str
+    author: str | None
+    published_at: datetime | None
+    fetched_at: datetime
+    language: str | None
+    sentiment: str | None
+    sentiment_score: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class MentionFilter:
+    brand: str | None = None
+    source: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    search: str | None = None
+    limit: int | None = 50
+
+
+def _guard(action: str, work: Callable[[], T]) -> T:
+    try:
+        return work()
+    except SQLAlchemyError as exc:
+        first = str(getattr(exc, "orig", None) or exc).splitlines()
+        raise StorageError(f"{action}: {first[0] if first else type(exc).__name__}") from exc
+
+
+def _chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), _CHUNK):
+        yield values[start : start + _CHUNK]
+
+
+def _insert(connection: Connection, table: Any) -> Any:
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def sync_catalog(
+    engine: Engine, brands: Sequence[str], sources: Sequence[CatalogSource], now: datetime
+) -> None:
+    """Make sure every configured brand and source has a row. A source whose configured URL
+    changed starts afresh (its redirect, validators, errors and disabled state are reset)."""
+
+    def work() -> None:
+        with engine.begin() as conn:
+            if brands:
+                conn.execute(
+                    _insert(conn, Brand).on_conflict_do_nothing(index_elements=["name"]),
+                    [{"name": name, "created_at": now} for name in brands],
+                )
+            known = {row.name: row for row in conn.execute(select(Source))}
+            for source in sources:
+                row = known.get(source.name)
+                if row is None:
+                    conn.execute(
+                        _insert(conn, Source).on_conflict_do_nothing(index_elements=["name"]),
+                        {
+                            "name": source.name,
+                            "kind": source.kind,
+                            "config_url": source.url,
+                            "url": source.url,
+                            "consecutive_errors": 0,
+                            "created_at": now,
+                        },
+                    )
+                elif row.config_url != source.url or row.kind != source.kind:
+                    conn.execute(
+                        update(Source)
+                        .where(Source.id == row.id)
+                        .values(
+                            kind=source.kind,
+                            config_url=source.url,
+                            url=source.url,
+                            etag=None,
+                            last_modified=None,
+                            consecutive_errors=0,
+                            last_error=None,
+                            next_poll_at=None,
+                            disabled_reason=None,
+                        )
+                    )
+
+    _guard("cannot update brands and sources", work)
+
+
+def load_states(engine: Engine) -> dict[str, SourceState]:
+    def work() -> dict[str, SourceState]:
+        with engine.connect() as conn:
+            return {row.name: _state(row) for row in conn.execute(select(Source))}
+
+    return _guard("cannot read source state", work)
+
+
+def _state(row: Any) -> SourceState:
+    return SourceState(
+        id=row.id,
+        name=row.name,
+        url=row.url,
+        etag=row.etag,
+        last_modified=row.last_modified,
+        consecutive_errors=row.consecutive_errors,
+        last_error=row.last_error,
+        last_attempt_at=row.last_attempt_at,
+        last_success_at=row.last_success_at,
+        next_poll_at=row.next_poll_at,
+        disabled_reason=row.disabled_reason,
+    )
+
+
+def record_success(
+    engine: Engine,
+    source_id: int,
+    *,
+    now: datetime,
+    next_poll_at: datetime,
+    etag: str | None,
+    last_modified: str | None,
+    permanent_url: str | None = None,
+    mentions: Sequence[Mention] = (),
+) -> StoreResult:
+    """Store a successful poll (200 or 304): its mentions and the source's new fetch state."""
+
+    def work() -> StoreResult:
+        with engine.begin() as conn:
+            result = _ingest(conn, source_id, mentions, now) if mentions else StoreResult()
+            values: dict[str, Any] = {
+                "etag": etag,
+                "last_modified": last_modified,
+                "last_attempt_at": now,
+                "last_success_at": now,
+                "consecutive_errors": 0,
+                "last_error": None,
+                "next_poll_at": next_poll_at,
+            }
+            if permanent_url:
+                values["url"] = permanent_url
+            conn.execute(update(Source).where(Source.id == source_id).values(**values))
+            return result
+
+    return _guard("cannot store poll result", work)
+
+
+def record_failure(
+    engine: Engine, source_id: int, *, now: datetime, error: str, next_poll_at: datetime
+) -> None:
+    def work() -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                update(Source)
+                .where(Source.id == source_id)
+                .values(
+                    last_attempt_at=now,
+                    consecutive_errors=Source.consecutive_errors + 1,
+                    last_error=error[:1000],
+                    next_poll_at=next_poll_at,
+                )
+            )
+
+    _guard("cannot store poll failure", work)
+
+
+def record_gone(engine: Engine, source_id: int, *, now: datetime, reason: str) -> None:
+    def work() -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                update(Source)
+                .where(Source.id == source_id)
+                .values(last_attempt_at=now, disabled_reason=reason, next_poll_at=None)
+            )
+
+    _guard("cannot disable source", work)
+
+
+def _ingest(
+    conn: Connection, source_id: int, mentions: Sequence[Mention], now: datetime
+) -> StoreResult:
+    # An item seen before under the same guid keeps its row, whatever its URL is now.
+    guids = sorted({m.item.guid for m in mentions if m.item.guid})
+    key_of_guid: dict[str, str] = {}
+    for chunk in _chunks(guids):
+        by_guid = select(MentionRow.guid, MentionRow.dedup_key).where(
+            MentionRow.source_id == source_id, MentionRow.guid.in_(chunk)
+        )
+        key_of_guid.update({row.guid or "": row.dedup_key for row in conn.execute(by_guid)})
+
+    rows: dict[str, dict[str, Any]] = {}
+    brands_of: dict[str, set[str]] = {}
+    for mention in mentions:
+        item = mention.item
+        key = key_of_guid.get(item.guid or "", mention.dedup_key)
+        published = item.published_at
+        event_at = published if published and published <= now + _FUTURE_SKEW else now
+        rows[key] = {
+            "source_id": source_id,
+            "dedup_key": key,
+            "content_hash": mention.content_hash,
+            "url": item.url,
+            "canonical_url": mention.canonical_url,
+            "guid": item.guid,
+            "title": item.title,
+            "text": item.text,
+            "author": item.author,
+            "published_at": published,
+            "fetched_at": now,
+            "updated_at": now,
+            "event_at": event_at,
+            "language": item.language,
+        }
+        brands_of.setdefault(key, set()).update(mention.brands)
+
+    existing: dict[str, tuple[int, str]] = {}
+    for chunk in _chunks(list(rows)):
+        by_key = select(MentionRow.dedup_key, MentionRow.id, MentionRow.content_hash).where(
+            MentionRow.dedup_key.in_(chunk)
+        )
+        existing.update({r.dedup_key: (r.id, r.content_hash) for r in conn.execute(by_key)})
+
+    ids: dict[str, int] = {k: v[0] for k, v in existing.items()}
+    fresh = [row for key, row in rows.items() if key not in existing]
+    if fresh:
+        inserting = (
+            _insert(conn, MentionRow)
+            .on_conflict_do_nothing(index_elements=["dedup_key"])
+            .returning(MentionRow.id, MentionRow.dedup_key)
+        )
+        ids.update({row.dedup_key: row.id for row in conn.execute(inserting, fresh)})
+    new_ids = tuple(ids[row["dedup_key"]] for row in fresh if row["dedup_key"] in ids)
+
+    changed = [
+        {**rows[key], "_id": ident}
+        for key, (ident, digest) in existing.items()
+        if rows[key]["content_hash"] != digest
+    ]
+    if changed:
+        keep = ("content_hash", "url", "canonical_url", "title", "text", "author")
+        updating = (
+            update(MentionRow)
+            .where(MentionRow.id == bindparam("_id"))
+            .values({name: bindparam(name) for name in (*keep, "published_at", "updated_at")})
+        )
+        conn.execute(
+            updating,
+            [
+                {name: row[name] for name in (*keep, "published_at", "updated_at", "_id")}
+                for row in changed
+            ],
+        )
+
+    names = sorted({b for bs in brands_of.values() for b in bs})
+    by_name = select(Brand.name, Brand.id).where(Brand.name.in_(names))
+    brand_ids = {row.name: row.id for row in conn.execute(by_name)}
+    links = [
+        {"mention_id": ids[key], "brand_id": brand_ids[name]}
+        for key, names_of in brands_of.items()
+        if key in ids
+        for name in sorted(names_of)
+        if name in brand_ids
+    ]
+    if links:
+        conn.execute(
+            _insert(conn, MentionBrand).on_conflict_do_nothing(
+                index_elements=["mention_id", "brand_id"]
+            ),
+            links,
+        )
+    return StoreResult(
+        new=len(new_ids),
+        updated=len(changed),
+        unchanged=len(rows) - len(new_ids) - len(changed),
+        new_ids=new_ids,
+    )
+
+
+def query_mentions(engine: Engine, where: MentionFilter) -> list[StoredMention]:
+    """Mentions matching the filter, newest first (event time, then id)."""
+
+    def work() -> list[StoredMention]:
+        stmt = select(MentionRow, Source.name.label("source_name")).join(
+            Source, Source.id == MentionRow.source_id
+        )
+        if where.brand is not None:
+            stmt = stmt.where(
+                MentionRow.id.in_(
+                    select(MentionBrand.mention_id)
+                    .join(Brand, Brand.id == MentionBrand.brand_id)
+                    .where(func.lower(Brand.name) == where.brand.lower())
+                )
+            )
+        if where.source is not None:
+            stmt = stmt.where(func.lower(Source.name) == where.source.lower())
+        if where.since is not None:
+            stmt = stmt.where(MentionRow.event_at >= where.since)
+        if where.until is not None:
+            stmt = stmt.where(MentionRow.event_at < where.until)
+        if where.search:
+            pattern = "%" + _escape_like(where.search) + "%"
+            stmt = stmt.where(
+                MentionRow.title.ilike(pattern, escape="\\")
+                | MentionRow.text.ilike(pattern, escape="\\")
+            )
+        stmt = stmt.order_by(MentionRow.event_at.desc(), MentionRow.id.desc())
+        if where.limit is not None:
+            stmt = stmt.limit(where.limit)
+        with engine.connect() as conn:
+            found = conn.execute(stmt).all()
+            ids = [row.id for row in found]
+            brands: dict[int, list[str]] = {}
+            for chunk in _chunks(ids):
+                pairs = conn.execute(
+                    select(MentionBrand.mention_id, Brand.name)
+                    .join(Brand, Brand.id == MentionBrand.brand_id)
+                    .where(MentionBrand.mention_id.in_(chunk))
+                    .order_by(Brand.name)
+                )
+                for mention_id, name in pairs:
+                    brands.setdefault(mention_id, []).append(name)
+        return [
+            StoredMention(
+                id=row.id,
+                brands=tuple(brands.get(row.id, ())),
+                source=row.source_name,
+                url=row.url,
+                title=row.title,
+                text=row.text,
+                author=row.author,
+                published_at=row.published_at,
+                fetched_at=row.fetched_at,
+                language=row.language,
+                sentiment=row.sentiment,
+                sentiment_score=row.sentiment_score,
+            )
+            for row in found
+        ]
+
+    return _guard("cannot query mentions", work)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def mention_counts(engine: Engine) -> dict[int, int]:
+    """Number of stored mentions per source id."""
+
+    def work() -> dict[int, int]:
+        with engine.connect() as conn:
+            stmt = select(MentionRow.source_id, func.count()).group_by(MentionRow.source_id)
+            return {row[0]: row[1] for row in conn.execute(stmt)}
+
+    return _guard("cannot count mentions", work)
+
+
+def count_rows(engine: Engine) -> dict[str, int]:
+    def work() -> dict[str, int]:
+        with engine.connect() as conn:
+            return {
+                table.__tablename__: conn.execute(
+                    select(func.count()).select_from(table)
+                ).scalar_one()
+                for table in (Brand, Source, MentionRow, MentionBrand)
+            }
+
+    return _guard("cannot count rows", work)
+
+
+__all__ = [
+    "CatalogSource",
+    "MentionFilter",
+    "StoredMention",
+    "count_rows",
+    "load_states",
+    "mention_counts",
+    "query_mentions",
+    "record_failure",
+    "record_gone",
+    "record_success",
+    "sync_catalog",
+]
