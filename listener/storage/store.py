@@ -140,6 +140,14 @@ def load_states(engine: Engine) -> dict[str, SourceState]:
     return _guard("cannot read source state", work)
 
 
+def load_state(engine: Engine, source_id: int) -> SourceState:
+    def work() -> SourceState:
+        with engine.connect() as conn:
+            return _state(conn.execute(select(Source).where(Source.id == source_id)).one())
+
+    return _guard("cannot read source state", work)
+
+
 def _state(row: Any) -> SourceState:
     return SourceState(
         id=row.id,
@@ -417,6 +425,7 @@ __all__ = [
     "MentionFilter",
     "StoredMention",
     "count_rows",
+    "load_state",
     "load_states",
     "mention_counts",
     "query_mentions",

@@ -1,0 +1,380 @@
+"""The everyday commands: check-config, db, mentions, sources, poll, run."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from listener.cli import App, cli, config_option, pass_app
+from listener.cli.output import emit, format_option, iso, resolve_format
+from listener.config import Settings, database_url, parse_duration
+from listener.errors import ConfigError
+from listener.pipeline import PollOutcome, Poller, http_settings, source_url, summarize
+from listener.sources.client import Client, redact_url
+from listener.storage import engine as db
+from listener.storage import store
+from listener.untrusted import for_terminal
+
+
+def parse_when(value: str, option: str, now: datetime) -> datetime:
+    """'24h' / '7d' (ago), or an ISO date / date-time (UTC unless it says otherwise)."""
+    text = value.strip()
+    if re.fullmatch(r"[\d.]+\s*(ms|s|m|h|d|w)([\d.]+\s*(ms|s|m|h|d|w))*", text, re.IGNORECASE):
+        return now - timedelta(seconds=parse_duration(text))
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is neither a duration (24h, 7d) nor an ISO date (2026-11-01)",
+            param_hint=option,
+        ) from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+# -- check-config -----------------------------------------------------------------------------
+
+
+def mask(text: str, settings: Settings) -> str:
+    for secret in settings.secrets:
+        text = text.replace(secret, "***")
+    return redact_url(text) if "://" in text else text
+
+
+@cli.command("check-config")
+@config_option
+@pass_app
+def check_config(app: App) -> None:
+    """Validate the configuration and print a summary (secrets masked)."""
+    settings = app.settings()
+    out = click.echo
+    out(f"Configuration {settings.path}: OK")
+    out(f"Database: {db.display_url(mask(database_url(settings), settings))}")
+    out(f"Brands ({len(settings.brands)}):")
+    for brand in settings.brands:
+        terms = ", ".join(brand.terms)
+        excluded = f"; excluding {', '.join(brand.exclude)}" if brand.exclude else ""
+        out(f"  {brand.name}: {mask(terms, settings)}{mask(excluded, settings)}")
+    out(f"Sources ({len(settings.sources)}):")
+    for source in settings.sources:
+        every = _duration(settings.source_interval(source))
+        state = "" if source.enabled else " (disabled in config)"
+        headers = f", headers: {', '.join(sorted(source.headers))} = ***" if source.headers else ""
+        out(
+            f"  {source.name} [{source.kind}] every {every}: "
+            f"{mask(source_url(source), settings)}{headers}{state}"
+        )
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
+
+
+# -- db -----------------------------------------------------------------------------------------
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Database schema: upgrade, current."""
+
+
+@db_group.command("upgrade")
+@config_option
+@pass_app
+def db_upgrade(app: App) -> None:
+    """Create or migrate the database schema to the version this listener needs."""
+    engine = app.engine(check=False)
+    before, after = db.upgrade(engine)
+    where = db.display_url(str(engine.url))
+    if before == after:
+        click.echo(f"{where}: already at revision {after}")
+    else:
+        click.echo(f"{where}: upgraded from {before or 'empty'} to {after}")
+
+
+@db_group.command("current")
+@config_option
+@pass_app
+def db_current(app: App) -> None:
+    """Show the schema revision of the database and the one this version needs."""
+    engine = app.engine(check=False)
+    current, head = db.current_revision(engine), db.head_revision()
+    state = "up to date" if current == head else "out of date: run `listener db upgrade`"
+    click.echo(
+        f"{db.display_url(str(engine.url))}: revision {current or 'none'} (head {head}, {state})"
+    )
+    if current != head:
+        sys.exit(2)
+
+
+# -- mentions -----------------------------------------------------------------------------------
+
+MENTION_COLUMNS = [
+    ("published_at", "published (UTC)", 16),
+    ("brands", "brand", 20),
+    ("source", "source", 14),
+    ("title", "title", 60),
+    ("author", "author", 16),
+    ("language", "lang", 4),
+    ("sentiment", "sentiment", 9),
+    ("url", "url", 50),
+]
+_TABLE_KEYS = {"brands": "brands_shown", "title": "headline"}
+
+
+def mention_record(mention: store.StoredMention) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "id": mention.id,
+        "brand": mention.brands[0] if len(mention.brands) == 1 else None,
+        "brands": list(mention.brands),
+    }
+    record.update(
+        source=mention.source,
+        url=mention.url,
+        title=mention.title,
+        text=mention.text,
+        author=mention.author,
+        published_at=iso(mention.published_at),
+        fetched_at=iso(mention.fetched_at),
+        language=mention.language,
+        sentiment=mention.sentiment,
+        sentiment_score=mention.sentiment_score,
+    )
+    return record
+
+
+@cli.command("mentions")
+@config_option
+@click.option("--brand", help="Only mentions of this brand.")
+@click.option("--source", help="Only mentions from this source (its name).")
+@click.option("--since", help="From this time on: 24h, 7d, or an ISO date/time.")
+@click.option("--until", help="Before this time: 24h, 7d, or an ISO date/time.")
+@click.option("--search", help="Only mentions whose title or text contains TEXT.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=50,
+    show_default=True,
+    help="At most this many (0: no limit).",
+)
+@format_option
+@pass_app
+def mentions(
+    app: App,
+    brand: str | None,
+    source: str | None,
+    since: str | None,
+    until: str | None,
+    search: str | None,
+    limit: int,
+    fmt: str | None,
+) -> None:
+    """Show stored mentions, newest first."""
+    now = datetime.now(UTC)
+    where = store.MentionFilter(
+        brand=brand,
+        source=source,
+        since=parse_when(since, "--since", now) if since else None,
+        until=parse_when(until, "--until", now) if until else None,
+        search=search,
+        limit=limit or None,
+    )
+    settings = app.settings()
+    for name, known in (
+        (brand, [b.name for b in settings.brands]),
+        (source, [s.name for s in settings.sources]),
+    ):
+        if name and name.casefold() not in {k.casefold() for k in known}:
+            click.echo(f"Warning: {for_terminal(name)!r} is not in the configuration", err=True)
+    found = store.query_mentions(app.engine(), where)
+    records = [mention_record(m) for m in found]
+    for record in records:
+        record["brands_shown"] = record["brands"]
+        record["headline"] = record["title"] or record["text"][:200]
+    output = resolve_format(fmt)
+    columns = [(_TABLE_KEYS.get(k, k), h, w) for k, h, w in MENTION_COLUMNS]
+    if output in ("json", "jsonl"):
+        for record in records:
+            del record["brands_shown"], record["headline"]
+    elif output == "csv":
+        columns = [
+            (k, k, None)
+            for k in (
+                "id",
+                "brands_shown",
+                "source",
+                "url",
+                "title",
+                "text",
+                "author",
+                "published_at",
+                "fetched_at",
+                "language",
+                "sentiment",
+                "sentiment_score",
+            )
+        ]
+    emit(records, output, columns=columns, title=f"{len(records)} mentions")
+
+
+# -- sources ------------------------------------------------------------------------------------
+
+
+@cli.command("sources")
+@config_option
+@format_option
+@pass_app
+def sources(app: App, fmt: str | None) -> None:
+    """Show each configured source's health."""
+    settings = app.settings()
+    engine = app.engine()
+    poller_sources = [store.CatalogSource(s.name, s.kind, source_url(s)) for s in settings.sources]
+    store.sync_catalog(engine, [b.name for b in settings.brands], poller_sources, datetime.now(UTC))
+    states = store.load_states(engine)
+    counts = store.mention_counts(engine)
+    records = []
+    for source in settings.sources:
+        state = states[source.name]
+        if not source.enabled:
+            health = "disabled (config)"
+        elif state.disabled_reason:
+            health = "disabled"
+        elif state.consecutive_errors:
+            health = f"failing ({state.consecutive_errors})"
+        elif state.last_success_at is None:
+            health = "not polled yet"
+        else:
+            health = "ok"
+        records.append(
+            {
+                "name": source.name,
+                "kind": source.kind,
+                "health": health,
+                "url": mask(state.url, settings),
+                "last_success_at": iso(state.last_success_at),
+                "last_attempt_at": iso(state.last_attempt_at),
+                "consecutive_errors": state.consecutive_errors,
+                "last_error": mask(state.last_error, settings) if state.last_error else None,
+                "next_poll_at": iso(state.next_poll_at),
+                "disabled_reason": state.disabled_reason,
+                "mentions": counts.get(state.id, 0),
+            }
+        )
+    emit(
+        records,
+        resolve_format(fmt),
+        title=f"{len(records)} sources",
+        columns=[
+            ("name", "source", 20),
+            ("kind", "kind", 11),
+            ("health", "health", 14),
+            ("last_success_at", "last success", 20),
+            ("next_poll_at", "next poll", 20),
+            ("mentions", "mentions", 8),
+            ("last_error", "last error / disabled reason", 60),
+        ]
+        if resolve_format(fmt) == "table"
+        else [
+            (k, k, None)
+            for k in (
+                "name",
+                "kind",
+                "health",
+                "url",
+                "last_success_at",
+                "last_attempt_at",
+                "consecutive_errors",
+                "last_error",
+                "next_poll_at",
+                "disabled_reason",
+                "mentions",
+            )
+        ],
+    )
+
+
+# -- poll, run ----------------------------------------------------------------------------------
+
+
+async def poll_cycle(settings: Settings, engine: Any, show_progress: bool) -> list[PollOutcome]:
+    async with Client(http_settings(settings)) as client:
+        poller = Poller(settings, engine, client)
+        try:
+            await poller.prepare()
+            total = sum(1 for s in settings.sources if s.enabled)
+            if not show_progress:
+                return await poller.poll_all()
+            console = Console(stderr=True)
+            columns = (
+                TextColumn("polling"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[last]}"),
+                TimeElapsedColumn(),
+            )
+            with Progress(*columns, console=console, transient=True) as progress:
+                task = progress.add_task("poll", total=total, last="")
+
+                def done(outcome: PollOutcome) -> None:
+                    progress.update(task, advance=1, last=for_terminal(outcome.source)[:30])
+
+                return await poller.poll_all(on_done=done)
+        finally:
+            poller.close()
+
+
+@cli.command("poll")
+@config_option
+@click.option(
+    "--once",
+    is_flag=True,
+    default=True,
+    help="Run one full cycle over all enabled sources and exit (the default).",
+)
+@pass_app
+def poll(app: App, once: bool) -> None:
+    """Poll every enabled source once, store new mentions, print a summary.
+
+    Sources that are backing off after errors are polled anyway; sources disabled after
+    410 Gone are not.
+    """
+    settings = app.settings()
+    if not settings.sources:
+        raise ConfigError(f"{settings.path}: sources: no sources configured; hint: add [[sources]]")
+    engine = app.engine()
+    outcomes = asyncio.run(poll_cycle(settings, engine, sys.stderr.isatty()))
+    counts = summarize(outcomes)
+    for outcome in outcomes:
+        if outcome.status in ("failed", "gone", "disabled"):
+            click.echo(
+                f"  {for_terminal(outcome.source)}: {for_terminal(outcome.error or '')}", err=True
+            )
+    click.echo(
+        f"Polled {counts['sources']} sources: {counts['ok']} ok "
+        f"({counts['not_modified']} not modified), {counts['failed']} failed, "
+        f"{counts['disabled']} disabled; {counts['items']} items, "
+        f"{counts['new']} new mentions, {counts['updated']} updated."
+    )
+    if counts["failed"] and counts["failed"] == counts["sources"]:
+        sys.exit(1)
+
+
+@cli.command("run")
+@config_option
+@pass_app
+def run(app: App) -> None:
+    """Run the daemon: poll every source on its interval until SIGTERM/SIGINT."""
+    from listener.daemon import run_daemon
+
+    settings = app.settings()
+    engine = app.engine()
+    sys.exit(asyncio.run(run_daemon(settings, engine)))

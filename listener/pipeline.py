@@ -1,0 +1,337 @@
+"""The orchestrator: one poll of one source is fetch -> parse -> match -> store.
+
+Rules:
+- Every poll has its own error boundary: whatever goes wrong with one source is recorded on its
+  row (with a stage prefix: "fetch:", "parse:", "store:", "internal:") and never stops the others.
+- Network waits happen on the event loop; parsing and matching run in a worker thread; database
+  work runs in one dedicated thread in short transactions, so nothing blocks the loop that keeps
+  timeouts honest.
+- Politeness: conditional GET with the stored validators; after errors the next poll backs off
+  exponentially with jitter, capped at ``polling.max_backoff`` and never giving up; a server's
+  Retry-After is honoured; 410 Gone disables the source until its configured URL changes; a
+  permanent redirect updates the URL that is polled.
+- Only items that match at least one brand become mentions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Literal, TypeVar
+
+from sqlalchemy import Engine
+
+from listener import __version__
+from listener.config import Settings, SourceSettings
+from listener.errors import FetchError, ListenerError, ParseError, StorageError
+from listener.matching import Matcher, canonical_url, content_hash, dedup_key
+from listener.models import BrandTerms, Mention, ParsedFeed, SourceState, StoreResult
+from listener.sources import feed
+from listener.sources.client import Client, HttpSettings, redact_url
+from listener.storage import store
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Status = Literal["ok", "not_modified", "failed", "gone", "skipped", "disabled"]
+MAX_RETRY_AFTER = 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class PollOutcome:
+    """What one poll of one source did."""
+
+    source: str
+    status: Status
+    items: int = 0
+    new: int = 0
+    updated: int = 0
+    error: str | None = None
+    warnings: tuple[str, ...] = ()
+    elapsed: float = 0.0
+
+    @property
+    def is_failure(self) -> bool:
+        return self.status == "failed"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def source_url(source: SourceSettings) -> str:
+    """The feed URL a configured source polls (URL builders for the non-plain kinds)."""
+    if source.kind == "google_news":
+        return feed.google_news_url(
+            source.query or "", language=source.language or "en", country=source.country or "US"
+        )
+    if source.kind == "reddit":
+        return feed.reddit_url(subreddit=source.subreddit, query=source.query)
+    if source.kind == "youtube":
+        return feed.youtube_url(source.channel_id or "")
+    if source.kind == "mastodon":
+        return feed.mastodon_url(source.instance or "", source.hashtag or "")
+    assert source.url is not None
+    return source.url
+
+
+def http_settings(settings: Settings) -> HttpSettings:
+    http = settings.http
+    agent = http.user_agent or f"listener/{__version__} (social listening feed reader)"
+    if http.contact:
+        agent = f"{agent} contact: {http.contact}"
+    return HttpSettings(
+        user_agent=agent,
+        connect_timeout=http.connect_timeout,
+        read_timeout=http.read_timeout,
+        total_timeout=http.total_timeout,
+        max_body_bytes=http.max_body_size,
+        max_redirects=http.max_redirects,
+        per_host_limit=http.per_host_limit,
+        max_connections=http.max_connections,
+    )
+
+
+def backoff_delay(
+    errors: int, interval: float, cap: float, rng: Callable[[], float] = random.random
+) -> float:
+    """Seconds to wait after ``errors`` consecutive failures: exponential, capped, jittered."""
+    base = min(cap, interval * 2.0 ** max(0, errors - 1))
+    return base / 2 + rng() * base / 2
+
+
+class Poller:
+    """Polls sources for one configuration against one database through one HTTP client."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        client: Client,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.client = client
+        self.clock = clock
+        self.rng = rng
+        self.matcher = Matcher(
+            [BrandTerms(b.name, tuple(b.terms), tuple(b.exclude)) for b in settings.brands]
+        )
+        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="listener-db")
+        self._states: dict[str, SourceState] = {}
+
+    def close(self) -> None:
+        self._db.shutdown(wait=True)
+
+    async def _in_db(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._db, work)
+
+    async def prepare(self) -> None:
+        """Register configured brands and sources, then load their fetch state."""
+        sources = [
+            store.CatalogSource(s.name, s.kind, source_url(s)) for s in self.settings.sources
+        ]
+        brands = [b.name for b in self.settings.brands]
+        await self._in_db(partial(store.sync_catalog, self.engine, brands, sources, self.clock()))
+        self._states = await self._in_db(partial(store.load_states, self.engine))
+
+    async def poll_all(
+        self,
+        *,
+        force: bool = True,
+        on_done: Callable[[PollOutcome], None] | None = None,
+    ) -> list[PollOutcome]:
+        """Poll every enabled source once, ``polling.concurrency`` at a time."""
+        if not self._states:
+            await self.prepare()
+        limit = asyncio.Semaphore(self.settings.polling.concurrency)
+
+        async def one(source: SourceSettings) -> PollOutcome:
+            async with limit:
+                outcome = await self.poll(source, force=force)
+            if on_done is not None:
+                on_done(outcome)
+            return outcome
+
+        enabled = [s for s in self.settings.sources if s.enabled]
+        return list(await asyncio.gather(*(one(s) for s in enabled)))
+
+    async def poll(self, source: SourceSettings, *, force: bool = False) -> PollOutcome:
+        """Poll one source. Never raises for anything the source or the network did."""
+        started = time.monotonic()
+        state = self._states.get(source.name)
+        if state is None:
+            await self.prepare()
+            state = self._states[source.name]
+        now = self.clock()
+        if state.disabled_reason:
+            return PollOutcome(source.name, "disabled", error=state.disabled_reason)
+        if not force and state.next_poll_at is not None:
+            slack = timedelta(seconds=self.settings.polling.jitter + 5)
+            if state.next_poll_at > now + slack:
+                return PollOutcome(source.name, "skipped")
+        try:
+            outcome = await self._poll(source, state, now)
+        except ListenerError as exc:
+            outcome = await self._fail(source, state, now, exc)
+        except Exception as exc:
+            log.exception("internal error while polling %s", source.name)
+            outcome = await self._fail(source, state, now, exc)
+        self._states[source.name] = await self._in_db(
+            partial(store.load_state, self.engine, state.id)
+        )
+        return replace(outcome, elapsed=time.monotonic() - started)
+
+    async def _poll(self, source: SourceSettings, state: SourceState, now: datetime) -> PollOutcome:
+        response = await self.client.get(
+            state.url,
+            etag=state.etag,
+            last_modified=state.last_modified,
+            headers=source.headers,
+        )
+        interval = self.settings.source_interval(source)
+        next_poll = now + timedelta(seconds=interval)
+        if response.status == 410:
+            reason = (
+                f"HTTP 410 Gone from {redact_url(state.url)} at {now:%Y-%m-%d %H:%M} UTC; "
+                "change the source's URL in the config to poll it again"
+            )
+            await self._in_db(partial(store.record_gone, self.engine, state.id, now=now, reason=reason))
+            log.warning("source %s disabled: %s", source.name, reason)
+            return PollOutcome(source.name, "gone", error=reason)
+        if response.permanent_url:
+            log.info(
+                "source %s moved permanently to %s",
+                source.name,
+                redact_url(response.permanent_url),
+            )
+        if response.status == 304:
+            await self._in_db(
+                partial(
+                    store.record_success,
+                    self.engine,
+                    state.id,
+                    now=now,
+                    next_poll_at=next_poll,
+                    etag=response.etag or state.etag,
+                    last_modified=response.last_modified or state.last_modified,
+                    permanent_url=response.permanent_url,
+                )
+            )
+            return PollOutcome(source.name, "not_modified")
+        parsed, mentions = await asyncio.to_thread(
+            self._digest, source.name, response.body, response.url, response.content_type
+        )
+        for warning in parsed.warnings:
+            log.warning("source %s: %s", source.name, warning)
+        result: StoreResult = await self._in_db(
+            partial(
+                store.record_success,
+                self.engine,
+                state.id,
+                now=now,
+                next_poll_at=next_poll,
+                etag=response.etag,
+                last_modified=response.last_modified,
+                permanent_url=response.permanent_url,
+                mentions=mentions,
+            )
+        )
+        return PollOutcome(
+            source.name,
+            "ok",
+            items=len(parsed.items),
+            new=result.new,
+            updated=result.updated,
+            warnings=parsed.warnings,
+        )
+
+    def _digest(
+        self, source: str, body: bytes, url: str, content_type: str | None
+    ) -> tuple[ParsedFeed, list[Mention]]:
+        """Parse and match (CPU work, run in a worker thread)."""
+        parsed = feed.parse_feed(body, url=url, content_type=content_type)
+        mentions = []
+        for item in parsed.items:
+            brands = self.matcher.match_item(item)
+            if not brands:
+                continue
+            mentions.append(
+                Mention(
+                    item=item,
+                    brands=brands,
+                    dedup_key=dedup_key(source=source, guid=item.guid, url=item.url, title=item.title),
+                    canonical_url=canonical_url(item.url) if item.url else None,
+                    content_hash=content_hash(item.title, item.text, item.author),
+                )
+            )
+        return parsed, mentions
+
+    async def _fail(
+        self, source: SourceSettings, state: SourceState, now: datetime, exc: Exception
+    ) -> PollOutcome:
+        stage = {FetchError: "fetch", ParseError: "parse", StorageError: "store"}.get(
+            type(exc), "internal"
+        )
+        message = f"{stage}: {_one_line(exc)}"
+        errors = state.consecutive_errors + 1
+        delay = backoff_delay(
+            errors,
+            self.settings.source_interval(source),
+            self.settings.polling.max_backoff,
+            self.rng,
+        )
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after:
+            delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER))
+        next_poll = now + timedelta(seconds=delay)
+        log.warning(
+            "source %s failed (%d in a row, next try in %ds): %s",
+            source.name,
+            errors,
+            delay,
+            message,
+        )
+        try:
+            await self._in_db(
+                partial(
+                    store.record_failure,
+                    self.engine,
+                    state.id,
+                    now=now,
+                    error=message,
+                    next_poll_at=next_poll,
+                )
+            )
+        except StorageError as store_exc:
+            log.error("cannot record failure of source %s: %s", source.name, store_exc)
+        return PollOutcome(source.name, "failed", error=message)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def summarize(outcomes: Sequence[PollOutcome]) -> dict[str, int]:
+    """Counts for a cycle summary line."""
+    return {
+        "sources": len(outcomes),
+        "ok": sum(o.status in ("ok", "not_modified") for o in outcomes),
+        "not_modified": sum(o.status == "not_modified" for o in outcomes),
+        "failed": sum(o.status == "failed" for o in outcomes),
+        "disabled": sum(o.status in ("gone", "disabled") for o in outcomes),
+        "skipped": sum(o.status == "skipped" for o in outcomes),
+        "items": sum(o.items for o in outcomes),
+        "new": sum(o.new for o in outcomes),
+        "updated": sum(o.updated for o in outcomes),
+    }
