@@ -41,10 +41,16 @@ def parse_when(value: str, option: str, now: datetime) -> datetime:
 # -- check-config -----------------------------------------------------------------------------
 
 
-def mask(text: str, settings: Settings) -> str:
-    for secret in settings.secrets:
+def _mask_secrets(text: str, settings: Settings) -> str:
+    for secret in sorted(settings.secrets, key=len, reverse=True):
         text = text.replace(secret, "***")
-    return redact_url(text) if "://" in text else text
+    return text
+
+
+def mask(text: str, settings: Settings) -> str:
+    """Text with secrets masked; URLs also lose passwords and token-like query values."""
+    text = _mask_secrets(text, settings)
+    return redact_url(text) if text.startswith(("http://", "https://")) else text
 
 
 @cli.command("check-config")
@@ -55,7 +61,7 @@ def check_config(app: App) -> None:
     settings = app.settings()
     out = click.echo
     out(f"Configuration {settings.path}: OK")
-    out(f"Database: {db.display_url(mask(database_url(settings), settings))}")
+    out(f"Database: {_mask_secrets(db.display_url(database_url(settings)), settings)}")
     out(f"Brands ({len(settings.brands)}):")
     for brand in settings.brands:
         terms = ", ".join(brand.terms)
@@ -128,7 +134,7 @@ MENTION_COLUMNS = [
     ("sentiment", "sentiment", 9),
     ("url", "url", 50),
 ]
-_TABLE_KEYS = {"brands": "brands_shown", "title": "headline"}
+TABLE_KEYS = {"brands": "brands_shown", "title": "headline"}
 
 
 def mention_record(mention: store.StoredMention) -> dict[str, Any]:
@@ -201,7 +207,7 @@ def mentions(
         record["brands_shown"] = record["brands"]
         record["headline"] = record["title"] or record["text"][:200]
     output = resolve_format(fmt)
-    columns = [(_TABLE_KEYS.get(k, k), h, w) for k, h, w in MENTION_COLUMNS]
+    columns = [(TABLE_KEYS.get(k, k), h, w) for k, h, w in MENTION_COLUMNS]
     if output in ("json", "jsonl"):
         for record in records:
             del record["brands_shown"], record["headline"]

@@ -1,0 +1,1 @@
+"""Sources: fetching only; one configured source -> Items."""

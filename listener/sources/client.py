@@ -1,0 +1,306 @@
+"""HTTP fetching: the only module that uses httpx.
+
+``Client.get`` fetches one URL with one shared ``httpx.AsyncClient`` and applies the rules every
+source needs, so no source has to remember them:
+
+- Timeouts: connect, read (between bytes) and a total deadline around the whole exchange,
+  redirects and body included, so a server dripping bytes cannot hold a poll open.
+- Size cap: the body is streamed raw and decompressed here (gzip, deflate, identity) with a
+  bounded output, so neither a huge body nor a decompression bomb can exceed ``max_body_bytes``.
+- Redirects are followed by hand, at most ``max_redirects``, http and https only. URL userinfo
+  becomes basic auth; it and all caller-supplied headers go only to the original origin (scheme,
+  host, port) and are dropped for good once a redirect leaves it. Conditional-GET validators are
+  not secrets and are sent on every hop.
+- At most ``per_host_limit`` requests per host run at once. Cookies are never stored, so no state
+  leaks from one source to another.
+- Status: 2xx, 304 (not modified) and 410 (gone) are returned; everything else raises
+  ``FetchError`` (with ``retry_after`` for 429/503). Every httpx and OS exception becomes a
+  one-line ``FetchError`` naming the URL through ``redact_url``, so messages carry no secrets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from types import TracebackType
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import httpx
+
+from listener import __version__
+from listener.errors import FetchError
+
+__all__ = ["Client", "HttpSettings", "Response", "redact_url"]
+
+ACCEPT = (
+    "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.9, "
+    "application/json;q=0.8, */*;q=0.5"
+)
+ACCEPT_ENCODING = "gzip, deflate"
+_REDIRECTS = frozenset({301, 302, 303, 307, 308})
+_PERMANENT = frozenset({301, 308})
+_SECRET_PARAM = re.compile(r"token|key|secret|passw|auth|sig|session|credential", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpSettings:
+    """How the client behaves. Durations are seconds; sizes are bytes."""
+
+    user_agent: str = f"listener/{__version__} (social listening feed reader)"
+    connect_timeout: float = 10.0
+    read_timeout: float = 30.0
+    total_timeout: float = 60.0
+    max_body_bytes: int = 10 * 1024 * 1024
+    max_redirects: int = 5
+    per_host_limit: int = 2
+    max_connections: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    """A fetched resource. ``status`` is 2xx, 304 or 410; ``body`` is decompressed."""
+
+    status: int
+    url: str
+    body: bytes
+    content_type: str | None
+    etag: str | None
+    last_modified: str | None
+    permanent_url: str | None
+    elapsed: float
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` without userinfo and with secret-looking query values replaced by ***."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    netloc = parts.netloc.rpartition("@")[2]
+    query = "&".join(
+        f"{name}=***" if sep and _SECRET_PARAM.search(unquote(name)) else f"{name}{sep}{value}"
+        for name, sep, value in (p.partition("=") for p in parts.query.split("&") if p)
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or HTTP-date); None if absent or bad."""
+    value = (value or "").strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
+    return url.scheme, url.host, url.port
+
+
+class _Decoder:
+    """Incremental content decoder whose every call returns at most ``limit`` bytes."""
+
+    def __init__(self, encoding: str) -> None:
+        self._pending: bytes | None = b"" if encoding == "deflate" else None
+        self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding == "gzip" else None
+
+    def decode(self, data: bytes, limit: int) -> bytes:
+        if self._pending is not None:  # deflate: zlib-wrapped or raw? Decide from 2 bytes.
+            data, self._pending = self._pending + data, None
+            if len(data) < 2:
+                self._pending = data
+                return b""
+            wrapped = data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+            self._zlib = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+        if self._zlib is None:
+            return data
+        return self._zlib.decompress(data, limit)
+
+    def flush(self) -> bytes:
+        return self._zlib.flush() if self._zlib is not None else b""
+
+
+class Client:
+    """Fetches URLs for all sources; use as ``async with Client(settings) as client``."""
+
+    def __init__(
+        self,
+        settings: HttpSettings = HttpSettings(),
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._settings = s = settings
+        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._http = httpx.AsyncClient(
+            http2=False,
+            follow_redirects=False,
+            headers={
+                "User-Agent": s.user_agent,
+                "Accept": ACCEPT,
+                "Accept-Encoding": ACCEPT_ENCODING,
+            },
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+            timeout=httpx.Timeout(
+                connect=s.connect_timeout,
+                read=s.read_timeout,
+                write=s.read_timeout,
+                pool=s.total_timeout,
+            ),
+            limits=httpx.Limits(
+                max_connections=s.max_connections,
+                max_keepalive_connections=min(20, s.max_connections),
+            ),
+            transport=transport,
+        )
+
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def get(
+        self,
+        url: str,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """GET ``url``; see the module docstring for the rules. Raises FetchError."""
+        started = time.monotonic()
+        safe = redact_url(url)
+        try:
+            original = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError, ValueError) as exc:
+            raise FetchError(f"invalid URL {safe}") from exc
+        _check_scheme(original, safe)
+        auth = httpx.BasicAuth(original.username, original.password) if original.userinfo else None
+        conditional = {"If-None-Match": etag} if etag else {}
+        if last_modified:
+            conditional["If-Modified-Since"] = last_modified
+        current = original.copy_with(username=None, password=None)
+        trusted, permanent, hops = True, True, 0
+
+        def where() -> str:
+            return f"{redact_url(str(current))} (redirected from {safe})" if hops else safe
+
+        total = self._settings.total_timeout
+        try:
+            async with asyncio.timeout(total) as deadline:
+                while True:
+                    sent = {**(headers or {}), **conditional} if trusted else conditional
+                    status, resp_headers, body = await self._hop(
+                        current, sent, auth if trusted else None
+                    )
+                    if status not in _REDIRECTS or "location" not in resp_headers:
+                        break
+                    hops += 1
+                    if hops > self._settings.max_redirects:
+                        limit = self._settings.max_redirects
+                        raise FetchError(f"too many redirects (>{limit}) from {safe}")
+                    permanent = permanent and status in _PERMANENT
+                    target = current.join(resp_headers["location"])
+                    _check_scheme(target, f"{redact_url(str(target))} (redirected from {safe})")
+                    trusted = trusted and _origin(target) == _origin(original)
+                    current = target.copy_with(username=None, password=None)
+        except TimeoutError as exc:
+            if not deadline.expired():
+                raise FetchError(f"timed out fetching {where()}") from exc
+            raise FetchError(
+                f"timed out after {total:g}s (total_timeout) fetching {where()}"
+            ) from exc
+        except httpx.TimeoutException as exc:
+            kind = type(exc).__name__.removesuffix("Timeout").lower()
+            raise FetchError(f"{kind} timeout fetching {where()}") from exc
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError) as exc:
+            detail = " ".join(str(exc).split())[:200] or "no detail"
+            raise FetchError(f"{type(exc).__name__} ({detail}) fetching {where()}") from exc
+        except zlib.error as exc:
+            raise FetchError(f"body could not be decompressed from {where()}") from exc
+        if not (200 <= status < 300 or status in (304, 410)):
+            reason = httpx.codes.get_reason_phrase(status)
+            retry = _retry_after(resp_headers.get("retry-after")) if status in (429, 503) else None
+            message = f"HTTP {status} {reason}".rstrip() + f" from {where()}"
+            raise FetchError(message, status=status, retry_after=retry)
+        return Response(
+            status=status,
+            url=str(current),
+            body=body,
+            content_type=resp_headers.get("content-type"),
+            etag=resp_headers.get("etag"),
+            last_modified=resp_headers.get("last-modified"),
+            permanent_url=str(current) if hops and permanent else None,
+            elapsed=time.monotonic() - started,
+        )
+
+    async def _hop(
+        self, url: httpx.URL, headers: Mapping[str, str], auth: httpx.BasicAuth | None
+    ) -> tuple[int, httpx.Headers, bytes]:
+        """One request, holding the host's slot; the body is read only for 2xx answers."""
+        semaphore = self._semaphores.get(url.host)
+        if semaphore is None:
+            semaphore = self._semaphores[url.host] = asyncio.Semaphore(
+                self._settings.per_host_limit
+            )
+        async with semaphore:
+            request = self._http.build_request("GET", url, headers=headers)
+            response = await self._http.send(request, auth=auth, stream=True)
+            try:
+                body = b""
+                if 200 <= response.status_code < 300:
+                    body = await self._read_body(response, redact_url(str(url)))
+                return response.status_code, response.headers, body
+            finally:
+                await response.aclose()
+
+    async def _read_body(self, response: httpx.Response, safe: str) -> bytes:
+        cap = self._settings.max_body_bytes
+        too_large = FetchError(f"body larger than {cap / 1024 / 1024:.1f} MB from {safe}")
+        length = response.headers.get("content-length", "").strip()
+        if length.isdigit() and int(length) > cap:
+            raise too_large
+        codings = [
+            c.strip().lower()
+            for c in response.headers.get("content-encoding", "").split(",")
+            if c.strip().lower() not in ("", "identity")
+        ]
+        encoding = {"x-gzip": "gzip"}.get(codings[0], codings[0]) if codings else "identity"
+        if len(codings) > 1 or encoding not in ("gzip", "deflate", "identity"):
+            codings_text = ", ".join(codings)[:50]
+            raise FetchError(f"unsupported Content-Encoding {codings_text!r} from {safe}")
+        decoder, raw, body = _Decoder(encoding), 0, bytearray()
+        async for chunk in response.aiter_raw():
+            raw += len(chunk)
+            body += decoder.decode(chunk, cap - len(body) + 1)
+            if raw > cap or len(body) > cap:
+                raise too_large
+        body += decoder.flush()
+        if len(body) > cap:
+            raise too_large
+        return bytes(body)
+
+
+def _check_scheme(url: httpx.URL, safe: str) -> None:
+    if url.scheme not in ("http", "https") or not url.host:
+        raise FetchError(f"only http and https URLs can be fetched, not {safe}")
