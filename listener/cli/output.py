@@ -58,22 +58,29 @@ def emit(
     title: str | None = None,
 ) -> None:
     """Write records. ``columns`` (key, header, max width) drive the table and csv formats."""
-    out = click.get_text_stream("stdout")
     if fmt == "jsonl":
         for record in records:
-            out.write(_json_line(record) + "\n")
+            click.echo(_json_line(record))
     elif fmt == "json":
-        out.write(_json_line(list(records), indent=2) + "\n")  # type: ignore[arg-type]
+        click.echo(_json_line(list(records), indent=2))  # type: ignore[arg-type]
     elif fmt == "csv":
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow([key for key, _, _ in columns])
         for record in records:
             writer.writerow([_csv_cell(record.get(key)) for key, _, _ in columns])
-        out.write(buffer.getvalue())
+        click.echo(buffer.getvalue(), nl=False)
     else:
-        width = None if out.isatty() else 160
-        console = Console(file=out, highlight=False, soft_wrap=False, width=width)
+        terminal = sys.stdout.isatty()
+        rendered = io.StringIO()
+        console = Console(
+            file=rendered,
+            highlight=False,
+            soft_wrap=False,
+            width=Console().width if terminal else 160,
+            force_terminal=terminal,
+            color_system="auto" if terminal else None,
+        )
         table = Table(title=title, show_lines=False, header_style="bold", expand=False)
         for key, header, most in columns:
             least = 16 if key.endswith("_at") else min(most or 8, len(header), 12)
@@ -83,6 +90,7 @@ def emit(
         for record in records:
             table.add_row(*(Text(_table_cell(key, record.get(key))) for key, _, _ in columns))
         console.print(table)
+        click.echo(rendered.getvalue(), nl=False)
 
 
 def _table_cell(key: str, value: object) -> str:

@@ -101,8 +101,9 @@ _FEED_ROOT = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?(?:rss|feed|RDF)\b")
 _HTML_START = re.compile(r"<(?:!doctype\s+html|html)\b", re.IGNORECASE)
 _ENTRY_TAG = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s/>]")
 _LANGUAGE_ELEMENT = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?language\b[^>]*>\s*([^<]{1,64}?)\s*</")
-_ENTRY_XML_LANG = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?(?:entry|item)\b[^>]*\sxml:lang\s*=")
-_XHTML_SUMMARY = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?summary\b[^>]*\stype\s*=\s*[\"']xhtml")
+_BLIND_SPOT_HINT = re.compile(rb"xml:(?:base|lang)|xhtml")
+_ENTRY_XML_LANG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:entry|item)\b[^>]*\sxml:lang\s*=")
+_XHTML_SUMMARY = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?summary\b[^>]*\stype\s*=\s*[\"']xhtml")
 
 # --- fields ---------------------------------------------------------------------------------
 
@@ -122,10 +123,9 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     text, warnings = _decode(body, content_type)
     _sniff(text)
     # Removed parts leave their line breaks behind, so warnings give the body's line numbers.
-    text = _DOCTYPE.sub(_line_breaks, text)
-    text = _DTD_LEFTOVER.sub("", text)
-    if _CONTROL.search(text):
-        text = _CONTROL.sub("", text)
+    if _DTD_LEFTOVER.search(text):
+        text = _DOCTYPE.sub(_line_breaks, text)
+        text = _DTD_LEFTOVER.sub("", text)
     declaration = _XML_DECL.match(text)
     if declaration:
         text = _UTF8_DECL + _line_breaks(declaration) + text[declaration.end() :]
@@ -134,6 +134,11 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     data = text.encode("utf-8", "surrogatepass")
 
     xml_error, truncated = _xml_error(data)
+    if xml_error is not None and _CONTROL.search(text):
+        # Control characters are not allowed in XML; drop them and look again.
+        text = _CONTROL.sub("", text)
+        data = text.encode("utf-8", "surrogatepass")
+        xml_error, truncated = _xml_error(data)
     if truncated:
         # Keep only the entries before the break: the last one is cut off somewhere inside.
         end = max(text.rfind("</item>"), text.rfind("</entry>"))
@@ -143,7 +148,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     entry_match = _ENTRY_TAG.search(text)
     head_end = entry_match.start() if entry_match else min(len(text), _SNIFF_CHARS)
 
-    reason = _fastfeedparser_blind_spot(text)
+    reason = _fastfeedparser_blind_spot(data)
     parsed: ParsedFeed | None = None
     if reason is None:
         parsed = _parse_fast(data, url, text, head_end, has_entries=entry_match is not None)
@@ -323,13 +328,15 @@ def _xml_error(data: bytes) -> tuple[str | None, bool]:
     return None, False
 
 
-def _fastfeedparser_blind_spot(text: str) -> str | None:
-    """Name a feature of ``text`` that fastfeedparser ignores, or None."""
-    if "xml:base" in text:
+def _fastfeedparser_blind_spot(data: bytes) -> str | None:
+    """Name a feature of ``data`` that fastfeedparser ignores, or None."""
+    if not _BLIND_SPOT_HINT.search(data):  # one scan instead of three
+        return None
+    if b"xml:base" in data:
         return "xml:base"
-    if "xml:lang" in text and _ENTRY_XML_LANG.search(text):
+    if b"xml:lang" in data and _ENTRY_XML_LANG.search(data):
         return "xml:lang on entries"
-    if "xhtml" in text and _XHTML_SUMMARY.search(text):
+    if b"xhtml" in data and _XHTML_SUMMARY.search(data):
         return "an xhtml summary"
     return None
 
@@ -484,7 +491,7 @@ def _clean_line(value: str) -> str:
 def _author(author: object) -> str | None:
     if not isinstance(author, str):
         return None
-    named = _EMAIL_NAME.match(author)
+    named = _EMAIL_NAME.match(author) if "@" in author else None
     name = html_to_text(named.group(1) if named else author)
     return name or None
 
