@@ -32,7 +32,7 @@ from listener import __version__
 from listener.config import Settings, SourceSettings
 from listener.errors import FetchError, ListenerError, ParseError, StorageError
 from listener.matching import Matcher, canonical_url, content_hash, dedup_key
-from listener.models import BrandTerms, Mention, ParsedFeed, SourceState, StoreResult
+from listener.models import BrandTerms, Mention, ParsedFeed, SourceState
 from listener.sources import feed
 from listener.sources.client import Client, HttpSettings, redact_url
 from listener.storage import store
@@ -179,19 +179,21 @@ class Poller:
             slack = timedelta(seconds=self.settings.polling.jitter + 5)
             if state.next_poll_at > now + slack:
                 return PollOutcome(source.name, "skipped")
+        new_state: SourceState | None
         try:
-            outcome = await self._poll(source, state, now)
+            outcome, new_state = await self._poll(source, state, now)
         except ListenerError as exc:
-            outcome = await self._fail(source, state, now, exc)
+            outcome, new_state = await self._fail(source, state, now, exc)
         except Exception as exc:
             log.exception("internal error while polling %s", source.name)
-            outcome = await self._fail(source, state, now, exc)
-        self._states[source.name] = await self._in_db(
-            partial(store.load_state, self.engine, state.id)
-        )
+            outcome, new_state = await self._fail(source, state, now, exc)
+        if new_state is not None:
+            self._states[source.name] = new_state
         return replace(outcome, elapsed=time.monotonic() - started)
 
-    async def _poll(self, source: SourceSettings, state: SourceState, now: datetime) -> PollOutcome:
+    async def _poll(
+        self, source: SourceSettings, state: SourceState, now: datetime
+    ) -> tuple[PollOutcome, SourceState]:
         response = await self.client.get(
             state.url,
             etag=state.etag,
@@ -205,9 +207,11 @@ class Poller:
                 f"HTTP 410 Gone from {redact_url(state.url)} at {now:%Y-%m-%d %H:%M} UTC; "
                 "change the source's URL in the config to poll it again"
             )
-            await self._in_db(partial(store.record_gone, self.engine, state.id, now=now, reason=reason))
+            gone = await self._in_db(
+                partial(store.record_gone, self.engine, state.id, now=now, reason=reason)
+            )
             log.warning("source %s disabled: %s", source.name, reason)
-            return PollOutcome(source.name, "gone", error=reason)
+            return PollOutcome(source.name, "gone", error=reason), gone
         if response.permanent_url:
             log.info(
                 "source %s moved permanently to %s",
@@ -215,7 +219,7 @@ class Poller:
                 redact_url(response.permanent_url),
             )
         if response.status == 304:
-            await self._in_db(
+            _, unchanged = await self._in_db(
                 partial(
                     store.record_success,
                     self.engine,
@@ -227,13 +231,13 @@ class Poller:
                     permanent_url=response.permanent_url,
                 )
             )
-            return PollOutcome(source.name, "not_modified")
+            return PollOutcome(source.name, "not_modified"), unchanged
         parsed, mentions = await asyncio.to_thread(
             self._digest, source.name, response.body, response.url, response.content_type
         )
         for warning in parsed.warnings:
             log.warning("source %s: %s", source.name, warning)
-        result: StoreResult = await self._in_db(
+        result, stored = await self._in_db(
             partial(
                 store.record_success,
                 self.engine,
@@ -246,7 +250,7 @@ class Poller:
                 mentions=mentions,
             )
         )
-        return PollOutcome(
+        outcome = PollOutcome(
             source.name,
             "ok",
             items=len(parsed.items),
@@ -254,6 +258,7 @@ class Poller:
             updated=result.updated,
             warnings=parsed.warnings,
         )
+        return outcome, stored
 
     def _digest(
         self, source: str, body: bytes, url: str, content_type: str | None
@@ -269,7 +274,9 @@ class Poller:
                 Mention(
                     item=item,
                     brands=brands,
-                    dedup_key=dedup_key(source=source, guid=item.guid, url=item.url, title=item.title),
+                    dedup_key=dedup_key(
+                        source=source, guid=item.guid, url=item.url, title=item.title
+                    ),
                     canonical_url=canonical_url(item.url) if item.url else None,
                     content_hash=content_hash(item.title, item.text, item.author),
                 )
@@ -278,7 +285,7 @@ class Poller:
 
     async def _fail(
         self, source: SourceSettings, state: SourceState, now: datetime, exc: Exception
-    ) -> PollOutcome:
+    ) -> tuple[PollOutcome, SourceState | None]:
         stage = {FetchError: "fetch", ParseError: "parse", StorageError: "store"}.get(
             type(exc), "internal"
         )
@@ -301,8 +308,9 @@ class Poller:
             delay,
             message,
         )
+        failed = None
         try:
-            await self._in_db(
+            failed = await self._in_db(
                 partial(
                     store.record_failure,
                     self.engine,
@@ -314,7 +322,7 @@ class Poller:
             )
         except StorageError as store_exc:
             log.error("cannot record failure of source %s: %s", source.name, store_exc)
-        return PollOutcome(source.name, "failed", error=message)
+        return PollOutcome(source.name, "failed", error=message), failed
 
 
 def _one_line(exc: BaseException) -> str:

@@ -158,12 +158,9 @@ class Client:
                 write=s.read_timeout,
                 pool=s.total_timeout,
             ),
-            limits=httpx.Limits(
-                max_connections=s.max_connections,
-                max_keepalive_connections=min(20, s.max_connections),
-            ),
-            transport=transport,
+            transport=transport or _PerOriginTransport(s.per_host_limit),
         )
+        self._connections = asyncio.Semaphore(s.max_connections)
 
     async def __aenter__(self) -> Client:
         return self
@@ -263,13 +260,15 @@ class Client:
             semaphore = self._semaphores[url.host] = asyncio.Semaphore(
                 self._settings.per_host_limit
             )
-        async with semaphore:
+        async with semaphore, self._connections:
             request = self._http.build_request("GET", url, headers=headers)
             response = await self._http.send(request, auth=auth, stream=True)
             try:
                 body = b""
                 if 200 <= response.status_code < 300:
                     body = await self._read_body(response, redact_url(str(url)))
+                else:
+                    await _drain(response)
                 return response.status_code, response.headers, body
             finally:
                 await response.aclose()
@@ -299,6 +298,44 @@ class Client:
         if len(body) > cap:
             raise too_large
         return bytes(body)
+
+
+class _PerOriginTransport(httpx.AsyncBaseTransport):
+    """Routes each request to a small connection pool of its own origin.
+
+    httpcore scans every connection of a pool (with a syscall each) whenever a request starts or
+    ends, so one pool of a hundred connections costs O(n^2) per cycle; measured on 1,000 feeds
+    it took most of a cycle. Pools per origin stay as small as ``per_host_limit``. The one
+    httpx.AsyncClient on top still applies headers, timeouts and cookies for all of them.
+    """
+
+    def __init__(self, per_origin: int) -> None:
+        self._limits = httpx.Limits(
+            max_connections=per_origin, max_keepalive_connections=per_origin, keepalive_expiry=30
+        )
+        self._pools: dict[tuple[str, str, int | None], httpx.AsyncHTTPTransport] = {}
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        key = (request.url.scheme, request.url.host, request.url.port)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = httpx.AsyncHTTPTransport(limits=self._limits, http2=False)
+        return await pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.aclose()
+
+
+async def _drain(response: httpx.Response, limit: int = 64 * 1024) -> None:
+    """Read and discard a small non-2xx body so that the connection can be kept alive (an unread
+    response closes its connection); a larger body is left and the connection closed."""
+    drained = 0
+    async for chunk in response.aiter_raw():
+        drained += len(chunk)
+        if drained > limit:
+            break
 
 
 def _check_scheme(url: httpx.URL, safe: str) -> None:

@@ -29,10 +29,11 @@ Rules of :func:`parse_feed`:
   invents such a guid from the link; dropping it keeps both parsers' Items equal); url is the
   entry link resolved against the feed URL, kept only if http(s); title and text are plain text
   (:func:`~listener.sources.html.html_to_text`), text from the longest of content and summary;
-  author is the author's name (``email (Name)`` becomes ``Name``); published_at is published,
-  else updated, in UTC (naive means UTC; unparseable means None); language is the entry's, else
-  the feed's, as a lowercase primary subtag ("de-DE" -> "de"). Items with neither guid, url nor
-  title are dropped. C0 control characters other than tab and newline never reach a field.
+  author is the author's name (``email (Name)`` and ``Name (email)`` become ``Name``);
+  published_at is published, else updated, in UTC (naive means UTC; unparseable means None);
+  language is the entry's, else the feed's, as a lowercase primary subtag ("de-DE" -> "de").
+  Items with neither guid, url nor title are dropped. C0 control characters other than tab and
+  newline never reach a field (titles and texts are one line anyway).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ import io
 import logging
 import re
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, quote_plus, urljoin, urlsplit
@@ -108,7 +109,9 @@ _XHTML_SUMMARY = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?summary\b[^>]*\stype\s*=\s
 # --- fields ---------------------------------------------------------------------------------
 
 _LANGUAGE_TAG = re.compile(r"\s*([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]{1,8})*\s*\Z")
+# "email (Name)" (RSS 2.0 <author>) and "Name (email)" (feedparser's rendering of Atom authors)
 _EMAIL_NAME = re.compile(r"\A\s*[^\s@()]+@[^\s()]+\s*\((.+)\)\s*\Z")
+_NAME_EMAIL = re.compile(r"\A(.+?)\s*\(\s*[^\s@()]+@[^\s()]+\s*\)\s*\Z")
 _WEB_SCHEMES = frozenset({"http", "https"})
 _ABSOLUTE_WEB_URL = re.compile(r"https?://[^\s/?#@\\\[\]]+(?:[/?#][^\s]*)?\Z")
 
@@ -366,12 +369,11 @@ def _parse_fast(
         language = _language(element.group(1)) if element else None
     items = []
     for entry in entries:
-        content = entry.get("content")
         item = _item(
             guid=entry.get("id"),
             link=entry.get("link"),
             title=entry.get("title"),
-            bodies=_bodies(entry.get("description"), content),
+            body=_longest_body(entry.get("description"), entry.get("content")),
             author=entry.get("author"),
             published_at=_iso_date(entry.get("published")) or _iso_date(entry.get("updated")),
             language=language,
@@ -387,10 +389,9 @@ def _parse_slow(data: bytes, url: str, xml_error: str | None) -> ParsedFeed:
     try:
         result = feedparser.parse(
             io.BytesIO(data),
-            response_headers={
-                "content-type": "application/xml; charset=utf-8",
-                "content-location": url,
-            },
+            # No content-location: feedparser would resolve guids against it as if they were
+            # links. Links are resolved against the feed URL here, after xml:base.
+            response_headers={"content-type": "application/xml; charset=utf-8"},
             resolve_relative_uris=False,  # links inside HTML are dropped with the HTML
             sanitize_html=False,  # html_to_text drops scripts and styles itself
         )
@@ -408,7 +409,7 @@ def _parse_slow(data: bytes, url: str, xml_error: str | None) -> ParsedFeed:
             guid=entry.get("id"),
             link=entry.get("link"),
             title=entry.get("title"),
-            bodies=_bodies(entry.get("summary"), entry.get("content")),
+            body=_longest_body(entry.get("summary"), entry.get("content")),
             author=entry.get("author"),
             published_at=_struct_date(entry.get("published_parsed"))
             or _struct_date(entry.get("updated_parsed")),
@@ -428,7 +429,7 @@ def _item(
     guid: object,
     link: object,
     title: object,
-    bodies: Iterable[str],
+    body: str,
     author: object,
     published_at: datetime | None,
     language: str | None,
@@ -445,22 +446,22 @@ def _item(
         guid=clean_guid or None,
         url=clean_url,
         title=clean_title,
-        text=html_to_text(max(bodies, key=len, default="")),
+        text=html_to_text(body),
         author=_author(author),
         published_at=published_at,
         language=language,
     )
 
 
-def _bodies(summary: object, content: object) -> list[str]:
-    """The candidate bodies of an entry: its summary and the values of its content list."""
-    found = [summary] if isinstance(summary, str) else []
+def _longest_body(summary: object, content: object) -> str:
+    """The longest of an entry's summary and the values of its content list."""
+    longest = summary if isinstance(summary, str) else ""
     if isinstance(content, list):
         for part in content:
             value = part.get("value") if isinstance(part, Mapping) else None
-            if isinstance(value, str):
-                found.append(value)
-    return found
+            if isinstance(value, str) and len(value) > len(longest):
+                longest = value
+    return longest
 
 
 def _web_url(base_url: str, link: object) -> str | None:
@@ -491,7 +492,9 @@ def _clean_line(value: str) -> str:
 def _author(author: object) -> str | None:
     if not isinstance(author, str):
         return None
-    named = _EMAIL_NAME.match(author) if "@" in author else None
+    named = None
+    if "@" in author and len(author) < 400:  # short: the patterns backtrack on long input
+        named = _EMAIL_NAME.match(author) or _NAME_EMAIL.match(author)
     name = html_to_text(named.group(1) if named else author)
     return name or None
 

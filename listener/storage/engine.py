@@ -17,7 +17,6 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
-from sqlalchemy.pool import NullPool
 
 from listener.errors import ConfigError, SchemaOutdatedError, StorageError
 
@@ -69,7 +68,13 @@ def _sqlite_engine(parsed: Any) -> Engine:
             raise StorageError(
                 f"cannot create the database directory {Path(database).parent}: {exc.strerror}"
             ) from exc
-    engine = create_engine(parsed, poolclass=NullPool, connect_args={"timeout": 30})
+    # One pooled connection per thread that needs one; pragmas run once per connection.
+    engine = create_engine(
+        parsed,
+        pool_size=2,
+        max_overflow=4,
+        connect_args={"timeout": 30, "check_same_thread": False},
+    )
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -174,10 +174,10 @@ def record_success(
     last_modified: str | None,
     permanent_url: str | None = None,
     mentions: Sequence[Mention] = (),
-) -> StoreResult:
+) -> tuple[StoreResult, SourceState]:
     """Store a successful poll (200 or 304): its mentions and the source's new fetch state."""
 
-    def work() -> StoreResult:
+    def work() -> tuple[StoreResult, SourceState]:
         with engine.begin() as conn:
             result = _ingest(conn, source_id, mentions, now) if mentions else StoreResult()
             values: dict[str, Any] = {
@@ -191,41 +191,45 @@ def record_success(
             }
             if permanent_url:
                 values["url"] = permanent_url
-            conn.execute(update(Source).where(Source.id == source_id).values(**values))
-            return result
+            return result, _update_state(conn, source_id, values)
 
     return _guard("cannot store poll result", work)
 
 
 def record_failure(
     engine: Engine, source_id: int, *, now: datetime, error: str, next_poll_at: datetime
-) -> None:
-    def work() -> None:
+) -> SourceState:
+    def work() -> SourceState:
         with engine.begin() as conn:
-            conn.execute(
-                update(Source)
-                .where(Source.id == source_id)
-                .values(
-                    last_attempt_at=now,
-                    consecutive_errors=Source.consecutive_errors + 1,
-                    last_error=error[:1000],
-                    next_poll_at=next_poll_at,
-                )
-            )
+            values = {
+                "last_attempt_at": now,
+                "consecutive_errors": Source.consecutive_errors + 1,
+                "last_error": error[:1000],
+                "next_poll_at": next_poll_at,
+            }
+            return _update_state(conn, source_id, values)
 
-    _guard("cannot store poll failure", work)
+    return _guard("cannot store poll failure", work)
 
 
-def record_gone(engine: Engine, source_id: int, *, now: datetime, reason: str) -> None:
-    def work() -> None:
+def record_gone(engine: Engine, source_id: int, *, now: datetime, reason: str) -> SourceState:
+    def work() -> SourceState:
         with engine.begin() as conn:
-            conn.execute(
-                update(Source)
-                .where(Source.id == source_id)
-                .values(last_attempt_at=now, disabled_reason=reason, next_poll_at=None)
-            )
+            values = {"last_attempt_at": now, "disabled_reason": reason, "next_poll_at": None}
+            return _update_state(conn, source_id, values)
 
-    _guard("cannot disable source", work)
+    return _guard("cannot disable source", work)
+
+
+def _update_state(conn: Connection, source_id: int, values: dict[str, Any]) -> SourceState:
+    """Update a source's fetch state and return it as it is now (one statement)."""
+    stmt = (
+        update(Source)
+        .where(Source.id == source_id)
+        .values(**values)
+        .returning(*Source.__table__.columns)
+    )
+    return _state(conn.execute(stmt).one())
 
 
 def _ingest(

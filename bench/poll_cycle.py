@@ -1,0 +1,91 @@
+"""Bench: one `listener poll --once` cycle over N synthetic feeds on loopback, cold and all-304,
+against a naive pipeline (httpx + feedparser, one feed at a time) measured in the same run.
+
+    python bench/poll_cycle.py [--feeds 1000] [--entries 50] [--naive-feeds N]
+
+Every measured step runs as its own process, so wall time includes start-up and the peak RSS is
+that process's own (os.wait4). Prints one line per measurement.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BRANDS = ["Velora", "Nordbahn", "Kryptonite", "Brightwave", "Kestrel Bikes"]
+
+
+def run_measured(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    assert proc.stdout is not None and proc.stderr is not None
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    out, err = proc.stdout.read().decode(), proc.stderr.read().decode()
+    proc.stdout.close()
+    proc.stderr.close()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.exit(f"bench: {' '.join(argv[1:4])} failed ({proc.returncode}): {err.strip()[-800:]}")
+    return wall, usage.ru_maxrss / 1024, out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--feeds", type=int, default=1000)
+    parser.add_argument("--entries", type=int, default=50)
+    parser.add_argument("--naive-feeds", type=int, default=None,
+                        help="feeds for the naive pipeline (default: all)")
+    args = parser.parse_args()
+    naive_feeds = args.naive_feeds or args.feeds
+    work = Path(tempfile.mkdtemp(prefix="listener-bench-"))
+    port_file = work / "port"
+    server = subprocess.Popen([sys.executable, str(HERE / "feedserver.py"), "--feeds",
+                               str(args.feeds), "--entries", str(args.entries),
+                               "--port-file", str(port_file)])
+    try:
+        while not port_file.exists() or not port_file.read_text():
+            time.sleep(0.05)
+        base = f"http://127.0.0.1:{port_file.read_text()}"
+        config = work / "listener.toml"
+        lines = [f'[database]\nurl = "sqlite:///{work / "bench.db"}"\n[log]\nlevel = "error"\n'
+                 '[http]\nper_host_limit = 50\n[polling]\nconcurrency = 100\n']
+        for brand in BRANDS:
+            lines.append(f'[[brands]]\nname = "{brand}"\nterms = ["{brand}"]\n')
+        for i in range(args.feeds):
+            lines.append(f'[[sources]]\nname = "feed-{i}"\nurl = "{base}/feeds/{i}.xml"\n')
+        config.write_text("".join(lines))
+        listener = [sys.executable, "-m", "listener", "--config", str(config)]
+        env = {**os.environ, "LISTENER_CONFIG": ""}
+        subprocess.run([*listener, "db", "upgrade"], check=True, capture_output=True, env=env)
+        entries = args.feeds * args.entries
+        print(f"bench: {args.feeds} feeds x {args.entries} entries = {entries} entries, "
+              f"loopback, {os.cpu_count()} cores")
+        results = {}
+        for label in ("cold", "all-304"):
+            wall, rss, out = run_measured([*listener, "poll", "--once"], env=env)
+            results[label] = wall
+            print(f"listener {label:8s}: {wall:6.2f} s wall, {args.feeds / wall:8.0f} feeds/s, "
+                  f"{entries / wall:9.0f} entries/s, peak RSS {rss:6.1f} MB | {out.strip()}")
+        wall, rss, out = run_measured(
+            [sys.executable, str(HERE / "naive.py"), base, str(naive_feeds)], env=env)
+        scale = args.feeds / naive_feeds
+        naive_wall = wall * scale
+        print(f"naive    cold    : {naive_wall:6.2f} s wall{' (extrapolated)' if scale != 1 else ''}, "
+              f"{args.feeds / naive_wall:8.0f} feeds/s, {entries / naive_wall:9.0f} entries/s, "
+              f"peak RSS {rss:6.1f} MB | {out.strip()} entries parsed")
+        print(f"ratio: listener cold is {naive_wall / results['cold']:.1f}x faster than naive; "
+              f"all-304 cycle {naive_wall / results['all-304']:.1f}x")
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()
