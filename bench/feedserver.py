@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import hashlib
 import random
+import socket
 from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -84,10 +85,16 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--feeds", type=int, default=1000)
     parser.add_argument("--entries", type=int, default=50)
+    parser.add_argument("--hosts", type=int, default=1,
+                        help="listen on 127.0.0.1 .. 127.0.0.N (all loopback) as N hosts")
     parser.add_argument("--port-file", required=True)
     args = parser.parse_args()
     server = Server(args.feeds, args.entries)
-    listening = await asyncio.start_server(server.handle, "127.0.0.1", 0, backlog=1024)
+    hosts = [f"127.0.0.{i}" for i in range(1, args.hosts + 1)]
+    with socket.socket() as probe:  # one port for every host
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    listening = await asyncio.start_server(server.handle, hosts, port, backlog=1024)
     Path(args.port_file).write_text(str(listening.sockets[0].getsockname()[1]))
     async with listening:
         await listening.serve_forever()

@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-_SECRET_MASK = "***"
+_SECRET_MASK = "***"  # noqa: S105 (the mask, not a password)
 
 
 class RedactingFilter(logging.Filter):

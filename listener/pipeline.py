@@ -20,7 +20,6 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -36,6 +35,7 @@ from listener.models import BrandTerms, Mention, ParsedFeed, SourceState
 from listener.sources import feed
 from listener.sources.client import Client, HttpSettings, redact_url
 from listener.storage import store
+from listener.storage.writer import Writer
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -126,14 +126,11 @@ class Poller:
         self.matcher = Matcher(
             [BrandTerms(b.name, tuple(b.terms), tuple(b.exclude)) for b in settings.brands]
         )
-        self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="listener-db")
+        self._writer = Writer(engine)
         self._states: dict[str, SourceState] = {}
 
     def close(self) -> None:
-        self._db.shutdown(wait=True)
-
-    async def _in_db(self, work: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._db, work)
+        self._writer.close()
 
     async def prepare(self) -> None:
         """Register configured brands and sources, then load their fetch state."""
@@ -141,8 +138,9 @@ class Poller:
             store.CatalogSource(s.name, s.kind, source_url(s)) for s in self.settings.sources
         ]
         brands = [b.name for b in self.settings.brands]
-        await self._in_db(partial(store.sync_catalog, self.engine, brands, sources, self.clock()))
-        self._states = await self._in_db(partial(store.load_states, self.engine))
+        now = self.clock()
+        await self._writer.run(lambda conn: store.sync_catalog(conn, brands, sources, now))
+        self._states = await self._writer.run(store.load_states)
 
     async def poll_all(
         self,
@@ -207,8 +205,8 @@ class Poller:
                 f"HTTP 410 Gone from {redact_url(state.url)} at {now:%Y-%m-%d %H:%M} UTC; "
                 "change the source's URL in the config to poll it again"
             )
-            gone = await self._in_db(
-                partial(store.record_gone, self.engine, state.id, now=now, reason=reason)
+            gone = await self._writer.run(
+                partial(store.record_gone, source_id=state.id, now=now, reason=reason)
             )
             log.warning("source %s disabled: %s", source.name, reason)
             return PollOutcome(source.name, "gone", error=reason), gone
@@ -219,11 +217,10 @@ class Poller:
                 redact_url(response.permanent_url),
             )
         if response.status == 304:
-            _, unchanged = await self._in_db(
+            _, unchanged = await self._writer.run(
                 partial(
                     store.record_success,
-                    self.engine,
-                    state.id,
+                    source_id=state.id,
                     now=now,
                     next_poll_at=next_poll,
                     etag=response.etag or state.etag,
@@ -237,11 +234,10 @@ class Poller:
         )
         for warning in parsed.warnings:
             log.warning("source %s: %s", source.name, warning)
-        result, stored = await self._in_db(
+        result, stored = await self._writer.run(
             partial(
                 store.record_success,
-                self.engine,
-                state.id,
+                source_id=state.id,
                 now=now,
                 next_poll_at=next_poll,
                 etag=response.etag,
@@ -310,11 +306,10 @@ class Poller:
         )
         failed = None
         try:
-            failed = await self._in_db(
+            failed = await self._writer.run(
                 partial(
                     store.record_failure,
-                    self.engine,
-                    state.id,
+                    source_id=state.id,
                     now=now,
                     error=message,
                     next_poll_at=next_poll,

@@ -21,9 +21,15 @@ from werkzeug import Request, Response
 from listener.config import Settings, validate_config
 from listener.pipeline import PollOutcome, Poller, http_settings
 from listener.sources.client import Client
+from listener.models import SourceState
 from listener.storage import store
 
 NOW = datetime(2026, 11, 20, 13, 0, tzinfo=UTC)
+
+
+def load_states(engine: Engine) -> dict[str, SourceState]:
+    with store.transaction(engine, "test") as conn:
+        return store.load_states(conn)
 
 
 def make_settings(sources: list[dict[str, Any]], **extra: Any) -> Settings:
@@ -122,7 +128,7 @@ def test_second_poll_sends_validators_and_stores_nothing(
         {"etag": '"v1"', "since": "Fri, 20 Nov 2026 12:00:00 GMT"},
     ]
     assert store.count_rows(engine)["mentions"] == 3
-    state = store.load_states(engine)["blog"]
+    state = load_states(engine)["blog"]
     assert state.last_success_at == NOW + timedelta(minutes=15)
     assert state.etag == '"v1"'
 
@@ -182,7 +188,7 @@ def test_broken_sources_never_stop_the_others(httpserver: HTTPServer, engine: En
                         ("refused", "fetch: "), ("slow", "fetch: ")):
         assert outcomes[name].status == "failed", name
         assert (outcomes[name].error or "").startswith(stage), outcomes[name].error
-    states = store.load_states(engine)
+    states = load_states(engine)
     assert states["err"].consecutive_errors == 1
     assert (states["err"].last_error or "").startswith("fetch: HTTP 500")
     assert states["ok"].consecutive_errors == 0
@@ -212,12 +218,12 @@ def test_backoff_grows_and_retry_after_is_honoured(httpserver: HTTPServer, engin
     delays = []
     for _ in range(5):
         poll_all(settings, engine, clock)
-        state = store.load_states(engine)["down"]
+        state = load_states(engine)["down"]
         assert state.next_poll_at is not None
         delays.append((state.next_poll_at - clock.now).total_seconds())
     # rng fixed at 0.5: 3/4 of min(cap, interval * 2^(n-1))
     assert delays == [675.0, 1350.0, 2700.0, 5400.0, 5400.0]
-    busy = store.load_states(engine)["busy"]
+    busy = load_states(engine)["busy"]
     assert busy.next_poll_at == clock.now + timedelta(seconds=7200)
     assert busy.consecutive_errors == 5
     assert "429" in (busy.last_error or "")
@@ -236,14 +242,14 @@ def test_gone_disables_until_url_changes(httpserver: HTTPServer, engine: Engine)
     httpserver.expect_request("/new").respond_with_data(rss(ITEMS[:1]), content_type="text/xml")
     settings = make_settings([{"name": "blog", "url": httpserver.url_for("/gone")}])
     assert poll_all(settings, engine)["blog"].status == "gone"
-    state = store.load_states(engine)["blog"]
+    state = load_states(engine)["blog"]
     assert state.disabled_reason is not None
     assert "410 Gone" in state.disabled_reason
     assert poll_all(settings, engine)["blog"].status == "disabled"
     assert len(httpserver.log) == 1
     moved = make_settings([{"name": "blog", "url": httpserver.url_for("/new")}])
     assert poll_all(moved, engine)["blog"].status == "ok"
-    assert store.load_states(engine)["blog"].disabled_reason is None
+    assert load_states(engine)["blog"].disabled_reason is None
 
 
 def test_permanent_redirect_updates_polled_url(httpserver: HTTPServer, engine: Engine) -> None:
@@ -253,7 +259,7 @@ def test_permanent_redirect_updates_polled_url(httpserver: HTTPServer, engine: E
     httpserver.expect_request("/new").respond_with_data(rss(ITEMS[:1]), content_type="text/xml")
     settings = make_settings([{"name": "blog", "url": httpserver.url_for("/old")}])
     assert poll_all(settings, engine)["blog"].new == 1
-    assert store.load_states(engine)["blog"].url == httpserver.url_for("/new")
+    assert load_states(engine)["blog"].url == httpserver.url_for("/new")
     httpserver.clear_log()
     poll_all(settings, engine)
     assert [entry[0].path for entry in httpserver.log] == ["/new"]
@@ -266,7 +272,7 @@ def test_temporary_redirect_keeps_url(httpserver: HTTPServer, engine: Engine) ->
     httpserver.expect_request("/new").respond_with_data(rss(ITEMS[:1]), content_type="text/xml")
     settings = make_settings([{"name": "blog", "url": httpserver.url_for("/old")}])
     poll_all(settings, engine)
-    assert store.load_states(engine)["blog"].url == httpserver.url_for("/old")
+    assert load_states(engine)["blog"].url == httpserver.url_for("/old")
 
 
 def test_partly_broken_feed_keeps_what_parses(httpserver: HTTPServer, engine: Engine) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,7 +17,7 @@ from listener.cli import App, cli, config_option, pass_app
 from listener.cli.output import emit, format_option, iso, resolve_format
 from listener.config import Settings, database_url, parse_duration
 from listener.errors import ConfigError
-from listener.pipeline import PollOutcome, Poller, http_settings, source_url, summarize
+from listener.pipeline import Poller, PollOutcome, http_settings, source_url, summarize
 from listener.sources.client import Client, redact_url
 from listener.storage import engine as db
 from listener.storage import store
@@ -124,7 +125,7 @@ def db_current(app: App) -> None:
 
 # -- mentions -----------------------------------------------------------------------------------
 
-MENTION_COLUMNS = [
+MENTION_COLUMNS: list[tuple[str, str, int | None]] = [
     ("published_at", "published (UTC)", 16),
     ("brands", "brand", 20),
     ("source", "source", 14),
@@ -207,7 +208,9 @@ def mentions(
         record["brands_shown"] = record["brands"]
         record["headline"] = record["title"] or record["text"][:200]
     output = resolve_format(fmt)
-    columns = [(TABLE_KEYS.get(k, k), h, w) for k, h, w in MENTION_COLUMNS]
+    columns: list[tuple[str, str, int | None]] = [
+        (TABLE_KEYS.get(k, k), h, w) for k, h, w in MENTION_COLUMNS
+    ]
     if output in ("json", "jsonl"):
         for record in records:
             del record["brands_shown"], record["headline"]
@@ -244,8 +247,10 @@ def sources(app: App, fmt: str | None) -> None:
     settings = app.settings()
     engine = app.engine()
     poller_sources = [store.CatalogSource(s.name, s.kind, source_url(s)) for s in settings.sources]
-    store.sync_catalog(engine, [b.name for b in settings.brands], poller_sources, datetime.now(UTC))
-    states = store.load_states(engine)
+    with store.transaction(engine, "cannot read sources") as conn:
+        brands = [b.name for b in settings.brands]
+        store.sync_catalog(conn, brands, poller_sources, datetime.now(UTC))
+        states = store.load_states(conn)
     counts = store.mention_counts(engine)
     records = []
     for source in settings.sources:
@@ -357,7 +362,9 @@ def poll(app: App, once: bool) -> None:
     if not settings.sources:
         raise ConfigError(f"{settings.path}: sources: no sources configured; hint: add [[sources]]")
     engine = app.engine()
+    started = time.monotonic()
     outcomes = asyncio.run(poll_cycle(settings, engine, sys.stderr.isatty()))
+    elapsed = time.monotonic() - started
     counts = summarize(outcomes)
     for outcome in outcomes:
         if outcome.status in ("failed", "gone", "disabled"):
@@ -365,7 +372,7 @@ def poll(app: App, once: bool) -> None:
                 f"  {for_terminal(outcome.source)}: {for_terminal(outcome.error or '')}", err=True
             )
     click.echo(
-        f"Polled {counts['sources']} sources: {counts['ok']} ok "
+        f"Polled {counts['sources']} sources in {elapsed:.2f} s: {counts['ok']} ok "
         f"({counts['not_modified']} not modified), {counts['failed']} failed, "
         f"{counts['disabled']} disabled; {counts['items']} items, "
         f"{counts['new']} new mentions, {counts['updated']} updated."

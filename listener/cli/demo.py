@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from listener.cli import App, cli, pass_app
-from listener.cli.commands import TABLE_KEYS, MENTION_COLUMNS, mention_record, poll_cycle
+from listener.cli.commands import MENTION_COLUMNS, mention_record, poll_cycle
 from listener.cli.output import emit
 from listener.demo import SOURCES, demo_config, serve_feeds
 from listener.pipeline import summarize

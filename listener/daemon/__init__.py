@@ -70,8 +70,8 @@ async def run_daemon(settings: Settings, engine: Engine) -> int:
             interval = settings.source_interval(source)
             # spread the first polls over the jitter window instead of all at once
             first = now + timedelta(
-                seconds=random.uniform(0, min(settings.polling.jitter, interval))
-            )  # noqa: S311
+                seconds=random.uniform(0, min(settings.polling.jitter, interval))  # noqa: S311 (not crypto)
+            )
             scheduler.add_job(
                 poll_job,
                 IntervalTrigger(seconds=interval, jitter=settings.polling.jitter, timezone=UTC),

@@ -27,7 +27,7 @@ SOURCES = (
 class _QuietHandler(SimpleHTTPRequestHandler):
     extensions_map = {".xml": "application/rss+xml"}  # noqa: RUF012 (class attribute by design)
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+    def log_message(self, format: str, *args: Any) -> None:
         return
 
 

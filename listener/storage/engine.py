@@ -10,17 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from listener.errors import ConfigError, SchemaOutdatedError, StorageError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+# The newest migration in migrations/versions (a test keeps the two in step). Knowing it here
+# lets every command check the schema without importing Alembic, which costs ~0.2 s per start.
+SCHEMA_HEAD = "0001"
 
 
 def display_url(url: str) -> str:
@@ -88,32 +87,33 @@ def _sqlite_engine(parsed: Any) -> Engine:
     return engine
 
 
-def _alembic_config(engine: Engine) -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    config.attributes["engine"] = engine
-    return config
-
-
 def head_revision() -> str:
-    head = ScriptDirectory(str(MIGRATIONS)).get_current_head()
-    assert head is not None
-    return head
+    return SCHEMA_HEAD
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The Alembic revision the database is at (None for an empty database)."""
     try:
         with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            if not inspect(connection).has_table("alembic_version"):
+                return None
+            rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
     except SQLAlchemyError as exc:
         raise StorageError(f"cannot read the schema version: {_one_line(exc)}") from exc
+    return rows[0][0] if len(rows) == 1 else None
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:
     """Migrate to head. Returns (revision before, revision after)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["engine"] = engine
     before = current_revision(engine)
     try:
-        command.upgrade(_alembic_config(engine), "head")
+        command.upgrade(config, "head")
     except SQLAlchemyError as exc:
         raise StorageError(f"migration failed: {_one_line(exc)}") from exc
     return before, head_revision()

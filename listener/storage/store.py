@@ -12,6 +12,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -70,8 +71,7 @@ def _guard(action: str, work: Callable[[], T]) -> T:
     try:
         return work()
     except SQLAlchemyError as exc:
-        first = str(getattr(exc, "orig", None) or exc).splitlines()
-        raise StorageError(f"{action}: {first[0] if first else type(exc).__name__}") from exc
+        raise StorageError(f"{action}: {describe(exc)}") from exc
 
 
 def _chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
@@ -84,68 +84,67 @@ def _insert(connection: Connection, table: Any) -> Any:
     return dialect.insert(table)
 
 
+@contextmanager
+def transaction(engine: Engine, action: str) -> Iterator[Connection]:
+    """One transaction; SQLAlchemy errors leave as StorageError("<action>: ...")."""
+    try:
+        with engine.begin() as conn:
+            yield conn
+    except SQLAlchemyError as exc:
+        raise StorageError(f"{action}: {describe(exc)}") from exc
+
+
+def describe(exc: SQLAlchemyError) -> str:
+    """The first line of the database's own message, without SQL or parameters."""
+    first = str(getattr(exc, "orig", None) or exc).splitlines()
+    return first[0] if first else type(exc).__name__
+
+
 def sync_catalog(
-    engine: Engine, brands: Sequence[str], sources: Sequence[CatalogSource], now: datetime
+    conn: Connection, brands: Sequence[str], sources: Sequence[CatalogSource], now: datetime
 ) -> None:
     """Make sure every configured brand and source has a row. A source whose configured URL
     changed starts afresh (its redirect, validators, errors and disabled state are reset)."""
-
-    def work() -> None:
-        with engine.begin() as conn:
-            if brands:
-                conn.execute(
-                    _insert(conn, Brand).on_conflict_do_nothing(index_elements=["name"]),
-                    [{"name": name, "created_at": now} for name in brands],
+    if brands:
+        conn.execute(
+            _insert(conn, Brand).on_conflict_do_nothing(index_elements=["name"]),
+            [{"name": name, "created_at": now} for name in brands],
+        )
+    known = {row.name: row for row in conn.execute(select(Source))}
+    for source in sources:
+        row = known.get(source.name)
+        if row is None:
+            conn.execute(
+                _insert(conn, Source).on_conflict_do_nothing(index_elements=["name"]),
+                {
+                    "name": source.name,
+                    "kind": source.kind,
+                    "config_url": source.url,
+                    "url": source.url,
+                    "consecutive_errors": 0,
+                    "created_at": now,
+                },
+            )
+        elif row.config_url != source.url or row.kind != source.kind:
+            conn.execute(
+                update(Source)
+                .where(Source.id == row.id)
+                .values(
+                    kind=source.kind,
+                    config_url=source.url,
+                    url=source.url,
+                    etag=None,
+                    last_modified=None,
+                    consecutive_errors=0,
+                    last_error=None,
+                    next_poll_at=None,
+                    disabled_reason=None,
                 )
-            known = {row.name: row for row in conn.execute(select(Source))}
-            for source in sources:
-                row = known.get(source.name)
-                if row is None:
-                    conn.execute(
-                        _insert(conn, Source).on_conflict_do_nothing(index_elements=["name"]),
-                        {
-                            "name": source.name,
-                            "kind": source.kind,
-                            "config_url": source.url,
-                            "url": source.url,
-                            "consecutive_errors": 0,
-                            "created_at": now,
-                        },
-                    )
-                elif row.config_url != source.url or row.kind != source.kind:
-                    conn.execute(
-                        update(Source)
-                        .where(Source.id == row.id)
-                        .values(
-                            kind=source.kind,
-                            config_url=source.url,
-                            url=source.url,
-                            etag=None,
-                            last_modified=None,
-                            consecutive_errors=0,
-                            last_error=None,
-                            next_poll_at=None,
-                            disabled_reason=None,
-                        )
-                    )
-
-    _guard("cannot update brands and sources", work)
+            )
 
 
-def load_states(engine: Engine) -> dict[str, SourceState]:
-    def work() -> dict[str, SourceState]:
-        with engine.connect() as conn:
-            return {row.name: _state(row) for row in conn.execute(select(Source))}
-
-    return _guard("cannot read source state", work)
-
-
-def load_state(engine: Engine, source_id: int) -> SourceState:
-    def work() -> SourceState:
-        with engine.connect() as conn:
-            return _state(conn.execute(select(Source).where(Source.id == source_id)).one())
-
-    return _guard("cannot read source state", work)
+def load_states(conn: Connection) -> dict[str, SourceState]:
+    return {row.name: _state(row) for row in conn.execute(select(Source))}
 
 
 def _state(row: Any) -> SourceState:
@@ -165,7 +164,7 @@ def _state(row: Any) -> SourceState:
 
 
 def record_success(
-    engine: Engine,
+    conn: Connection,
     source_id: int,
     *,
     now: datetime,
@@ -176,49 +175,36 @@ def record_success(
     mentions: Sequence[Mention] = (),
 ) -> tuple[StoreResult, SourceState]:
     """Store a successful poll (200 or 304): its mentions and the source's new fetch state."""
-
-    def work() -> tuple[StoreResult, SourceState]:
-        with engine.begin() as conn:
-            result = _ingest(conn, source_id, mentions, now) if mentions else StoreResult()
-            values: dict[str, Any] = {
-                "etag": etag,
-                "last_modified": last_modified,
-                "last_attempt_at": now,
-                "last_success_at": now,
-                "consecutive_errors": 0,
-                "last_error": None,
-                "next_poll_at": next_poll_at,
-            }
-            if permanent_url:
-                values["url"] = permanent_url
-            return result, _update_state(conn, source_id, values)
-
-    return _guard("cannot store poll result", work)
+    result = _ingest(conn, source_id, mentions, now) if mentions else StoreResult()
+    values: dict[str, Any] = {
+        "etag": etag,
+        "last_modified": last_modified,
+        "last_attempt_at": now,
+        "last_success_at": now,
+        "consecutive_errors": 0,
+        "last_error": None,
+        "next_poll_at": next_poll_at,
+    }
+    if permanent_url:
+        values["url"] = permanent_url
+    return result, _update_state(conn, source_id, values)
 
 
 def record_failure(
-    engine: Engine, source_id: int, *, now: datetime, error: str, next_poll_at: datetime
+    conn: Connection, source_id: int, *, now: datetime, error: str, next_poll_at: datetime
 ) -> SourceState:
-    def work() -> SourceState:
-        with engine.begin() as conn:
-            values = {
-                "last_attempt_at": now,
-                "consecutive_errors": Source.consecutive_errors + 1,
-                "last_error": error[:1000],
-                "next_poll_at": next_poll_at,
-            }
-            return _update_state(conn, source_id, values)
-
-    return _guard("cannot store poll failure", work)
+    values = {
+        "last_attempt_at": now,
+        "consecutive_errors": Source.consecutive_errors + 1,
+        "last_error": error[:1000],
+        "next_poll_at": next_poll_at,
+    }
+    return _update_state(conn, source_id, values)
 
 
-def record_gone(engine: Engine, source_id: int, *, now: datetime, reason: str) -> SourceState:
-    def work() -> SourceState:
-        with engine.begin() as conn:
-            values = {"last_attempt_at": now, "disabled_reason": reason, "next_poll_at": None}
-            return _update_state(conn, source_id, values)
-
-    return _guard("cannot disable source", work)
+def record_gone(conn: Connection, source_id: int, *, now: datetime, reason: str) -> SourceState:
+    values = {"last_attempt_at": now, "disabled_reason": reason, "next_poll_at": None}
+    return _update_state(conn, source_id, values)
 
 
 def _update_state(conn: Connection, source_id: int, values: dict[str, Any]) -> SourceState:
@@ -429,7 +415,6 @@ __all__ = [
     "MentionFilter",
     "StoredMention",
     "count_rows",
-    "load_state",
     "load_states",
     "mention_counts",
     "query_mentions",
@@ -437,4 +422,5 @@ __all__ = [
     "record_gone",
     "record_success",
     "sync_catalog",
+    "transaction",
 ]

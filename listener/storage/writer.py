@@ -1,0 +1,98 @@
+"""Group commit: store operations from many concurrent polls run in one dedicated thread, many
+to a transaction.
+
+Why: measured on 1,000 sources, one transaction per poll cost ~5 ms each, mostly waiting for the
+GIL between the event loop and the database thread, so the database thread became the
+bottleneck of the whole cycle. Draining everything that is queued into one transaction turns a
+thousand hand-offs into a few dozen.
+
+Rules: operations are plain functions of a Connection; they run in submission order. If a batch
+fails, each of its operations is retried alone in its own transaction, so one bad operation
+fails only its own caller and nothing already stored is lost. SQLAlchemy errors reach callers as
+StorageError.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from listener.errors import StorageError
+from listener.storage.store import describe
+
+T = TypeVar("T")
+Operation = Callable[[Connection], Any]
+_Job = tuple[Operation, "Future[Any]"]
+
+
+class Writer:
+    """Runs store operations in one thread, batching whatever is queued into one transaction."""
+
+    def __init__(self, engine: Engine, *, max_batch: int = 256) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self.transactions = 0  # for tests and metrics
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="listener-db-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, operation: Callable[[Connection], T]) -> Future[T]:
+        future: Future[T] = Future()
+        self._queue.put((operation, future))
+        return future
+
+    async def run(self, operation: Callable[[Connection], T]) -> T:
+        return await asyncio.wrap_future(self.submit(operation))
+
+    def close(self) -> None:
+        """Finish what is queued, then stop the thread."""
+        self._queue.put(None)
+        self._thread.join()
+
+    def _loop(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < self.max_batch:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if job is None:
+                    stopping = True
+                    break
+                batch.append(job)
+            live = [job for job in batch if job[1].set_running_or_notify_cancel()]
+            if live:
+                self._commit(live)
+
+    def _commit(self, batch: list[_Job]) -> None:
+        try:
+            self.transactions += 1
+            with self.engine.begin() as conn:
+                results = [operation(conn) for operation, _ in batch]
+        except BaseException as exc:
+            if len(batch) > 1:
+                for job in batch:
+                    self._commit([job])
+                return
+            if isinstance(exc, SQLAlchemyError):
+                error: BaseException = StorageError(f"database write failed: {describe(exc)}")
+                error.__cause__ = exc
+            else:
+                error = exc
+            batch[0][1].set_exception(error)
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            future.set_result(result)
