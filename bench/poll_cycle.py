@@ -15,6 +15,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -22,19 +23,53 @@ HERE = Path(__file__).resolve().parent
 BRANDS = ["Velora", "Nordbahn", "Kryptonite", "Brightwave", "Kestrel Bikes"]
 
 
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, from /proc."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            with open(f"/proc/{current}/statm") as statm:
+                total += int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+            for task in os.listdir(f"/proc/{current}/task"):
+                with open(f"/proc/{current}/task/{task}/children") as children:
+                    todo.extend(int(c) for c in children.read().split())
+        except (FileNotFoundError, ProcessLookupError, ValueError):
+            continue
+    return total / 1024 / 1024
+
+
 def run_measured(argv: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Run argv; return (wall s, peak RSS of its whole process tree in MB, stdout); also sets
+    LAST_CPU to the CPU seconds (user + system) of the process and its children."""
+    global LAST_CPU
     started = time.perf_counter()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     assert proc.stdout is not None and proc.stderr is not None
+    peak = [0.0]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], tree_rss_mb(proc.pid))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
+    done.set()
+    sampler.join()
+    LAST_CPU = usage.ru_utime + usage.ru_stime
     out, err = proc.stdout.read().decode(), proc.stderr.read().decode()
     proc.stdout.close()
     proc.stderr.close()
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         sys.exit(f"bench: {' '.join(argv[1:4])} failed ({proc.returncode}): {err.strip()[-800:]}")
-    return wall, usage.ru_maxrss / 1024, out
+    return wall, max(peak[0], usage.ru_maxrss / 1024), out
+
+
+LAST_CPU = 0.0
 
 
 def main() -> None:
@@ -82,14 +117,14 @@ def main() -> None:
                 sys.exit(f"bench: polls failed: {out.strip()}")
             print(f"listener {label:8s}: {wall:6.2f} s wall ({cycle:.2f} s cycle after start-up), "
                   f"{args.feeds / wall:6.0f} feeds/s, {entries / wall:7.0f} entries/s, "
-                  f"peak RSS {rss:5.1f} MB | {out.strip()}")
+                  f"CPU {LAST_CPU:5.2f} s, peak RSS {rss:5.1f} MB (process tree) | {out.strip()}")
         wall, rss, out = run_measured(
             [sys.executable, str(HERE / "naive.py"), base, str(naive_feeds)], env=env)
         scale = args.feeds / naive_feeds
         naive_wall = wall * scale
         print(f"naive    cold    : {naive_wall:6.2f} s wall{' (extrapolated)' if scale != 1 else ''}, "
-              f"{args.feeds / naive_wall:8.0f} feeds/s, {entries / naive_wall:9.0f} entries/s, "
-              f"peak RSS {rss:6.1f} MB | {out.strip()} entries parsed")
+              f"{args.feeds / naive_wall:6.0f} feeds/s, {entries / naive_wall:7.0f} entries/s, "
+              f"CPU {LAST_CPU * scale:5.2f} s, peak RSS {rss:5.1f} MB | {out.strip()} entries parsed")
         print(f"ratio: listener cold is {naive_wall / results['cold']:.1f}x faster than naive; "
               f"all-304 cycle {naive_wall / results['all-304']:.1f}x")
     finally:

@@ -89,6 +89,12 @@ def parse_size(value: object) -> int:
     return int(float(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()])
 
 
+def _default_workers() -> int:
+    """Worker processes for parsing and matching: one per core beyond the first, at most 4."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(4, max(0, (cores or 1) - 1)) if (cores or 1) > 1 else 0
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Size = Annotated[int, BeforeValidator(parse_size)]
 
@@ -139,6 +145,7 @@ class PollingSettings(_Section):
     jitter: Duration = 30.0
     max_backoff: Duration = 6 * 3600.0
     concurrency: int = Field(default=50, ge=1, le=1000)
+    workers: int = Field(default_factory=lambda: _default_workers(), ge=0, le=64)
 
     @field_validator("interval")
     @classmethod

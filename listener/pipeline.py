@@ -29,9 +29,9 @@ from sqlalchemy import Engine
 
 from listener import __version__
 from listener.config import Settings, SourceSettings
+from listener.digest import Digester
 from listener.errors import FetchError, ListenerError, ParseError, StorageError
-from listener.matching import Matcher, canonical_url, content_hash, dedup_key
-from listener.models import BrandTerms, Mention, ParsedFeed, SourceState
+from listener.models import BrandTerms, SourceState
 from listener.sources import feed
 from listener.sources.client import Client, HttpSettings, redact_url
 from listener.storage import store
@@ -123,13 +123,13 @@ class Poller:
         self.client = client
         self.clock = clock
         self.rng = rng
-        self.matcher = Matcher(
-            [BrandTerms(b.name, tuple(b.terms), tuple(b.exclude)) for b in settings.brands]
-        )
+        brands = [BrandTerms(b.name, tuple(b.terms), tuple(b.exclude)) for b in settings.brands]
+        self._digester = Digester(brands, settings.polling.workers)
         self._writer = Writer(engine)
         self._states: dict[str, SourceState] = {}
 
     def close(self) -> None:
+        self._digester.close()
         self._writer.close()
 
     async def prepare(self) -> None:
@@ -229,8 +229,8 @@ class Poller:
                 )
             )
             return PollOutcome(source.name, "not_modified"), unchanged
-        parsed, mentions = await asyncio.to_thread(
-            self._digest, source.name, response.body, response.url, response.content_type
+        parsed = await self._digester.run(
+            source.name, response.body, response.url, response.content_type
         )
         for warning in parsed.warnings:
             log.warning("source %s: %s", source.name, warning)
@@ -243,41 +243,18 @@ class Poller:
                 etag=response.etag,
                 last_modified=response.last_modified,
                 permanent_url=response.permanent_url,
-                mentions=mentions,
+                mentions=parsed.mentions,
             )
         )
         outcome = PollOutcome(
             source.name,
             "ok",
-            items=len(parsed.items),
+            items=parsed.items,
             new=result.new,
             updated=result.updated,
             warnings=parsed.warnings,
         )
         return outcome, stored
-
-    def _digest(
-        self, source: str, body: bytes, url: str, content_type: str | None
-    ) -> tuple[ParsedFeed, list[Mention]]:
-        """Parse and match (CPU work, run in a worker thread)."""
-        parsed = feed.parse_feed(body, url=url, content_type=content_type)
-        mentions = []
-        for item in parsed.items:
-            brands = self.matcher.match_item(item)
-            if not brands:
-                continue
-            mentions.append(
-                Mention(
-                    item=item,
-                    brands=brands,
-                    dedup_key=dedup_key(
-                        source=source, guid=item.guid, url=item.url, title=item.title
-                    ),
-                    canonical_url=canonical_url(item.url) if item.url else None,
-                    content_hash=content_hash(item.title, item.text, item.author),
-                )
-            )
-        return parsed, mentions
 
     async def _fail(
         self, source: SourceSettings, state: SourceState, now: datetime, exc: Exception
