@@ -309,3 +309,11 @@ def test_headers_from_config_reach_the_server(httpserver: HTTPServer, engine: En
     assert poll_all(settings, engine)["auth"].new == 1
 
 
+
+
+def test_in_process_digest_gives_the_same_result(httpserver: HTTPServer, engine: Engine) -> None:
+    httpserver.expect_request("/feed.xml").respond_with_data(rss(ITEMS), content_type="text/xml")
+    url = httpserver.url_for("/feed.xml")
+    settings = make_settings([{"name": "blog", "url": url}], polling={"workers": 0})
+    outcome = poll_all(settings, engine)["blog"]
+    assert (outcome.status, outcome.items, outcome.new) == ("ok", 5, 3)

@@ -1,0 +1,155 @@
+"""Storage on real databases: migrations, SQLite settings, batched ingest, group commit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, text
+from sqlalchemy.engine import Connection
+
+from listener.errors import SchemaOutdatedError, StorageError
+from listener.models import Item, Mention
+from listener.storage import engine as db
+from listener.storage import store
+from listener.storage.writer import Writer
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def test_schema_head_constant_matches_migrations() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(db.MIGRATIONS))
+    assert ScriptDirectory.from_config(config).get_current_head() == db.SCHEMA_HEAD
+
+
+def test_migrations_create_exactly_the_tables(engine: Engine) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from listener.storage.tables import Base
+
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_empty_database_is_refused_with_hint(tmp_path: Path) -> None:
+    engine = db.connect(f"sqlite:///{tmp_path / 'new' / 'x.db'}")
+    with pytest.raises(SchemaOutdatedError, match="listener db upgrade"):
+        db.check_schema(engine)
+    assert db.upgrade(engine) == (None, db.SCHEMA_HEAD)
+    db.check_schema(engine)
+    assert db.upgrade(engine) == (db.SCHEMA_HEAD, db.SCHEMA_HEAD)
+
+
+def test_outdated_revision_is_refused(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '0000'"))
+    with pytest.raises(SchemaOutdatedError, match="revision 0000"):
+        db.check_schema(engine)
+
+
+def test_sqlite_settings(tmp_path: Path) -> None:
+    engine = db.connect(f"sqlite:///{tmp_path / 'x.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+
+
+def test_bad_url_and_password_masking() -> None:
+    with pytest.raises(Exception, match="database.url") as caught:
+        db.connect("nonsense://")
+    assert "database.url" in str(caught.value)
+    assert db.display_url("postgresql://u:s3cret@h/db") == "postgresql://u:***@h/db"
+
+
+def mention(i: int, *, brands: frozenset[str] = frozenset({"A"}), text: str = "t") -> Mention:
+    item = Item(guid=f"g{i}", url=f"https://x.example/{i}", title=f"title {i}", text=text,
+                published_at=NOW - timedelta(minutes=i))
+    return Mention(item, brands, f"key{i}", item.url, f"hash-{text}")
+
+
+def setup_source(engine: Engine) -> int:
+    with store.transaction(engine, "test") as conn:
+        store.sync_catalog(conn, ["A", "B"], [store.CatalogSource("s", "feed", "https://x/")], NOW)
+        return store.load_states(conn)["s"].id
+
+
+def test_ingest_dedups_and_updates_in_bulk(engine: Engine) -> None:
+    source = setup_source(engine)
+    batch = [mention(i) for i in range(1200)]  # more than one IN-list chunk
+    with store.transaction(engine, "test") as conn:
+        result, state = store.record_success(conn, source, now=NOW, next_poll_at=NOW, etag="e",
+                                             last_modified=None, mentions=batch)
+    assert (result.new, result.updated, len(result.new_ids)) == (1200, 0, 1200)
+    assert state.etag == "e" and state.last_success_at == NOW
+    again = [mention(i) for i in range(1190, 1210)]  # 10 known, 10 new
+    again[0] = mention(1190, brands=frozenset({"A", "B"}), text="changed")
+    with store.transaction(engine, "test") as conn:
+        result, _ = store.record_success(conn, source, now=NOW, next_poll_at=NOW, etag="e",
+                                         last_modified=None, mentions=again)
+    assert (result.new, result.updated, result.unchanged) == (10, 1, 9)
+    counts = store.count_rows(engine)
+    assert counts["mentions"] == 1210
+    assert counts["mention_brands"] == 1211  # the changed item gained brand B
+    [changed] = store.query_mentions(engine, store.MentionFilter(search="title 1190"))
+    assert changed.text == "changed" and changed.brands == ("A", "B")
+
+
+def test_future_dates_do_not_become_event_time(engine: Engine) -> None:
+    source = setup_source(engine)
+    future = Item(guid="f", url="https://x.example/f", title="from the future", text="",
+                  published_at=NOW + timedelta(days=3))
+    with store.transaction(engine, "test") as conn:
+        store.record_success(conn, source, now=NOW, next_poll_at=NOW, etag=None,
+                             last_modified=None,
+                             mentions=[Mention(future, frozenset({"A"}), "kf", None, "h")])
+    # event time is clamped to the fetch time, so --until now still finds it
+    assert store.query_mentions(engine, store.MentionFilter(until=NOW + timedelta(seconds=1)))
+
+
+def test_writer_batches_and_isolates_failures(engine: Engine) -> None:
+    import threading
+
+    source = setup_source(engine)
+    writer = Writer(engine)
+    gate = threading.Event()
+
+    def fail(conn: Connection) -> None:
+        conn.execute(text("INSERT INTO nonexistent VALUES (1)"))
+
+    def count(conn: Connection, i: int) -> None:
+        store.record_failure(conn, source, now=NOW, error=f"e{i}", next_poll_at=NOW)
+
+    try:
+        blocker = writer.submit(lambda conn: gate.wait(10))
+        good = [writer.submit(lambda conn, i=i: count(conn, i)) for i in range(50)]
+        gate.set()
+        blocker.result(10)
+        for future in good:
+            future.result(10)
+        # the 50 queued operations shared one transaction (the blocker may have joined it)
+        assert writer.transactions <= 2
+        before = writer.transactions
+
+        gate.clear()
+        blocker = writer.submit(lambda conn: gate.wait(10))
+        mixed = [writer.submit(lambda conn, i=i: count(conn, i)) for i in range(5)]
+        broken = writer.submit(fail)
+        gate.set()
+        for future in mixed:
+            future.result(10)
+        with pytest.raises(StorageError, match="database write failed"):
+            broken.result(10)
+        # a failed batch, then each of its operations alone
+        assert 1 + 6 <= writer.transactions - before <= 1 + 1 + 6
+    finally:
+        gate.set()
+        writer.close()
+    with store.transaction(engine, "test") as conn:
+        assert store.load_states(conn)["s"].consecutive_errors == 55
