@@ -14,16 +14,20 @@ import asyncio
 import hashlib
 import random
 import socket
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 BRANDS = ["Velora", "Nordbahn", "Kryptonite", "Brightwave", "Kestrel Bikes"]
-EN = ("the new model arrived late and the support team did not answer my emails for a week "
-      "so I am thinking about a refund but the ride itself is smooth and quiet").split()
-DE = ("der Zug kam wieder zu spät und der Kundenservice hat sich nicht gemeldet obwohl ich "
-      "dreimal angerufen habe aber das Rad selbst fährt wirklich gut und leise").split()
+EN = (
+    "the new model arrived late and the support team did not answer my emails for a week so I "
+    "am thinking about a refund but the ride itself is smooth and quiet"
+).split(" ")
+DE = (
+    "der Zug kam wieder zu spät und der Kundenservice hat sich nicht gemeldet obwohl ich "
+    "dreimal angerufen habe aber das Rad selbst fährt wirklich gut und leise"
+).split(" ")
 
 
 def make_feed(index: int, entries: int, rng: random.Random) -> bytes:
@@ -40,7 +44,7 @@ def make_feed(index: int, entries: int, rng: random.Random) -> bytes:
         items.append(
             f"<item><title>{escape(title)}</title>"
             f"<link>https://site{index % 97}.example/{index}/{n}?utm_source=rss</link>"
-            f"<guid isPermaLink=\"false\">feed{index}-entry{n}</guid><pubDate>{date}</pubDate>"
+            f'<guid isPermaLink="false">feed{index}-entry{n}</guid><pubDate>{date}</pubDate>'
             f"<description>{escape('<p>' + body + '</p>')}</description></item>"
         )
     return (
@@ -55,7 +59,9 @@ class Server:
     def __init__(self, feeds: int, entries: int) -> None:
         rng = random.Random(42)
         self.bodies = {f"/feeds/{i}.xml": make_feed(i, entries, rng) for i in range(feeds)}
-        self.etags = {p: '"' + hashlib.sha1(b).hexdigest()[:16] + '"' for p, b in self.bodies.items()}  # noqa: S324
+        self.etags = {
+            p: '"' + hashlib.sha1(b).hexdigest()[:16] + '"' for p, b in self.bodies.items()
+        }
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -63,16 +69,24 @@ class Server:
                 head = await reader.readuntil(b"\r\n\r\n")
                 lines = head.decode("latin-1").split("\r\n")
                 path = lines[0].split(" ")[1]
-                headers = {k.lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:] if l)}
+                headers = {
+                    k.lower(): v.strip()
+                    for k, _, v in (line.partition(":") for line in lines[1:] if line)
+                }
                 body = self.bodies.get(path)
                 if body is None:
                     writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
                 elif headers.get("if-none-match") == self.etags[path]:
-                    writer.write(f"HTTP/1.1 304 Not Modified\r\nETag: {self.etags[path]}\r\nContent-Length: 0\r\n\r\n".encode())
+                    etag = self.etags[path]
+                    writer.write(
+                        f"HTTP/1.1 304 Not Modified\r\nETag: {etag}\r\n"
+                        "Content-Length: 0\r\n\r\n".encode()
+                    )
                 else:
                     writer.write(
                         f"HTTP/1.1 200 OK\r\nContent-Type: application/rss+xml; charset=utf-8\r\n"
-                        f"ETag: {self.etags[path]}\r\nContent-Length: {len(body)}\r\n\r\n".encode() + body
+                        f"ETag: {self.etags[path]}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                        + body
                     )
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, IndexError):
@@ -85,8 +99,12 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--feeds", type=int, default=1000)
     parser.add_argument("--entries", type=int, default=50)
-    parser.add_argument("--hosts", type=int, default=1,
-                        help="listen on 127.0.0.1 .. 127.0.0.N (all loopback) as N hosts")
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        default=1,
+        help="listen on 127.0.0.1 .. 127.0.0.N (all loopback) as N hosts",
+    )
     parser.add_argument("--port-file", required=True)
     args = parser.parse_args()
     server = Server(args.feeds, args.entries)

@@ -1,6 +1,6 @@
 """The naive pipeline the bench compares against: one feed at a time, httpx.get + feedparser.
 
-    python bench/naive.py BASE_URL N
+python bench/naive.py BASE_URL N
 """
 
 from __future__ import annotations

@@ -76,18 +76,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--feeds", type=int, default=1000)
     parser.add_argument("--entries", type=int, default=50)
-    parser.add_argument("--hosts", type=int, default=50,
-                        help="spread the feeds over this many loopback hosts (127.0.0.N)")
-    parser.add_argument("--naive-feeds", type=int, default=None,
-                        help="feeds for the naive pipeline (default: all)")
+    parser.add_argument(
+        "--hosts",
+        type=int,
+        default=50,
+        help="spread the feeds over this many loopback hosts (127.0.0.N)",
+    )
+    parser.add_argument(
+        "--naive-feeds", type=int, default=None, help="feeds for the naive pipeline (default: all)"
+    )
     args = parser.parse_args()
     naive_feeds = args.naive_feeds or args.feeds
     work = Path(tempfile.mkdtemp(prefix="listener-bench-"))
     port_file = work / "port"
-    server = subprocess.Popen([sys.executable, str(HERE / "feedserver.py"), "--feeds",
-                               str(args.feeds), "--entries", str(args.entries),
-                               "--hosts", str(args.hosts),
-                               "--port-file", str(port_file)])
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            str(HERE / "feedserver.py"),
+            "--feeds",
+            str(args.feeds),
+            "--entries",
+            str(args.entries),
+            "--hosts",
+            str(args.hosts),
+            "--port-file",
+            str(port_file),
+        ]
+    )
     try:
         while not port_file.exists() or not port_file.read_text():
             time.sleep(0.05)
@@ -106,8 +121,10 @@ def main() -> None:
         env = {**os.environ, "LISTENER_CONFIG": ""}
         subprocess.run([*listener, "db", "upgrade"], check=True, capture_output=True, env=env)
         entries = args.feeds * args.entries
-        print(f"bench: {args.feeds} feeds x {args.entries} entries = {entries} entries "
-              f"on {args.hosts} loopback hosts, {os.cpu_count()} cores")
+        print(
+            f"bench: {args.feeds} feeds x {args.entries} entries = {entries} entries "
+            f"on {args.hosts} loopback hosts, {os.cpu_count()} cores"
+        )
         results = {}
         for label in ("cold", "all-304"):
             wall, rss, out = run_measured([*listener, "poll", "--once"], env=env)
@@ -115,18 +132,26 @@ def main() -> None:
             cycle = float(re.search(r" in ([\d.]+) s:", out).group(1))  # type: ignore[union-attr]
             if " 0 failed" not in out:
                 sys.exit(f"bench: polls failed: {out.strip()}")
-            print(f"listener {label:8s}: {wall:6.2f} s wall ({cycle:.2f} s cycle after start-up), "
-                  f"{args.feeds / wall:6.0f} feeds/s, {entries / wall:7.0f} entries/s, "
-                  f"CPU {LAST_CPU:5.2f} s, peak RSS {rss:5.1f} MB (process tree) | {out.strip()}")
+            print(
+                f"listener {label:8s}: {wall:6.2f} s wall ({cycle:.2f} s cycle after start-up), "
+                f"{args.feeds / wall:6.0f} feeds/s, {entries / wall:7.0f} entries/s, "
+                f"CPU {LAST_CPU:5.2f} s, peak RSS {rss:5.1f} MB (process tree) | {out.strip()}"
+            )
         wall, rss, out = run_measured(
-            [sys.executable, str(HERE / "naive.py"), base, str(naive_feeds)], env=env)
+            [sys.executable, str(HERE / "naive.py"), base, str(naive_feeds)], env=env
+        )
         scale = args.feeds / naive_feeds
         naive_wall = wall * scale
-        print(f"naive    cold    : {naive_wall:6.2f} s wall{' (extrapolated)' if scale != 1 else ''}, "
-              f"{args.feeds / naive_wall:6.0f} feeds/s, {entries / naive_wall:7.0f} entries/s, "
-              f"CPU {LAST_CPU * scale:5.2f} s, peak RSS {rss:5.1f} MB | {out.strip()} entries parsed")
-        print(f"ratio: listener cold is {naive_wall / results['cold']:.1f}x faster than naive; "
-              f"all-304 cycle {naive_wall / results['all-304']:.1f}x")
+        print(
+            f"naive    cold    : {naive_wall:6.2f} s wall"
+            f"{' (extrapolated)' if scale != 1 else ''}, "
+            f"{args.feeds / naive_wall:6.0f} feeds/s, {entries / naive_wall:7.0f} entries/s, "
+            f"CPU {LAST_CPU * scale:5.2f} s, peak RSS {rss:5.1f} MB | {out.strip()} entries parsed"
+        )
+        print(
+            f"ratio: listener cold is {naive_wall / results['cold']:.1f}x faster than naive; "
+            f"all-304 cycle {naive_wall / results['all-304']:.1f}x"
+        )
     finally:
         server.terminate()
         server.wait()

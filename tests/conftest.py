@@ -15,9 +15,9 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).parent))  # helpers: httpd, pgserver, feeds
 
-import pgserver  # noqa: E402
+import pgserver
 
-from listener.storage import engine as db  # noqa: E402
+from listener.storage import engine as db
 
 _counter = itertools.count()
 

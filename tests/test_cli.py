@@ -17,20 +17,37 @@ from click.testing import CliRunner
 from feeds import rss
 from pytest_httpserver import HTTPServer
 
-import listener.cli.commands  # noqa: F401  (registers the commands)
+import listener.cli.commands
 import listener.cli.demo  # noqa: F401
 from listener.cli import cli
 
 ITEMS = [
-    {"title": "Kryptonite lock opened with a pen", "link": "https://a.example/1?utm_source=x",
-     "guid": "1", "description": "Terrible. #kryptonitelock", "author": "Ann",
-     "date": "Fri, 20 Nov 2026 10:00:00 +0000"},
-    {"title": "Kryptonite praised by reviewers", "link": "https://a.example/2", "guid": "2",
-     "date": "Sat, 21 Nov 2026 10:00:00 +0000"},
-    {"title": "Evil \x1b[31mred\x1b[0m Kryptonite \u202eevil", "link": "https://a.example/3",
-     "guid": "3", "date": "Sun, 22 Nov 2026 10:00:00 +0000"},
-    {"title": "Deutsche Bahn und Kryptonite", "link": "https://a.example/4", "guid": "4",
-     "date": "Mon, 23 Nov 2026 09:00:00 +0000"},
+    {
+        "title": "Kryptonite lock opened with a pen",
+        "link": "https://a.example/1?utm_source=x",
+        "guid": "1",
+        "description": "Terrible. #kryptonitelock",
+        "author": "Ann",
+        "date": "Fri, 20 Nov 2026 10:00:00 +0000",
+    },
+    {
+        "title": "Kryptonite praised by reviewers",
+        "link": "https://a.example/2",
+        "guid": "2",
+        "date": "Sat, 21 Nov 2026 10:00:00 +0000",
+    },
+    {
+        "title": "Evil \x1b[31mred\x1b[0m Kryptonite \u202eevil",
+        "link": "https://a.example/3",
+        "guid": "3",
+        "date": "Sun, 22 Nov 2026 10:00:00 +0000",
+    },
+    {
+        "title": "Deutsche Bahn und Kryptonite",
+        "link": "https://a.example/4",
+        "guid": "4",
+        "date": "Mon, 23 Nov 2026 09:00:00 +0000",
+    },
 ]
 
 
@@ -84,16 +101,30 @@ def test_workflow_upgrade_poll_query(setup: Path) -> None:
     code, out, _ = invoke("mentions", "--config", config, "--format", "jsonl")
     rows = [json.loads(line) for line in out.splitlines()]
     assert [r["title"][:12] for r in rows] == [
-        "Deutsche Bah", "Evil [31mred", "Kryptonite p", "Kryptonite l"
+        "Deutsche Bah",
+        "Evil [31mred",
+        "Kryptonite p",
+        "Kryptonite l",
     ]  # newest first; control characters were dropped when the feed was parsed
     assert rows[1]["title"].endswith("\u202eevil")  # bidi overrides stay data inside JSON ...
     assert "\u202e" not in out  # ... but never reach the terminal raw
     assert rows[0]["brand"] is None and rows[0]["brands"] == ["Bahn", "Kryptonite"]
     assert rows[1]["brand"] == "Kryptonite"
     last = rows[-1]
-    assert set(last) >= {"id", "brand", "source", "url", "title", "text", "author",
-                         "published_at", "fetched_at", "language", "sentiment",
-                         "sentiment_score"}
+    assert set(last) >= {
+        "id",
+        "brand",
+        "source",
+        "url",
+        "title",
+        "text",
+        "author",
+        "published_at",
+        "fetched_at",
+        "language",
+        "sentiment",
+        "sentiment_score",
+    }
     assert last["source"] == "blog" and last["author"] == "Ann"
     assert last["published_at"] == "2026-11-20T10:00:00Z"
     assert last["fetched_at"].endswith("Z")
@@ -150,7 +181,9 @@ def test_check_config_masks_secrets(tmp_path: Path) -> None:
         + 'headers = { Authorization = "Bearer ${API_TOKEN}" }\n',
         encoding="utf-8",
     )
-    code, out, err = invoke("check-config", "--config", str(path), env={"API_TOKEN": "s3cr3t-value"})
+    code, out, err = invoke(
+        "check-config", "--config", str(path), env={"API_TOKEN": "s3cr3t-value"}
+    )
     assert code == 0, err
     assert "Brands (2)" in out and "Sources (1)" in out
     for secret in ("s3cr3t-value", "pa55word", "tok-999"):
@@ -159,11 +192,14 @@ def test_check_config_masks_secrets(tmp_path: Path) -> None:
 
 def test_bad_config_exits_2_with_one_line(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
-    path.write_text('[[sources]]\nname = "x"\nurl = "https://e.org/f"\nintervall = "5m"\n',
-                    encoding="utf-8")
+    path.write_text(
+        '[[sources]]\nname = "x"\nurl = "https://e.org/f"\nintervall = "5m"\n', encoding="utf-8"
+    )
     proc = subprocess.run(
         [sys.executable, "-m", "listener", "check-config", "--config", str(path)],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     assert proc.stdout == ""
@@ -179,14 +215,23 @@ def test_listener_config_env_is_honoured(setup: Path) -> None:
 def test_demo_runs_offline(tmp_path: Path) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "listener", "demo", "--dir", str(tmp_path / "demo")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert "4/4 sources ok" in proc.stdout
     assert "4 sources answered 304 Not Modified, 0 new mentions" in proc.stdout
     assert "listener mentions --config" in proc.stdout
-    code, out, _ = invoke("mentions", "--config", str(tmp_path / "demo" / "listener.toml"),
-                          "--format", "json", "--limit", "0")
+    _, out, _ = invoke(
+        "mentions",
+        "--config",
+        str(tmp_path / "demo" / "listener.toml"),
+        "--format",
+        "json",
+        "--limit",
+        "0",
+    )
     rows = json.loads(out)
     assert {b for r in rows for b in r["brands"]} == {"Velora", "Nordbahn"}
     assert not any("Hollywood" in r["text"] or "Hollywood" in r["title"] for r in rows)
@@ -199,7 +244,9 @@ def test_run_polls_and_stops_on_sigterm(setup: Path, tmp_path: Path) -> None:
     with log.open("w") as sink:
         proc = subprocess.Popen(
             [sys.executable, "-m", "listener", "run", "--config", str(setup)],
-            stdout=sink, stderr=sink, env={**os.environ, "LISTENER_CONFIG": ""},
+            stdout=sink,
+            stderr=sink,
+            env={**os.environ, "LISTENER_CONFIG": ""},
         )
     try:
         deadline = time.monotonic() + 60

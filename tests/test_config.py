@@ -80,18 +80,29 @@ def test_example_config_loads_and_documents_every_key() -> None:
     ("change", "expected"),
     [
         (('interval = "15m"', 'interval = "15x"'), ["sources[0].interval", "'15x'", "15m"]),
-        (('kind = "feed"', 'knd = "feed"'), ["sources[0].knd", "unknown key", "did you mean 'kind'"]),
+        (
+            ('kind = "feed"', 'knd = "feed"'),
+            ["sources[0].knd", "unknown key", "did you mean 'kind'"],
+        ),
         (('kind = "feed"', 'kind = "fed"'), ["sources[0].kind", "'fed'", "did you mean 'feed'"]),
         (("[database]", "[databse]"), ["databse", "did you mean 'database'"]),
-        (('url = "https://example.org/feed.xml"', 'url = "ftp://x"'), ["sources[0].url", "ftp://x"]),
+        (
+            ('url = "https://example.org/feed.xml"', 'url = "ftp://x"'),
+            ["sources[0].url", "ftp://x"],
+        ),
         (('exclude = ["Superman"]', 'exclude = "Superman"'), ["brands[0].exclude", "list"]),
         (('exclude = ["Superman"]', 'exclude = [" "]'), ["brands[0].exclude", "blank"]),
         (('name = "bike-blogs"', 'name = "bike-blogs"\nname2 = 1'), ["sources[0].name2"]),
         (('interval = "15m"', 'interval = "5s"'), ["sources[0].interval", "at least 10s"]),
-        (('kind = "feed"\nurl = "https://example.org/feed.xml"', 'kind = "youtube"'),
-         ["sources[0]", "needs 'channel_id'"]),
-        (('[[brands]]', '[[brands]]\nname = "KRYPTONITE"\n[[brands]]'), ["brands[1].name", "duplicate"]),
-        (('[database]', '[database\n'), ["invalid TOML", "line"]),
+        (
+            ('kind = "feed"\nurl = "https://example.org/feed.xml"', 'kind = "youtube"'),
+            ["sources[0]", "needs 'channel_id'"],
+        ),
+        (
+            ("[[brands]]", '[[brands]]\nname = "KRYPTONITE"\n[[brands]]'),
+            ["brands[1].name", "duplicate"],
+        ),
+        (("[database]", "[database\n"), ["invalid TOML", "line"]),
     ],
 )
 def test_bad_config_is_one_line_naming_file_path_value(
@@ -163,7 +174,7 @@ def test_no_config_anywhere_says_where_it_looked(
     monkeypatch.chdir(tmp_path)
     if Path("/etc/listener/config.toml").exists():
         pytest.skip("a system-wide config exists on this machine")
-    with pytest.raises(ConfigError, match="no configuration file found.*--config"):
+    with pytest.raises(ConfigError, match=r"no configuration file found.*--config"):
         find_config_path(None, {"XDG_CONFIG_HOME": str(tmp_path)})
 
 

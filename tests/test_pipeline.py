@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import pytest
 from feeds import rss
 from httpd import serve
 from pytest_httpserver import HTTPServer
@@ -19,9 +17,9 @@ from sqlalchemy import Engine
 from werkzeug import Request, Response
 
 from listener.config import Settings, validate_config
-from listener.pipeline import PollOutcome, Poller, http_settings
-from listener.sources.client import Client
 from listener.models import SourceState
+from listener.pipeline import Poller, PollOutcome, http_settings
+from listener.sources.client import Client
 from listener.storage import store
 
 NOW = datetime(2026, 11, 20, 13, 0, tzinfo=UTC)
@@ -35,8 +33,11 @@ def load_states(engine: Engine) -> dict[str, SourceState]:
 def make_settings(sources: list[dict[str, Any]], **extra: Any) -> Settings:
     raw: dict[str, Any] = {
         "brands": [
-            {"name": "Kryptonite", "terms": ["Kryptonite", "#kryptonitelock"],
-             "exclude": ["Superman"]},
+            {
+                "name": "Kryptonite",
+                "terms": ["Kryptonite", "#kryptonitelock"],
+                "exclude": ["Superman"],
+            },
             {"name": "Bahn", "terms": ["Deutsche Bahn"]},
         ],
         "sources": sources,
@@ -54,8 +55,9 @@ class Clock:
         return self.now
 
 
-def poll_all(settings: Settings, engine: Engine, clock: Clock | None = None,
-             force: bool = True) -> dict[str, PollOutcome]:
+def poll_all(
+    settings: Settings, engine: Engine, clock: Clock | None = None, force: bool = True
+) -> dict[str, PollOutcome]:
     async def go() -> list[PollOutcome]:
         async with Client(http_settings(settings)) as client:
             poller = Poller(settings, engine, client, clock=clock or Clock(), rng=lambda: 0.5)
@@ -68,13 +70,25 @@ def poll_all(settings: Settings, engine: Engine, clock: Clock | None = None,
 
 
 ITEMS = [
-    {"title": "My Kryptonite lock opened with a Bic pen", "link": "https://blog.example/a?utm_source=rss",
-     "guid": "a", "description": "<p>Unbelievable.</p>", "author": "Sam"},
+    {
+        "title": "My Kryptonite lock opened with a Bic pen",
+        "link": "https://blog.example/a?utm_source=rss",
+        "guid": "a",
+        "description": "<p>Unbelievable.</p>",
+        "author": "Sam",
+    },
     {"title": "Superman and Kryptonite", "link": "https://comics.example/b", "guid": "b"},
-    {"title": "Verspätung bei der Deutschen Bahn? Die Deutsche Bahn sagt nein",
-     "link": "https://news.example/c", "guid": "c"},
+    {
+        "title": "Verspätung bei der Deutschen Bahn? Die Deutsche Bahn sagt nein",
+        "link": "https://news.example/c",
+        "guid": "c",
+    },
     {"title": "Nothing to see", "link": "https://blog.example/d", "guid": "d"},
-    {"title": "Both: Kryptonite on the Deutsche Bahn", "link": "https://blog.example/e", "guid": "e"},
+    {
+        "title": "Both: Kryptonite on the Deutsche Bahn",
+        "link": "https://blog.example/e",
+        "guid": "e",
+    },
 ]
 
 
@@ -111,12 +125,19 @@ def test_second_poll_sends_validators_and_stores_nothing(
     seen: list[dict[str, str | None]] = []
 
     def handler(request: Request) -> Response:
-        seen.append({"etag": request.headers.get("If-None-Match"),
-                     "since": request.headers.get("If-Modified-Since")})
+        seen.append(
+            {
+                "etag": request.headers.get("If-None-Match"),
+                "since": request.headers.get("If-Modified-Since"),
+            }
+        )
         if request.headers.get("If-None-Match") == '"v1"':
             return Response(status=304)
-        return Response(rss(ITEMS), content_type="application/rss+xml",
-                        headers={"ETag": '"v1"', "Last-Modified": "Fri, 20 Nov 2026 12:00:00 GMT"})
+        return Response(
+            rss(ITEMS),
+            content_type="application/rss+xml",
+            headers={"ETag": '"v1"', "Last-Modified": "Fri, 20 Nov 2026 12:00:00 GMT"},
+        )
 
     httpserver.expect_request("/feed.xml").respond_with_handler(handler)
     settings = make_settings([{"name": "blog", "url": httpserver.url_for("/feed.xml")}])
@@ -149,16 +170,28 @@ def test_changed_item_updates_its_row(httpserver: HTTPServer, engine: Engine) ->
 
 
 def test_same_story_in_two_sources_is_stored_once(httpserver: HTTPServer, engine: Engine) -> None:
-    one = [{"title": "Kryptonite recall", "link": "https://news.example/r?utm_medium=x&id=1",
-            "guid": "one-1"}]
-    two = [{"title": "Kryptonite recall", "link": "https://news.example/r?id=1&fbclid=abc",
-            "guid": "two-9"}]
+    one = [
+        {
+            "title": "Kryptonite recall",
+            "link": "https://news.example/r?utm_medium=x&id=1",
+            "guid": "one-1",
+        }
+    ]
+    two = [
+        {
+            "title": "Kryptonite recall",
+            "link": "https://news.example/r?id=1&fbclid=abc",
+            "guid": "two-9",
+        }
+    ]
     httpserver.expect_request("/one").respond_with_data(rss(one), content_type="text/xml")
     httpserver.expect_request("/two").respond_with_data(rss(two), content_type="text/xml")
-    settings = make_settings([
-        {"name": "one", "url": httpserver.url_for("/one")},
-        {"name": "two", "url": httpserver.url_for("/two")},
-    ])
+    settings = make_settings(
+        [
+            {"name": "one", "url": httpserver.url_for("/one")},
+            {"name": "two", "url": httpserver.url_for("/two")},
+        ]
+    )
     outcomes = poll_all(settings, engine)
     assert outcomes["one"].new + outcomes["two"].new == 1
     assert store.count_rows(engine)["mentions"] == 1
@@ -184,8 +217,12 @@ def test_broken_sources_never_stop_the_others(httpserver: HTTPServer, engine: En
         outcomes = poll_all(settings, engine)
     assert outcomes["ok"].status == "ok"
     assert outcomes["ok"].new == 1
-    for name, stage in (("err", "fetch: HTTP 500"), ("html", "parse: "),
-                        ("refused", "fetch: "), ("slow", "fetch: ")):
+    for name, stage in (
+        ("err", "fetch: HTTP 500"),
+        ("html", "parse: "),
+        ("refused", "fetch: "),
+        ("slow", "fetch: "),
+    ):
         assert outcomes[name].status == "failed", name
         assert (outcomes[name].error or "").startswith(stage), outcomes[name].error
     states = load_states(engine)
@@ -287,8 +324,13 @@ def test_partly_broken_feed_keeps_what_parses(httpserver: HTTPServer, engine: En
 
 
 def test_iso_8859_1_german_feed(httpserver: HTTPServer, engine: Engine) -> None:
-    items = [{"title": "Deutsche Bahn: Verspätung wegen Störung in Münster",
-              "link": "https://news.example/x", "description": "Große Probleme, sagt Müller."}]
+    items = [
+        {
+            "title": "Deutsche Bahn: Verspätung wegen Störung in Münster",
+            "link": "https://news.example/x",
+            "description": "Große Probleme, sagt Müller.",
+        }
+    ]
     httpserver.expect_request("/de").respond_with_data(
         rss(items, encoding="iso-8859-1"), content_type="application/rss+xml"
     )
@@ -307,8 +349,6 @@ def test_headers_from_config_reach_the_server(httpserver: HTTPServer, engine: En
         [{"name": "auth", "url": httpserver.url_for("/auth"), "headers": {"X-Api-Key": "k-123"}}]
     )
     assert poll_all(settings, engine)["auth"].new == 1
-
-
 
 
 def test_in_process_digest_gives_the_same_result(httpserver: HTTPServer, engine: Engine) -> None:

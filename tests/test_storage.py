@@ -11,7 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import Connection
 
-from listener.errors import SchemaOutdatedError, StorageError
+from listener.errors import ConfigError, SchemaOutdatedError, StorageError
 from listener.models import Item, Mention
 from listener.storage import engine as db
 from listener.storage import store
@@ -62,15 +62,20 @@ def test_sqlite_settings(tmp_path: Path) -> None:
 
 
 def test_bad_url_and_password_masking() -> None:
-    with pytest.raises(Exception, match="database.url") as caught:
+    with pytest.raises(ConfigError, match=r"database\.url") as caught:
         db.connect("nonsense://")
     assert "database.url" in str(caught.value)
     assert db.display_url("postgresql://u:s3cret@h/db") == "postgresql://u:***@h/db"
 
 
 def mention(i: int, *, brands: frozenset[str] = frozenset({"A"}), text: str = "t") -> Mention:
-    item = Item(guid=f"g{i}", url=f"https://x.example/{i}", title=f"title {i}", text=text,
-                published_at=NOW - timedelta(minutes=i))
+    item = Item(
+        guid=f"g{i}",
+        url=f"https://x.example/{i}",
+        title=f"title {i}",
+        text=text,
+        published_at=NOW - timedelta(minutes=i),
+    )
     return Mention(item, brands, f"key{i}", item.url, f"hash-{text}")
 
 
@@ -84,15 +89,17 @@ def test_ingest_dedups_and_updates_in_bulk(engine: Engine) -> None:
     source = setup_source(engine)
     batch = [mention(i) for i in range(1200)]  # more than one IN-list chunk
     with store.transaction(engine, "test") as conn:
-        result, state = store.record_success(conn, source, now=NOW, next_poll_at=NOW, etag="e",
-                                             last_modified=None, mentions=batch)
+        result, state = store.record_success(
+            conn, source, now=NOW, next_poll_at=NOW, etag="e", last_modified=None, mentions=batch
+        )
     assert (result.new, result.updated, len(result.new_ids)) == (1200, 0, 1200)
     assert state.etag == "e" and state.last_success_at == NOW
     again = [mention(i) for i in range(1190, 1210)]  # 10 known, 10 new
     again[0] = mention(1190, brands=frozenset({"A", "B"}), text="changed")
     with store.transaction(engine, "test") as conn:
-        result, _ = store.record_success(conn, source, now=NOW, next_poll_at=NOW, etag="e",
-                                         last_modified=None, mentions=again)
+        result, _ = store.record_success(
+            conn, source, now=NOW, next_poll_at=NOW, etag="e", last_modified=None, mentions=again
+        )
     assert (result.new, result.updated, result.unchanged) == (10, 1, 9)
     counts = store.count_rows(engine)
     assert counts["mentions"] == 1210
@@ -103,12 +110,23 @@ def test_ingest_dedups_and_updates_in_bulk(engine: Engine) -> None:
 
 def test_future_dates_do_not_become_event_time(engine: Engine) -> None:
     source = setup_source(engine)
-    future = Item(guid="f", url="https://x.example/f", title="from the future", text="",
-                  published_at=NOW + timedelta(days=3))
+    future = Item(
+        guid="f",
+        url="https://x.example/f",
+        title="from the future",
+        text="",
+        published_at=NOW + timedelta(days=3),
+    )
     with store.transaction(engine, "test") as conn:
-        store.record_success(conn, source, now=NOW, next_poll_at=NOW, etag=None,
-                             last_modified=None,
-                             mentions=[Mention(future, frozenset({"A"}), "kf", None, "h")])
+        store.record_success(
+            conn,
+            source,
+            now=NOW,
+            next_poll_at=NOW,
+            etag=None,
+            last_modified=None,
+            mentions=[Mention(future, frozenset({"A"}), "kf", None, "h")],
+        )
     # event time is clamped to the fetch time, so --until now still finds it
     assert store.query_mentions(engine, store.MentionFilter(until=NOW + timedelta(seconds=1)))
 
