@@ -135,7 +135,33 @@ MENTION_COLUMNS: list[tuple[str, str, int | None]] = [
     ("sentiment", "sentiment", 9),
     ("url", "url", 50),
 ]
-TABLE_KEYS = {"brands": "brands_shown", "title": "headline"}
+CSV_COLUMNS = (
+    "id",
+    "brands",
+    "source",
+    "url",
+    "title",
+    "text",
+    "author",
+    "published_at",
+    "fetched_at",
+    "language",
+    "sentiment",
+    "sentiment_score",
+)
+
+
+def emit_mention_table(
+    found: list[store.StoredMention], *, title: str, drop: tuple[str, ...] = ()
+) -> None:
+    """The table view: the text stands in for a missing title (posts often have none)."""
+    records = []
+    for mention in found:
+        record = mention_record(mention)
+        record["title"] = mention.title or mention.text[:200]
+        records.append(record)
+    columns = [column for column in MENTION_COLUMNS if column[0] not in drop]
+    emit(records, "table", columns=columns, title=title)
 
 
 def mention_record(mention: store.StoredMention) -> dict[str, Any]:
@@ -203,36 +229,16 @@ def mentions(
         if name and name.casefold() not in {k.casefold() for k in known}:
             click.echo(f"Warning: {for_terminal(name)!r} is not in the configuration", err=True)
     found = store.query_mentions(app.engine(), where)
-    records = [mention_record(m) for m in found]
-    for record in records:
-        record["brands_shown"] = record["brands"]
-        record["headline"] = record["title"] or record["text"][:200]
     output = resolve_format(fmt)
-    columns: list[tuple[str, str, int | None]] = [
-        (TABLE_KEYS.get(k, k), h, w) for k, h, w in MENTION_COLUMNS
-    ]
-    if output in ("json", "jsonl"):
+    if output == "table":
+        emit_mention_table(found, title=f"{len(found)} mentions")
+        return
+    records = [mention_record(m) for m in found]
+    if output == "csv":
         for record in records:
-            del record["brands_shown"], record["headline"]
-    elif output == "csv":
-        columns = [
-            (k, k, None)
-            for k in (
-                "id",
-                "brands_shown",
-                "source",
-                "url",
-                "title",
-                "text",
-                "author",
-                "published_at",
-                "fetched_at",
-                "language",
-                "sentiment",
-                "sentiment_score",
-            )
-        ]
-    emit(records, output, columns=columns, title=f"{len(records)} mentions")
+            record["brands"] = ", ".join(record["brands"])
+            del record["brand"]
+    emit(records, output, columns=[(k, k, None) for k in CSV_COLUMNS], title="")
 
 
 # -- sources ------------------------------------------------------------------------------------

@@ -5,14 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import shlex
+import shutil
+import sys
 import tempfile
 from pathlib import Path
 
 import click
 
 from listener.cli import App, cli, pass_app
-from listener.cli.commands import MENTION_COLUMNS, mention_record, poll_cycle
-from listener.cli.output import emit
+from listener.cli.commands import emit_mention_table, poll_cycle
 from listener.demo import SOURCES, demo_config, serve_feeds
 from listener.pipeline import summarize
 from listener.storage import engine as db
@@ -52,23 +53,25 @@ def demo(app: App, directory: Path | None) -> None:
         f"{second['new']} new mentions (nothing is stored twice)."
     )
     found = store.query_mentions(engine, store.MentionFilter(limit=12))
-    records = [mention_record(m) for m in found]
-    for record in records:
-        record["brands_shown"] = record["brands"]
-        record["headline"] = record["title"] or record["text"][:200]
-    columns = [
-        ("brands_shown" if k == "brands" else k, h, w)
-        for k, h, w in MENTION_COLUMNS
-        if k not in ("url", "author", "sentiment")
-    ]
-    emit(records, "table", columns=columns, title="Newest mentions")
+    emit_mention_table(found, title="Newest mentions", drop=("url", "author", "sentiment"))
     cfg = shlex.quote(str(config_path))
     click.echo("\nExplore them (the demo files stay in " + str(workdir) + "):")
+    program = _program()
     for command in (
-        f"listener mentions --config {cfg} --brand Velora",
-        f"listener mentions --config {cfg} --brand Nordbahn --format json",
-        f"listener mentions --config {cfg} --search pen --since 30d",
-        f"listener sources --config {cfg}",
-        f"listener check-config --config {cfg}",
+        f"{program} mentions --config {cfg} --brand Velora",
+        f"{program} mentions --config {cfg} --brand Nordbahn --format json",
+        f"{program} mentions --config {cfg} --search pen --since 30d",
+        f"{program} sources --config {cfg}",
+        f"{program} check-config --config {cfg}",
     ):
         click.echo(f"  {command}")
+
+
+def _program() -> str:
+    """How this listener was started, so that the printed commands work when pasted."""
+    argv0 = sys.argv[0]
+    if argv0.endswith("__main__.py"):
+        return f"{shlex.quote(sys.executable)} -m listener"
+    if "/" in argv0 and shutil.which("listener") != str(Path(argv0).resolve()):
+        return shlex.quote(argv0)
+    return "listener"
