@@ -13,9 +13,12 @@ them itself.
 from __future__ import annotations
 
 import asyncio
+import logging
 import multiprocessing
+import signal
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from listener.matching import Matcher, canonical_url, content_hash, dedup_key
@@ -55,12 +58,15 @@ def digest(
     return Digest(len(parsed.items), parsed.warnings, tuple(mentions))
 
 
+log = logging.getLogger(__name__)
 _worker_matcher: Matcher | None = None
 
 
 def _init_worker(brands: Sequence[BrandTerms]) -> None:
     global _worker_matcher  # one matcher per worker process, built once
     _worker_matcher = Matcher(brands)
+    # Ctrl-C reaches the whole process group; the parent decides when workers stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _digest_in_worker(source: str, body: bytes, url: str, content_type: str | None) -> Digest:
@@ -73,29 +79,41 @@ class Digester:
 
     def __init__(self, brands: Sequence[BrandTerms], workers: int) -> None:
         self.matcher = Matcher(brands)
-        self._executor: Executor
-        if workers > 0:
-            self._executor = ProcessPoolExecutor(
-                max_workers=workers,
-                # forkserver: workers never inherit this process's threads or open sockets
-                mp_context=multiprocessing.get_context("forkserver"),
-                initializer=_init_worker,
-                initargs=(tuple(brands),),
-            )
-            self._in_process = False
-        else:
-            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest")
-            self._in_process = True
+        self._brands = tuple(brands)
+        self._workers = workers
+        self._executor: Executor = self._start()
+
+    def _start(self) -> Executor:
+        if self._workers == 0:
+            return ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest")
+        return ProcessPoolExecutor(
+            max_workers=self._workers,
+            # forkserver: workers never inherit this process's threads or open sockets
+            mp_context=multiprocessing.get_context("forkserver"),
+            initializer=_init_worker,
+            initargs=(self._brands,),
+        )
 
     async def run(self, source: str, body: bytes, url: str, content_type: str | None) -> Digest:
         loop = asyncio.get_running_loop()
-        if self._in_process:
+        if self._workers == 0:
             return await loop.run_in_executor(
                 self._executor, digest, self.matcher, source, body, url, content_type
             )
-        return await loop.run_in_executor(
-            self._executor, _digest_in_worker, source, body, url, content_type
-        )
+        executor = self._executor
+        try:
+            return await loop.run_in_executor(
+                executor, _digest_in_worker, source, body, url, content_type
+            )
+        except BrokenProcessPool:
+            # A worker died (killed, out of memory): start new workers, try this body once more.
+            if self._executor is executor:
+                log.warning("a parser worker died; starting new workers")
+                executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = self._start()
+            return await loop.run_in_executor(
+                self._executor, _digest_in_worker, source, body, url, content_type
+            )
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

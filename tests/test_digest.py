@@ -1,0 +1,50 @@
+"""Parsing and matching off the event loop: worker processes, and recovery when one dies."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+
+from feeds import rss
+
+from listener.digest import Digester
+from listener.models import BrandTerms
+
+BODY = rss(
+    [
+        {"title": "Kryptonite lock picked", "link": "https://x.example/1", "guid": "1"},
+        {"title": "unrelated", "link": "https://x.example/2", "guid": "2"},
+    ]
+)
+BRANDS = [BrandTerms("Kryptonite", ("Kryptonite",))]
+
+
+def test_worker_and_thread_digests_agree() -> None:
+    async def go(workers: int) -> object:
+        digester = Digester(BRANDS, workers)
+        try:
+            return await digester.run("s", BODY, "https://x.example/feed", "text/xml")
+        finally:
+            digester.close()
+
+    in_worker, in_thread = asyncio.run(go(1)), asyncio.run(go(0))
+    assert in_worker == in_thread
+    assert in_worker.items == 2  # type: ignore[attr-defined]
+    assert [m.item.guid for m in in_worker.mentions] == ["1"]  # type: ignore[attr-defined]
+
+
+def test_a_killed_worker_is_replaced() -> None:
+    async def go() -> int:
+        digester = Digester(BRANDS, 1)
+        try:
+            await digester.run("s", BODY, "https://x.example/feed", None)
+            pids = list(digester._executor._processes)  # type: ignore[attr-defined]
+            os.kill(pids[0], signal.SIGKILL)
+            await asyncio.sleep(0.5)
+            result = await digester.run("s", BODY, "https://x.example/feed", None)
+            return len(result.mentions)
+        finally:
+            digester.close()
+
+    assert asyncio.run(go()) == 1
