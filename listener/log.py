@@ -9,6 +9,8 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
+from listener.untrusted import for_terminal
+
 _SECRET_MASK = "***"  # noqa: S105 (the mask, not a password)
 
 
@@ -39,6 +41,13 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=True)
+
+
+class TerminalFormatter(logging.Formatter):
+    """Human-readable lines; whatever came from the web cannot steer the terminal."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return for_terminal(super().format(record), keep_newlines=True)
 
 
 def setup(level: str = "info", fmt: str = "auto", secrets: Iterable[str] = ()) -> None:
