@@ -33,6 +33,11 @@ class Mention:
     dedup_key: str
     canonical_url: str | None
     content_hash: str
+    # story identity: the URL with AMP/mobile variants folded, a 64-bit SimHash of the text
+    # (None when too short to compare), and the host the mention was published on
+    story_url: str | None = None
+    fingerprint: int | None = None
+    domain: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, bindparam, func, select, update
+from sqlalchemy import Engine, bindparam, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from listener.errors import StorageError
 from listener.models import Mention, SourceState, StoreResult
-from listener.storage.tables import Brand, MentionBrand, Source
+from listener.storage.tables import Brand, MentionBrand, Source, Story
 from listener.storage.tables import Mention as MentionRow
 
 T = TypeVar("T")
@@ -232,6 +232,7 @@ def _ingest(
 
     rows: dict[str, dict[str, Any]] = {}
     brands_of: dict[str, set[str]] = {}
+    story_keys: dict[str, tuple[str | None, int | None, str]] = {}
     for mention in mentions:
         item = mention.item
         key = key_of_guid.get(item.guid or "", mention.dedup_key)
@@ -252,7 +253,9 @@ def _ingest(
             "updated_at": now,
             "event_at": event_at,
             "language": item.language,
+            "domain": mention.domain,
         }
+        story_keys[key] = (mention.story_url, mention.fingerprint, item.title)
         brands_of.setdefault(key, set()).update(mention.brands)
 
     existing: dict[str, tuple[int, str]] = {}
@@ -265,6 +268,9 @@ def _ingest(
     ids: dict[str, int] = {k: v[0] for k, v in existing.items()}
     fresh = [row for key, row in rows.items() if key not in existing]
     if fresh:
+        stories = _assign_stories(conn, [story_keys[row["dedup_key"]] for row in fresh], now)
+        for row, story_id in zip(fresh, stories, strict=True):
+            row["story_id"] = story_id
         inserting = (
             _insert(conn, MentionRow)
             .on_conflict_do_nothing(index_elements=["dedup_key"])
@@ -316,6 +322,135 @@ def _ingest(
         unchanged=len(rows) - len(new_ids) - len(changed),
         new_ids=new_ids,
     )
+
+
+STORY_WINDOW = timedelta(days=7)
+STORY_MAX_DISTANCE = 3
+_MASK16 = 0xFFFF
+
+
+def story_bands(fingerprint: int) -> tuple[int, int, int, int]:
+    """The four 16-bit bands of a 64-bit fingerprint (two fingerprints within Hamming distance 3
+    share at least one band exactly, so bands find the candidates)."""
+    return tuple((fingerprint >> shift) & _MASK16 for shift in (48, 32, 16, 0))  # type: ignore[return-value]
+
+
+def _signed64(value: int) -> int:
+    return value - (1 << 64) if value >= 1 << 63 else value
+
+
+def _unsigned64(value: int) -> int:
+    return value + (1 << 64) if value < 0 else value
+
+
+def _assign_stories(
+    conn: Connection, keys: Sequence[tuple[str | None, int | None, str]], now: datetime
+) -> list[int]:
+    """Story id for each (story_url, fingerprint, title): the story with the same URL, else a
+    recent story whose fingerprint is within STORY_MAX_DISTANCE bits, else a new story."""
+    urls = sorted({url for url, _, _ in keys if url})
+    by_url: dict[str, int] = {}
+    for chunk in _chunks(urls):
+        found = conn.execute(select(Story.url, Story.id).where(Story.url.in_(chunk)))
+        by_url.update({row.url: row.id for row in found if row.url})
+    # recent stories that share a band with any fingerprint of the batch
+    prints = [fp for url, fp, _ in keys if fp is not None and not (url and url in by_url)]
+    known: list[tuple[int, int]] = []  # (story id, fingerprint)
+    if prints:
+        band_sets = [sorted({story_bands(fp)[i] for fp in prints}) for i in range(4)]
+        columns = (Story.band0, Story.band1, Story.band2, Story.band3)
+        for i, column in enumerate(columns):
+            for values in _chunks(band_sets[i]):
+                found = conn.execute(
+                    select(Story.id, Story.fingerprint).where(
+                        column.in_(values), Story.first_seen_at >= now - STORY_WINDOW
+                    )
+                )
+                known.extend((r.id, _unsigned64(r.fingerprint)) for r in found if r.fingerprint)
+    known = list(dict(known).items())
+    result = []
+    for url, fingerprint, title in keys:
+        story = by_url.get(url) if url else None
+        if story is None and fingerprint is not None:
+            near = [
+                (bin(fingerprint ^ other).count("1"), ident)
+                for ident, other in known
+                if bin(fingerprint ^ other).count("1") <= STORY_MAX_DISTANCE
+            ]
+            story = min(near)[1] if near else None
+        if story is None:
+            bands = story_bands(fingerprint) if fingerprint is not None else (None,) * 4
+            story = conn.execute(
+                insert(Story)
+                .values(
+                    url=url,
+                    fingerprint=_signed64(fingerprint) if fingerprint is not None else None,
+                    band0=bands[0],
+                    band1=bands[1],
+                    band2=bands[2],
+                    band3=bands[3],
+                    title=title[:500],
+                    first_seen_at=now,
+                )
+                .returning(Story.id)
+            ).scalar_one()
+            if fingerprint is not None:
+                known.append((story, fingerprint))
+        if url:
+            by_url.setdefault(url, story)
+        result.append(story)
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class BucketCounts:
+    """Counts of one brand in one time bucket."""
+
+    start: datetime
+    mentions: int
+    stories: int
+    authors: int
+    domains: int
+
+
+def count_buckets(
+    engine: Engine, brand: str, since: datetime, until: datetime, bucket: timedelta
+) -> list[BucketCounts]:
+    """Per bucket of event time: mentions, distinct stories, distinct authors, distinct domains
+    (a mention without a story counts as a story of its own)."""
+
+    def work() -> list[BucketCounts]:
+        stmt = (
+            select(
+                MentionRow.id,
+                MentionRow.event_at,
+                MentionRow.story_id,
+                MentionRow.author,
+                MentionRow.domain,
+            )
+            .join(MentionBrand, MentionBrand.mention_id == MentionRow.id)
+            .join(Brand, Brand.id == MentionBrand.brand_id)
+            .where(func.lower(Brand.name) == brand.lower())
+            .where(MentionRow.event_at >= since, MentionRow.event_at < until)
+        )
+        size = bucket.total_seconds()
+        groups: dict[int, list[Any]] = {}
+        with engine.connect() as conn:
+            for row in conn.execute(stmt):
+                index = int((row.event_at - since).total_seconds() // size)
+                groups.setdefault(index, []).append(row)
+        return [
+            BucketCounts(
+                start=since + index * bucket,
+                mentions=len(rows),
+                stories=len({r.story_id or -r.id for r in rows}),
+                authors=len({r.author.casefold() for r in rows if r.author}),
+                domains=len({r.domain for r in rows if r.domain}),
+            )
+            for index, rows in sorted(groups.items())
+        ]
+
+    return _guard("cannot count mentions", work)
 
 
 def query_mentions(engine: Engine, where: MentionFilter) -> list[StoredMention]:

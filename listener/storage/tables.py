@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     DateTime,
     Dialect,
     Float,
@@ -83,11 +84,36 @@ class Source(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
 
 
+class Story(Base):
+    """One story: every copy of the same article (same story URL, or near-identical text)."""
+
+    __tablename__ = "stories"
+    __table_args__ = (
+        Index("ix_stories_url", "url"),
+        Index("ix_stories_band0", "band0"),
+        Index("ix_stories_band1", "band1"),
+        Index("ix_stories_band2", "band2"),
+        Index("ix_stories_band3", "band3"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    url: Mapped[str | None] = mapped_column(Text)
+    # 64-bit SimHash stored as a signed BIGINT, and its four 16-bit bands for candidate lookup
+    fingerprint: Mapped[int | None] = mapped_column(BigInteger)
+    band0: Mapped[int | None] = mapped_column(Integer)
+    band1: Mapped[int | None] = mapped_column(Integer)
+    band2: Mapped[int | None] = mapped_column(Integer)
+    band3: Mapped[int | None] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(Text)
+    first_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class Mention(Base):
     __tablename__ = "mentions"
     __table_args__ = (
         Index("ix_mentions_event_at", "event_at"),
         Index("ix_mentions_source_id_guid", "source_id", "guid"),
+        Index("ix_mentions_story_id", "story_id"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -108,6 +134,8 @@ class Mention(Base):
     language: Mapped[str | None] = mapped_column(String(16))
     sentiment: Mapped[str | None] = mapped_column(String(16))
     sentiment_score: Mapped[float | None] = mapped_column(Float)
+    story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id", ondelete="SET NULL"))
+    domain: Mapped[str | None] = mapped_column(String(255))
 
 
 class MentionBrand(Base):
