@@ -164,6 +164,9 @@ class BrandSettings(_Section):
     name: str = Field(min_length=1)
     terms: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    query: str | None = None
+    mute_authors: tuple[str, ...] = ()
+    mute_domains: tuple[str, ...] = ()
 
     @field_validator("name")
     @classmethod
@@ -179,9 +182,19 @@ class BrandSettings(_Section):
             raise ValueError("terms cannot be blank")
         return tuple(term.strip() for term in value)
 
+    @field_validator("mute_domains")
+    @classmethod
+    def _domains(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for domain in value:
+            if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]*[a-z0-9])?", domain.strip().lower()):
+                raise ValueError(f"{domain!r} is not a domain name like example.com")
+        return tuple(d.strip().lower() for d in value)
+
     @model_validator(mode="after")
     def _default_terms(self) -> BrandSettings:
-        if not self.terms:
+        if self.query is not None and (self.terms or self.exclude):
+            raise ValueError("give either query or terms/exclude, not both")
+        if self.query is None and not self.terms:
             object.__setattr__(self, "terms", (self.name,))
         return self
 

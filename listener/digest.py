@@ -20,9 +20,12 @@ from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
-from listener.matching import Matcher, canonical_url, content_hash, dedup_key
-from listener.models import BrandTerms, Mention
+from listener.matching import Document, Matcher, canonical_url, content_hash, dedup_key
+from listener.matching.query import Query
+from listener.matching.stories import fingerprint, story_url
+from listener.models import Item, Mention
 from listener.sources import feed
 
 
@@ -35,6 +38,10 @@ class Digest:
     mentions: tuple[Mention, ...]
 
 
+# (brand name, parsed query, muted authors, muted domains), as the Matcher takes them
+BrandRule = tuple[str, Query, tuple[str, ...], tuple[str, ...]]
+
+
 def digest(
     matcher: Matcher, source: str, body: bytes, url: str, content_type: str | None
 ) -> Digest:
@@ -42,8 +49,9 @@ def digest(
     parsed = feed.parse_feed(body, url=url, content_type=content_type)
     mentions = []
     for item in parsed.items:
-        brands = matcher.match_item(item)
+        brands = matcher.match(document(item, source))
         if brands:
+            canonical = canonical_url(item.url) if item.url else None
             mentions.append(
                 Mention(
                     item=item,
@@ -51,18 +59,38 @@ def digest(
                     dedup_key=dedup_key(
                         source=source, guid=item.guid, url=item.url, title=item.title
                     ),
-                    canonical_url=canonical_url(item.url) if item.url else None,
+                    canonical_url=canonical,
                     content_hash=content_hash(item.title, item.text, item.author),
+                    story_url=story_url(item.url) if item.url else None,
+                    fingerprint=fingerprint(item.title, item.text),
+                    domain=domain_of(canonical),
                 )
             )
     return Digest(len(parsed.items), parsed.warnings, tuple(mentions))
+
+
+def document(item: Item, source: str) -> Document:
+    return Document(
+        title=item.title,
+        text=item.text,
+        author=item.author,
+        url=item.url,
+        language=item.language,
+        source=source,
+    )
+
+
+def domain_of(url: str | None) -> str | None:
+    """The host of a URL without a leading www., or None."""
+    host = urlsplit(url).hostname if url else None
+    return host.removeprefix("www.") if host else None
 
 
 log = logging.getLogger(__name__)
 _worker_matcher: Matcher | None = None
 
 
-def _init_worker(brands: Sequence[BrandTerms]) -> None:
+def _init_worker(brands: Sequence[BrandRule]) -> None:
     global _worker_matcher  # one matcher per worker process, built once
     _worker_matcher = Matcher(brands)
     # Ctrl-C reaches the whole process group; the parent decides when workers stop.
@@ -77,7 +105,7 @@ def _digest_in_worker(source: str, body: bytes, url: str, content_type: str | No
 class Digester:
     """Runs ``digest`` off the event loop: in ``workers`` processes, or a thread when 0."""
 
-    def __init__(self, brands: Sequence[BrandTerms], workers: int) -> None:
+    def __init__(self, brands: Sequence[BrandRule], workers: int) -> None:
         self.matcher = Matcher(brands)
         self._brands = tuple(brands)
         self._workers = workers

@@ -23,7 +23,15 @@ class ListenerError(Exception):
 
 
 class ConfigError(ListenerError):
-    """Configuration is invalid. The message names file, key path, bad value and a hint."""
+    """Configuration is invalid. The message names file, key path, bad value and a hint.
+
+    ``detail`` optionally holds extra lines a human needs to see the problem, such as a query
+    with a caret under the error position.
+    """
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.detail = detail
 
 
 class SourceError(ListenerError):

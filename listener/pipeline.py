@@ -29,9 +29,10 @@ from sqlalchemy import Engine
 
 from listener import __version__
 from listener.config import Settings, SourceSettings
-from listener.digest import Digester
-from listener.errors import FetchError, ListenerError, ParseError, StorageError
-from listener.models import BrandTerms, SourceState
+from listener.digest import BrandRule, Digester
+from listener.errors import ConfigError, FetchError, ListenerError, ParseError, StorageError
+from listener.matching.query import QuerySyntaxError, parse_query, terms_query
+from listener.models import SourceState
 from listener.sources import feed
 from listener.sources.client import Client, HttpSettings, redact_url
 from listener.storage import store
@@ -81,6 +82,25 @@ def source_url(source: SourceSettings) -> str:
     return source.url
 
 
+def compile_brands(settings: Settings) -> list[BrandRule]:
+    """Each brand's query, parsed (terms/exclude are compiled to a query). A query with a syntax
+    error is a ConfigError naming the brand, with the query and a caret as its detail."""
+    rules = []
+    for index, brand in enumerate(settings.brands):
+        key = "query" if brand.query is not None else "terms"
+        text = brand.query if brand.query is not None else terms_query(brand.terms, brand.exclude)
+        try:
+            parsed = parse_query(text)
+        except QuerySyntaxError as exc:
+            raise ConfigError(
+                f"{settings.path}: brands[{index}].{key}: {exc} (brand {brand.name!r}); "
+                "hint: see the query language in the README",
+                detail=exc.caret(),
+            ) from None
+        rules.append((brand.name, parsed, brand.mute_authors, brand.mute_domains))
+    return rules
+
+
 def http_settings(settings: Settings) -> HttpSettings:
     http = settings.http
     agent = http.user_agent or f"listener/{__version__} (social listening feed reader)"
@@ -123,8 +143,7 @@ class Poller:
         self.client = client
         self.clock = clock
         self.rng = rng
-        brands = [BrandTerms(b.name, tuple(b.terms), tuple(b.exclude)) for b in settings.brands]
-        self._digester = Digester(brands, settings.polling.workers)
+        self._digester = Digester(compile_brands(settings), settings.polling.workers)
         self._writer = Writer(engine)
         self._states: dict[str, SourceState] = {}
 

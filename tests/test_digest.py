@@ -9,7 +9,7 @@ import signal
 from feeds import rss
 
 from listener.digest import Digester
-from listener.models import BrandTerms
+from listener.matching import parse_query
 
 BODY = rss(
     [
@@ -17,7 +17,7 @@ BODY = rss(
         {"title": "unrelated", "link": "https://x.example/2", "guid": "2"},
     ]
 )
-BRANDS = [BrandTerms("Kryptonite", ("Kryptonite",))]
+BRANDS = [("Kryptonite", parse_query("Kryptonite"), (), ())]
 
 
 def test_worker_and_thread_digests_agree() -> None:

@@ -17,6 +17,7 @@ def test_secrets_are_masked_in_every_record() -> None:
     logger = logging.getLogger("test.redact")
     logger.addHandler(handler)
     logger.propagate = False
+    logger.setLevel(logging.DEBUG)  # other tests may have raised the root level
     try:
         logger.warning("fetch %s failed: %s", "https://x/?t=s3cr3t-token", "bad \x1b[31m")
     finally:

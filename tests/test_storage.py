@@ -184,30 +184,62 @@ def test_upgrade_from_first_revision_keeps_every_row(db_url: str) -> None:
     command.downgrade(config, "0001")
     assert db.current_revision(engine) == "0001"
     with engine.begin() as conn:
-        conn.execute(text(
-            "INSERT INTO sources (id, name, kind, config_url, url, consecutive_errors, created_at)"
-            " VALUES (1, 's', 'feed', 'https://x/', 'https://x/', 0, '2026-11-01 00:00:00')"))
-        conn.execute(text(
-            "INSERT INTO brands (id, name, created_at) VALUES (1, 'A', '2026-11-01 00:00:00')"))
-        conn.execute(text(
-            "INSERT INTO mentions (id, source_id, dedup_key, content_hash, title, text,"
-            " fetched_at, updated_at, event_at) VALUES (1, 1, 'k', 'h', 't', 'x',"
-            " '2026-11-01 00:00:00', '2026-11-01 00:00:00', '2026-11-01 00:00:00')"))
+        conn.execute(
+            text(
+                "INSERT INTO sources (id, name, kind, config_url, url, consecutive_errors,"
+                " created_at)"
+                " VALUES (1, 's', 'feed', 'https://x/', 'https://x/', 0, '2026-11-01 00:00:00')"
+            )
+        )
+        conn.execute(
+            text("INSERT INTO brands (id, name, created_at) VALUES (1, 'A', '2026-11-01 00:00:00')")
+        )
+        conn.execute(
+            text(
+                "INSERT INTO mentions (id, source_id, dedup_key, content_hash, title, text,"
+                " fetched_at, updated_at, event_at) VALUES (1, 1, 'k', 'h', 't', 'x',"
+                " '2026-11-01 00:00:00', '2026-11-01 00:00:00', '2026-11-01 00:00:00')"
+            )
+        )
         conn.execute(text("INSERT INTO mention_brands (mention_id, brand_id) VALUES (1, 1)"))
     db.upgrade(engine)
     db.check_schema(engine)
     assert store.count_rows(engine) == {
-        "brands": 1, "sources": 1, "mentions": 1, "mention_brands": 1,
+        "brands": 1,
+        "sources": 1,
+        "mentions": 1,
+        "mention_brands": 1,
     }
     engine.dispose()
 
 
-def story_mention(i: int, *, url: str | None, fp: int | None, author: str = "a",
-                  domain: str = "d.example", minutes: int = 0) -> Mention:
-    item = Item(guid=f"s{i}", url=f"https://{domain}/{i}", title=f"story {i}", text="t",
-                author=author, published_at=NOW - timedelta(minutes=minutes))
-    return Mention(item, frozenset({"A"}), f"sk{i}", item.url, "h", story_url=url,
-                   fingerprint=fp, domain=domain)
+def story_mention(
+    i: int,
+    *,
+    url: str | None,
+    fp: int | None,
+    author: str = "a",
+    domain: str = "d.example",
+    minutes: int = 0,
+) -> Mention:
+    item = Item(
+        guid=f"s{i}",
+        url=f"https://{domain}/{i}",
+        title=f"story {i}",
+        text="t",
+        author=author,
+        published_at=NOW - timedelta(minutes=minutes),
+    )
+    return Mention(
+        item,
+        frozenset({"A"}),
+        f"sk{i}",
+        item.url,
+        "h",
+        story_url=url,
+        fingerprint=fp,
+        domain=domain,
+    )
 
 
 def test_copies_of_one_story_share_it(engine: Engine) -> None:
@@ -222,15 +254,57 @@ def test_copies_of_one_story_share_it(engine: Engine) -> None:
         story_mention(5, url=None, fp=(1 << 64) - 1, author="c"),  # stored as signed BIGINT
     ]
     with store.transaction(engine, "test") as conn:
-        store.record_success(conn, source, now=NOW, next_poll_at=NOW, etag=None,
-                             last_modified=None, mentions=batch[:3])
+        store.record_success(
+            conn,
+            source,
+            now=NOW,
+            next_poll_at=NOW,
+            etag=None,
+            last_modified=None,
+            mentions=batch[:3],
+        )
     with store.transaction(engine, "test") as conn:  # a later poll finds the stored story
-        store.record_success(conn, source, now=NOW, next_poll_at=NOW, etag=None,
-                             last_modified=None, mentions=batch[3:])
+        store.record_success(
+            conn,
+            source,
+            now=NOW,
+            next_poll_at=NOW,
+            etag=None,
+            last_modified=None,
+            mentions=batch[3:],
+        )
         stories = dict(conn.execute(text("SELECT dedup_key, story_id FROM mentions")).all())
     assert stories["sk0"] == stories["sk1"] == stories["sk2"]
     assert len({stories["sk0"], stories["sk3"], stories["sk4"], stories["sk5"]}) == 4
-    counts = store.count_buckets(engine, "a", NOW - timedelta(hours=1), NOW + timedelta(hours=1),
-                                 timedelta(hours=1))
+    counts = store.count_buckets(
+        engine, "a", NOW - timedelta(hours=1), NOW + timedelta(hours=1), timedelta(hours=1)
+    )
     assert [(c.mentions, c.stories, c.authors, c.domains) for c in counts] == [(6, 4, 3, 4)]
     assert counts[0].start == NOW
+
+
+def test_fingerprints_up_to_seven_bits_apart_are_one_story(engine: Engine) -> None:
+    source = setup_source(engine)
+    base = 0x1234_5678_9ABC_DEF0
+    batch = [
+        story_mention(0, url="https://a.example/1", fp=base),
+        story_mention(1, url="https://b.example/1", fp=base ^ 0x0003_0003_0001_0001),  # 6 bits
+        story_mention(2, url="https://c.example/1", fp=base ^ 0x0007_0001_0003_0001),  # 7 bits
+        story_mention(3, url="https://d.example/1", fp=base ^ 0x0003_0003_0003_0001),  # 7 bits
+        story_mention(4, url="https://e.example/1", fp=base ^ 0x0003_0003_0003_0003),  # 8 bits
+    ]
+    for mention in batch:  # one at a time: each is looked up among the stored stories
+        with store.transaction(engine, "test") as conn:
+            store.record_success(
+                conn,
+                source,
+                now=NOW,
+                next_poll_at=NOW,
+                etag=None,
+                last_modified=None,
+                mentions=[mention],
+            )
+    with engine.connect() as conn:
+        stories = dict(conn.execute(text("SELECT dedup_key, story_id FROM mentions")).all())
+    assert stories["sk0"] == stories["sk1"] == stories["sk2"] == stories["sk3"]
+    assert stories["sk4"] != stories["sk0"]

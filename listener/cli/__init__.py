@@ -37,9 +37,13 @@ class App:
 
     def settings(self) -> Settings:
         if self._settings is None:
-            self._settings = load_config(self.config_path)
-            level = "debug" if self.debug else self._settings.log.level
-            logsetup.setup(level, self._settings.log.format, self._settings.secrets)
+            settings = load_config(self.config_path)
+            level = "debug" if self.debug else settings.log.level
+            logsetup.setup(level, settings.log.format, settings.secrets)
+            from listener.pipeline import compile_brands
+
+            compile_brands(settings)  # every brand query is checked before any command runs
+            self._settings = settings
         return self._settings
 
     def engine(self, *, check: bool = True) -> Engine:
@@ -83,6 +87,9 @@ class ListenerGroup(click.Group):
             if app is not None and app.debug:
                 raise
             click.echo(f"Error: {for_terminal(str(exc))}", err=True)
+            detail = getattr(exc, "detail", None)
+            if detail:
+                click.echo(for_terminal(detail, keep_newlines=True), err=True)
             code = 2 if isinstance(exc, ConfigError | SchemaOutdatedError) else 1
             ctx.exit(code)
         finally:
@@ -108,7 +115,7 @@ pass_app = click.make_pass_decorator(App, ensure=True)
 
 
 def main() -> None:
-    from listener.cli import commands, demo  # noqa: F401  (registers the commands)
+    from listener.cli import commands, demo, queries  # noqa: F401  (registers the commands)
 
     try:
         cli.main(prog_name="listener")

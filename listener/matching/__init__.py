@@ -1,10 +1,12 @@
-"""Brand matching and deduplication: text normalisation, the term matcher, dedup keys.
+"""Brand matching and deduplication: query language, text normalisation, the matcher, dedup keys.
 
 Pure functions and values only: no I/O, no clock. Imports nothing of listener but ``models`` and
 ``errors``.
 
-- ``normalize``: the one text folding used for terms, mention text and title-based dedup keys.
-- ``Matcher``: which brands an item mentions (terms, phrases, exclusions; whole words).
+- ``normalize``: text folding; ``fold`` for matching, ``normalize`` for title-based dedup keys.
+- ``tokens``: how folded text splits into words, hashtags and handles.
+- ``query``: the brand query language: ``parse_query``, ``format_query``, ``terms_query``.
+- ``Matcher``: which brands a ``Document`` mentions, all brand queries evaluated together.
 - ``canonical_url``, ``dedup_key``, ``content_hash``: when two items are the same item, and when
   an item's content changed.
 """
@@ -12,7 +14,27 @@ Pure functions and values only: no I/O, no clock. Imports nothing of listener bu
 from __future__ import annotations
 
 from listener.matching.dedup import canonical_url, content_hash, dedup_key
-from listener.matching.matcher import Matcher
-from listener.matching.normalize import normalize
+from listener.matching.matcher import Document, Matcher
+from listener.matching.normalize import fold, normalize
+from listener.matching.query import (
+    Query,
+    QuerySyntaxError,
+    format_query,
+    parse_query,
+    terms_query,
+)
 
-__all__ = ["Matcher", "canonical_url", "content_hash", "dedup_key", "normalize"]
+__all__ = [
+    "Document",
+    "Matcher",
+    "Query",
+    "QuerySyntaxError",
+    "canonical_url",
+    "content_hash",
+    "dedup_key",
+    "fold",
+    "format_query",
+    "normalize",
+    "parse_query",
+    "terms_query",
+]

@@ -1,17 +1,33 @@
 """Text normalisation for matching and dedup: the one place deciding when two strings are equal.
 
-Owns ``normalize`` (and its whitespace-collapsing sibling ``normalize_for_match``). Rules, in order:
+Owns ``normalize`` (used for title-based dedup keys) and ``fold`` (used for brand queries and
+mention text alike, so both sides are always folded the same way).
+
+``normalize`` applies, in order:
 
 1. delete invisible format characters that people (and spammers) put inside words: zero-width
    space/joiners and LRM/RLM (U+200B-U+200F), bidi embeddings/overrides (U+202A-U+202E), word
    joiner and invisible operators (U+2060-U+2064), bidi isolates (U+2066-U+2069), BOM (U+FEFF) and
    the soft hyphen (U+00AD);
 2. Unicode NFKC, so compatibility forms (full-width letters, ligatures, NBSP) become plain ones;
-3. ``str.casefold``, so "MÜLLER" == "müller" and "STRASSE" == "straße".
+3. ``str.casefold``, so "MÜLLER" == "müller" and "STRASSE" == "straße" == "strasse".
 
-Future folding (German umlaut transliteration, homoglyphs) belongs here and nowhere else, so brand
-terms and mention text are always folded the same way. Pure ASCII input takes a fast path
-(``str.lower``), which gives the same result as the full rules for ASCII.
+``fold`` is ``normalize`` followed by two foldings that make matching forgiving:
+
+4. homoglyphs: Cyrillic and Greek letters that look like Latin ones become those Latin letters
+   after casefolding (Cyrillic а в е к м н о р с т у х і ј ѕ, Greek α β ε ζ η ι κ μ ν ο ρ τ υ χ,
+   and so their capitals; see ``HOMOGLYPHS``). They are folded *always*, not only in words that
+   mix scripts: simple, fast and symmetric (a Cyrillic query still matches a Cyrillic text).
+   The price: some genuinely different Cyrillic/Greek words fold alike. Where a Greek small
+   letter and its capital look like different Latin letters (η/Η, ν/Ν, μ/Μ, υ/Υ) the capital's
+   look wins ("ΝΙΚΕ" is "nike"), since folding must not depend on case. Combining marks NFKC
+   cannot compose (Indic vowel signs, Hebrew/Arabic points, stray accents) are removed, so
+   words stay whole tokens;
+5. German: ä → ae, ö → oe, ü → ue (ß already became "ss" in step 3), so "Müller", "Mueller" and
+   "MUELLER" are equal. Other accents are kept ("café" is not "cafe").
+
+Pure ASCII input takes a fast path (``str.lower``), which gives the same result as the full
+rules for ASCII: the text of every fetched entry goes through ``fold``.
 """
 
 from __future__ import annotations
@@ -19,7 +35,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-__all__ = ["normalize", "normalize_for_match"]
+__all__ = ["HOMOGLYPHS", "fold", "normalize"]
 
 _INVISIBLE_RANGES: tuple[tuple[int, int], ...] = (
     (0x00AD, 0x00AD),  # soft hyphen
@@ -40,6 +56,18 @@ _HAS_INVISIBLE = re.compile(
     "[" + "".join(f"{chr(first)}-{chr(last)}" for first, last in _INVISIBLE_RANGES) + "]"
 )
 
+HOMOGLYPHS: dict[str, str] = {
+    # Cyrillic (small letters; capitals casefold to them)
+    "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p", "с": "c",
+    "т": "t", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s",
+    # Greek: the letter a capital looks like wins where small and capital differ (η ν μ υ)
+    "α": "a", "β": "b", "ε": "e", "ζ": "z", "η": "h", "ι": "i", "κ": "k", "μ": "m", "ν": "n",
+    "ο": "o", "ρ": "p", "τ": "t", "υ": "y", "χ": "x",
+}  # fmt: skip
+_HOMOGLYPH_TABLE: dict[int, str] = {ord(k): v for k, v in HOMOGLYPHS.items()}
+_HAS_HOMOGLYPH = re.compile("[" + "".join(HOMOGLYPHS) + "]")
+_GERMAN: tuple[tuple[str, str], ...] = (("ä", "ae"), ("ö", "oe"), ("ü", "ue"))
+
 
 def normalize(text: str) -> str:
     """Return ``text`` without invisible format characters, NFKC-normalised and casefolded."""
@@ -52,15 +80,78 @@ def normalize(text: str) -> str:
     return unicodedata.normalize("NFKC", text).casefold()
 
 
-def normalize_for_match(text: str) -> str:
-    """``normalize`` and then collapse every run of whitespace to one space, trimming the ends.
+def _ranges(chars: list[str]) -> str:
+    """The body of a regex character class matching exactly ``chars`` (ascending)."""
+    ranges: list[list[str]] = []
+    for char in chars:
+        if ranges and ord(ranges[-1][1]) + 1 == ord(char):
+            ranges[-1][1] = char
+        else:
+            ranges.append([char, char])
+    return "".join(f"{first}-{last}" if first != last else first for first, last in ranges)
 
-    Used on both brand terms and mention text, so a phrase matches across line breaks and
-    repeated spaces.
+
+def _special_chars() -> tuple[list[str], str, str]:
+    """The characters ``fold`` must treat specially, a regex class of them, one of the marks.
+
+    Special: invisible characters, homoglyphs, combining marks, characters whose NFKC form or
+    casefolding yields one of those ("İ" casefolds to "i" and a combining dot, "µ" is NFKC "μ"),
+    and everything beyond the BMP (not examined one by one, to keep importing fast). Marks:
+    those of planes 0 and 1 and the variation selectors supplement.
     """
-    folded = normalize(text)
-    # Fast path: every whitespace character but " " is unprintable, so a printable text without
-    # double spaces has nothing to collapse.
-    if folded.isprintable() and "  " not in folded:
-        return folded.strip(" ")
-    return " ".join(folded.split())
+    special = set(_DELETE_INVISIBLE) | set(_HOMOGLYPH_TABLE)
+    slow: list[str] = []
+    marks: list[str] = []
+    category, decomposition = unicodedata.category, unicodedata.decomposition
+    for cp in range(0x80, 0x10000):
+        char = chr(cp)
+        if category(char)[0] == "M":
+            marks.append(char)
+            slow.append(char)
+        elif cp in special:
+            slow.append(char)
+        elif decomposition(char) or char.casefold() != char:
+            folded = unicodedata.normalize("NFKC", char).casefold()
+            if any(ord(c) in special or category(c)[0] == "M" for c in folded):
+                slow.append(char)
+    beyond = [chr(cp) for cp in range(0x10000, 0x20000) if category(chr(cp))[0] == "M"]
+    beyond += [chr(cp) for cp in range(0xE0100, 0xE01F0)]  # variation selectors supplement
+    return slow, _ranges(slow) + "\U00010000-\U0010ffff", _ranges(marks + beyond)
+
+
+_SLOW_CHARS, _SLOW_CLASS, _MARK_CLASS = _special_chars()
+# In Latin-1 text (most of western Europe's) only these few characters need the slow path.
+_LATIN1_SLOW: tuple[str, ...] = tuple(c for c in _SLOW_CHARS if c <= "\xff")
+_NEEDS_SLOW = re.compile(f"[{_SLOW_CLASS}]")
+_MARKS = re.compile(f"[{_MARK_CLASS}]")
+
+
+def fold(text: str) -> str:
+    """``normalize`` plus homoglyph and German folding: the form queries and texts meet in."""
+    if text.isascii():
+        return text.lower()
+    try:
+        text.encode("latin-1")  # a C-speed test, much faster than a regex search
+    except UnicodeEncodeError:
+        fast = _NEEDS_SLOW.search(text) is None
+    else:
+        fast = not any(char in text for char in _LATIN1_SLOW)
+    # Fast: no invisible characters, homoglyphs or marks, and none can arise from NFKC/casefold.
+    text = unicodedata.normalize("NFKC", text).casefold() if fast else _fold_slow(text)
+    for umlaut, spelled in _GERMAN:
+        if umlaut in text:
+            text = text.replace(umlaut, spelled)
+    return text
+
+
+def _fold_slow(text: str) -> str:
+    if _HAS_INVISIBLE.search(text):
+        text = text.translate(_DELETE_INVISIBLE)
+    # Casefolding can decompose ("ΐ" becomes "ι" and two marks): compose again, as Unicode's
+    # NFKC_Casefold does, so that a letter and its capital fold alike.
+    text = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+    if _HAS_HOMOGLYPH.search(text):
+        text = text.translate(_HOMOGLYPH_TABLE)
+    # Marks NFKC could not compose (vowel signs, niqqud, stray accents) go, so words stay whole.
+    # Umlauts are precomposed by now: "ü" stays "ü" and becomes "ue" afterwards.
+    return _MARKS.sub("", text)

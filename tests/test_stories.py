@@ -1,0 +1,280 @@
+"""Tests for listener.matching.stories: story URLs, fingerprints and the story index."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from listener.matching.stories import (
+    StoryIndex,
+    StoryKey,
+    bands,
+    distance,
+    fingerprint,
+    from_signed64,
+    story_url,
+    to_signed64,
+)
+
+DATA = Path(__file__).parent / "data" / "stories"
+
+ARTICLE = "https://example.com/news/2024/bike-lock-recall"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        ARTICLE,
+        "http://example.com/news/2024/bike-lock-recall",
+        "https://www.example.com/news/2024/bike-lock-recall",
+        "https://m.example.com/news/2024/bike-lock-recall",
+        "https://mobile.example.com/news/2024/bike-lock-recall/",
+        "https://amp.example.com/news/2024/bike-lock-recall",
+        "https://WWW.Example.COM:443/news/2024/bike-lock-recall?utm_source=rss#comments",
+        "https://example.com/amp/news/2024/bike-lock-recall",
+        "https://example.com/news/2024/bike-lock-recall/amp",
+        "https://example.com/news/2024/bike-lock-recall/amp/",
+        "https://example.com/news/2024/bike-lock-recall?amp",
+        "https://example.com/news/2024/bike-lock-recall?amp=1",
+        "https://example.com/news/2024/bike-lock-recall?outputType=amp",
+        "https://www-example-com.cdn.ampproject.org/c/s/www.example.com/news/2024/bike-lock-recall",
+        "https://example-com.cdn.ampproject.org/v/s/example.com/news/2024/bike-lock-recall/amp/",
+        "https://www.google.com/amp/s/m.example.com/news/2024/bike-lock-recall",
+    ],
+)
+def test_story_url_folds_variants_of_one_article(url: str) -> None:
+    assert story_url(url) == ARTICLE
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("https://example.com/a/story.amp.html", "https://example.com/a/story.html"),
+        ("https://www.example.com/amp", "https://example.com/"),
+        ("https://example.com/p?id=7&amp=1&page=2", "https://example.com/p?id=7&page=2"),
+        ("https://example.com/p?outputType=print", "https://example.com/p?outputType=print"),
+        ("http://ex-com.cdn.ampproject.org/c/ex.com/a", "https://ex.com/a"),
+        # a host made only of a prefix and a top-level domain keeps its prefix
+        ("https://m.com/a", "https://m.com/a"),
+        ("https://amp.dev/documentation", "https://amp.dev/documentation"),
+        # "amp" inside words or in the middle of a path is not an AMP marker
+        ("https://example.com/camp/ampere", "https://example.com/camp/ampere"),
+        ("https://example.com/a/amp/b", "https://example.com/a/amp/b"),
+        # what canonical_url leaves alone, story_url does too
+        ("/relative/path", "/relative/path"),
+        ("mailto:someone@example.com", "mailto:someone@example.com"),
+        ("http://[::1", "http://[::1"),
+        ("http://[2001:DB8::1]:80/x/amp", "https://[2001:db8::1]/x"),
+        ("https://ex-com.cdn.ampproject.org/c/s/", "https://ex-com.cdn.ampproject.org/c/s"),
+    ],
+)
+def test_story_url_rules(url: str, expected: str) -> None:
+    assert story_url(url) == expected
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("https://example.com/news/recall", "https://example.com/news/recall-update"),
+        ("https://example.com/a?id=1", "https://example.com/a?id=2"),
+        ("https://example.com/news/recall", "https://example.org/news/recall"),
+        ("https://news.example.com/recall", "https://example.com/recall"),
+    ],
+)
+def test_story_url_keeps_different_articles_apart(a: str, b: str) -> None:
+    assert story_url(a) != story_url(b)
+
+
+_urls = st.builds(
+    lambda scheme, prefixes, host, path, suffix, query: (
+        f"{scheme}://{prefixes}{host}{path}{suffix}" + (f"?{query}" if query else "")
+    ),
+    st.sampled_from(["http", "https", "HTTPS"]),
+    st.lists(st.sampled_from(["www.", "m.", "mobile.", "amp.", "news."]), max_size=3).map("".join),
+    st.sampled_from(["example.com", "ex.co.uk", "com", "cdn.ampproject.org", "google.com"]),
+    st.from_regex(r"(/(amp|c|s|v|[a-z0-9.]{1,6})){0,4}", fullmatch=True),
+    st.sampled_from(["", "/", "/amp", "/amp/", ".amp.html", ".amp", "//"]),
+    st.lists(
+        st.sampled_from(["amp", "amp=1", "outputType=amp", "id=3", "utm_source=x", ""]),
+        max_size=3,
+    ).map("&".join),
+)
+
+
+@given(_urls)
+def test_story_url_is_idempotent(url: str) -> None:
+    once = story_url(url)
+    assert story_url(once) == once
+
+
+@given(st.text())
+def test_story_url_is_idempotent_on_any_text(url: str) -> None:
+    once = story_url(url)
+    assert story_url(once) == once
+
+
+def _copies(name: str) -> list[dict[str, Any]]:
+    copies: list[dict[str, Any]] = json.loads((DATA / name).read_text("utf-8"))["copies"]
+    return copies
+
+
+def _group(entries: list[tuple[str, str, str]]) -> list[int]:
+    """Run entries (url, title, text) through a StoryIndex as the store does; story per entry."""
+    index = StoryIndex()
+    assigned: list[int] = []
+    for number, (url, title, text) in enumerate(entries):
+        fp = fingerprint(title, text)
+        story = index.find(url, fp)
+        if story is None:
+            story = number
+            index.add(story, StoryKey(story_url(url), fp))
+        assigned.append(story)
+    return assigned
+
+
+@pytest.mark.parametrize("name", ["wire_en.json", "wire_de.json"])
+def test_syndicated_copies_are_one_story(name: str) -> None:
+    copies = _copies(name)
+    assert len(copies) == 8
+    entries = [(c["url"], c["title"], "\n".join(c["lines"])) for c in copies]
+    assert len({story_url(url) for url, _, _ in entries}) == 8  # only the text can group them
+    fps = [fingerprint(title, text) for _, title, text in entries]
+    assert all(fp is not None for fp in fps)
+    first = fps[0]
+    assert first is not None
+    report = {c["edits"]: distance(first, fp) for c, fp in zip(copies, fps, strict=True) if fp}
+    assert _group(entries) == [0] * 8, f"distances to the original: {report}"
+
+
+def test_two_syndicated_stories_interleaved_stay_two() -> None:
+    en, de = _copies("wire_en.json"), _copies("wire_de.json")
+    entries = [
+        (c["url"], c["title"], "\n".join(c["lines"]))
+        for c in itertools.chain.from_iterable(zip(en, de, strict=True))
+    ]
+    assert _group(entries) == [0, 1] * 8
+
+
+def test_unrelated_articles_sharing_boilerplate_stay_apart() -> None:
+    site = json.loads((DATA / "one_site.json").read_text("utf-8"))
+    entries = [
+        (a["url"], a["title"], "\n".join(site["header"] + a["lines"] + site["footer"]))
+        for a in site["articles"]
+    ]
+    fps = [fingerprint(title, text) for _, title, text in entries]
+    assert all(fp is not None for fp in fps)  # the test is about fingerprints, not URLs
+    closest = min(
+        distance(a, b) for a, b in itertools.combinations(fps, 2) if a is not None and b is not None
+    )
+    assert _group(entries) == list(range(6)), f"closest pair: {closest} bits"
+    assert closest > 10, f"closest pair: {closest} bits"
+
+
+def test_boilerplate_alone_is_not_a_story() -> None:
+    site = json.loads((DATA / "one_site.json").read_text("utf-8"))
+    assert fingerprint("Lakeside Courier", "\n".join(site["header"])) is None
+
+
+TWEET = (
+    "Just got the recall letter for my ShackleMax lock. So my bike was basically unlocked for a "
+    "year? Great job Ferrox #fail"
+)
+
+
+def test_short_texts_have_no_fingerprint_and_group_by_url_only() -> None:
+    assert fingerprint("", TWEET) is None
+    assert fingerprint("Ferrox recalls 40,000 bike locks", "") is None
+    index = StoryIndex()
+    index.add(1, StoryKey("https://social.example/@ann/1", None))
+    assert index.find("https://social.example/@ann/1", fingerprint("", TWEET)) == 1
+    assert index.find("https://social.example/@bob/2", fingerprint("", TWEET)) is None
+
+
+def test_page_furniture_is_not_fingerprinted() -> None:
+    body = "\n".join(_copies("wire_en.json")[0]["lines"])
+    title = "Ferrox recalls bike locks"
+    furnished = "\n".join(
+        [
+            "Home | News | Sport | Business | Weather",
+            "Menu",
+            body,
+            "Subscribe to our newsletter for the top stories.",
+            "Wir verwenden Cookies. Alle Rechte vorbehalten.",
+        ]
+    )
+    assert fingerprint(title, furnished) == fingerprint(title, body)
+
+
+def test_fingerprint_ignores_case_and_punctuation() -> None:
+    body = "\n".join(_copies("wire_en.json")[0]["lines"])
+    assert fingerprint("Ferrox recalls locks", body) == fingerprint(
+        "FERROX: recalls 'locks'!", body.upper()
+    )
+
+
+def test_index_prefers_url_and_then_the_closest_fingerprint() -> None:
+    index = StoryIndex()
+    index.add(1, StoryKey("https://example.com/a", 0))
+    index.add(2, StoryKey(None, 0b111))
+    index.add(3, StoryKey(None, 0b1))
+    assert index.find("https://www.example.com/a/amp/", 0b111) == 1
+    assert index.find(None, 0b111) == 2
+    assert index.find(None, 0b11) in (2, 3)  # one bit from each
+    assert index.find(None, 0b1) == 3
+    assert index.find(None, 0) == 1
+    assert index.find(None, 0b1111 << 60) is None  # four bits from story 1
+    assert index.find(None, None) is None
+    assert index.find("https://example.com/b", None) is None
+    assert len(index) == 3
+
+
+@given(st.integers(0, 2**64 - 1), st.sets(st.integers(0, 63), max_size=3))
+def test_index_finds_every_fingerprint_within_three_bits(fp: int, flips: set[int]) -> None:
+    index = StoryIndex()
+    index.add(7, StoryKey(None, fp))
+    near = fp
+    for bit in flips:
+        near ^= 1 << bit
+    assert distance(fp, near) == len(flips)
+    assert index.find(None, near) == 7
+
+
+@given(st.integers(0, 2**64 - 1), st.sets(st.integers(0, 63), min_size=3, max_size=3))
+def test_index_max_distance_is_respected(fp: int, flips: set[int]) -> None:
+    index = StoryIndex(max_distance=2)
+    index.add(7, StoryKey(None, fp))
+    near = fp
+    for bit in flips:
+        near ^= 1 << bit
+    assert index.find(None, near) is None
+
+
+@pytest.mark.parametrize("max_distance", [-1, 4])
+def test_index_rejects_distances_bands_cannot_guarantee(max_distance: int) -> None:
+    with pytest.raises(ValueError, match="max_distance"):
+        StoryIndex(max_distance)
+
+
+def test_bands() -> None:
+    assert bands(0x0123_4567_89AB_CDEF) == (0x0123, 0x4567, 0x89AB, 0xCDEF)
+    assert bands(0) == (0, 0, 0, 0)
+
+
+@given(st.integers(0, 2**64 - 1))
+def test_signed64_round_trip(value: int) -> None:
+    signed = to_signed64(value)
+    assert -(2**63) <= signed < 2**63
+    assert from_signed64(signed) == value
+
+
+def test_signed64_edges() -> None:
+    assert to_signed64(2**64 - 1) == -1
+    assert to_signed64(2**63) == -(2**63)
+    assert to_signed64(2**63 - 1) == 2**63 - 1
+    assert from_signed64(-1) == 2**64 - 1
