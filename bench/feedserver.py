@@ -30,13 +30,28 @@ DE = (
 ).split(" ")
 
 
+def vocabulary(words: list[str], size: int, rng: random.Random) -> tuple[list[str], list[float]]:
+    """A realistic vocabulary: the base words plus made-up ones, with Zipf weights, so that
+    unrelated synthetic texts differ as much as real ones do."""
+    syllables = ["ka", "ri", "to", "len", "mar", "sch", "ung", "ber", "an", "ex", "pro", "tion"]
+    extra = {"".join(rng.choice(syllables) for _ in range(rng.randint(2, 4))) for _ in range(size)}
+    vocab = words + sorted(extra)
+    return vocab, [1 / (rank + 1) for rank in range(len(vocab))]
+
+
+_VOCAB: dict[str, tuple[list[str], list[float]]] = {}
+
+
 def make_feed(index: int, entries: int, rng: random.Random) -> bytes:
+    if not _VOCAB:
+        _VOCAB["en"] = vocabulary(EN, 3000, random.Random(1))
+        _VOCAB["de"] = vocabulary(DE, 3000, random.Random(2))
     now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
     items = []
     for n in range(entries):
-        words = EN if rng.random() < 0.6 else DE
-        title = " ".join(rng.choice(words) for _ in range(10))
-        body = " ".join(rng.choice(words) for _ in range(80))
+        words, weights = _VOCAB["en"] if rng.random() < 0.6 else _VOCAB["de"]
+        title = " ".join(rng.choices(words, weights, k=10))
+        body = " ".join(rng.choices(words, weights, k=80))
         if rng.random() < 0.1:  # about one entry in ten mentions a brand
             brand = rng.choice(BRANDS)
             body = body.replace(" ", f" {brand} ", 1)

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, bindparam, delete, func, insert, select, update
+from sqlalchemy import Engine, and_, bindparam, delete, func, insert, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from listener.errors import StorageError
 from listener.models import Mention, SourceState, StoreResult
-from listener.storage.tables import Brand, MentionBrand, Source, Story
+from listener.storage.tables import Brand, MentionBrand, Source, Story, UTCDateTime
 from listener.storage.tables import Mention as MentionRow
 
 T = TypeVar("T")
@@ -225,12 +225,31 @@ def _ingest(
     # An item seen before under the same guid keeps its row, whatever its URL is now.
     guids = sorted({m.item.guid for m in mentions if m.item.guid})
     key_of_guid: dict[str, str] = {}
-    for chunk in _chunks(guids):
-        by_guid = select(MentionRow.guid, MentionRow.dedup_key).where(
-            MentionRow.source_id == source_id, MentionRow.guid.in_(chunk)
+    existing: dict[str, tuple[int, str]] = {}
+    keys = sorted({m.dedup_key for m in mentions})
+    looked_up = len(guids) <= _CHUNK and len(keys) <= _CHUNK
+    if looked_up:  # the usual case: one query finds rows by dedup key and by guid
+        wanted = set(guids)
+        known = conn.execute(
+            select(
+                MentionRow.guid, MentionRow.dedup_key, MentionRow.id, MentionRow.content_hash
+            ).where(
+                or_(
+                    MentionRow.dedup_key.in_(keys),
+                    and_(MentionRow.source_id == source_id, MentionRow.guid.in_(guids)),
+                )
+            )
         )
-        key_of_guid.update({row.guid or "": row.dedup_key for row in conn.execute(by_guid)})
-
+        for found in known:
+            existing[found.dedup_key] = (found.id, found.content_hash)
+            if found.guid and found.guid in wanted:
+                key_of_guid.setdefault(found.guid, found.dedup_key)
+    else:
+        for chunk in _chunks(guids):
+            by_guid = select(MentionRow.guid, MentionRow.dedup_key).where(
+                MentionRow.source_id == source_id, MentionRow.guid.in_(chunk)
+            )
+            key_of_guid.update({r.guid or "": r.dedup_key for r in conn.execute(by_guid)})
     rows: dict[str, dict[str, Any]] = {}
     brands_of: dict[str, set[str]] = {}
     story_keys: dict[str, tuple[str | None, int | None, str]] = {}
@@ -259,8 +278,9 @@ def _ingest(
         story_keys[key] = (mention.story_url, mention.fingerprint, item.title)
         brands_of.setdefault(key, set()).update(mention.brands)
 
-    existing: dict[str, tuple[int, str]] = {}
-    for chunk in _chunks(list(rows)):
+    # keys not looked up yet (big batches, or a guid that led to another row's key)
+    missing = [key for key in rows if key not in existing and not (looked_up and key in keys)]
+    for chunk in _chunks(missing):
         by_key = select(MentionRow.dedup_key, MentionRow.id, MentionRow.content_hash).where(
             MentionRow.dedup_key.in_(chunk)
         )
@@ -355,62 +375,84 @@ def _assign_stories(
     conn: Connection, keys: Sequence[tuple[str | None, int | None, str]], now: datetime
 ) -> list[int]:
     """Story id for each (story_url, fingerprint, title): the story with the same URL, else a
-    recent story whose fingerprint is within STORY_MAX_DISTANCE bits, else a new story."""
+    recent story whose fingerprint is within STORY_MAX_DISTANCE bits, else a new story. Three
+    set-based lookups and one bulk insert per batch, whatever its size."""
     urls = sorted({url for url, _, _ in keys if url})
     by_url: dict[str, int] = {}
     for chunk in _chunks(urls):
         found = conn.execute(select(Story.url, Story.id).where(Story.url.in_(chunk)))
         by_url.update({row.url: row.id for row in found if row.url})
-    # recent stories that share a band with any fingerprint of the batch
+    index = _BandIndex()
     prints = [fp for url, fp, _ in keys if fp is not None and not (url and url in by_url)]
-    known: list[tuple[int, int]] = []  # (story id, fingerprint)
-    if prints:
-        band_sets = [
-            sorted({probe for fp in prints for probe in _probes(story_bands(fp)[i])})
-            for i in range(4)
+    if prints:  # recent stories that come within one bit of a band of the batch
+        probes = [
+            sorted({p for fp in prints for p in _probes(story_bands(fp)[band])})
+            for band in range(4)
         ]
-        columns = (Story.band0, Story.band1, Story.band2, Story.band3)
-        for i, column in enumerate(columns):
-            for values in _chunks(band_sets[i]):
-                found = conn.execute(
-                    select(Story.id, Story.fingerprint).where(
-                        column.in_(values), Story.first_seen_at >= now - STORY_WINDOW
-                    )
-                )
-                known.extend((r.id, _unsigned64(r.fingerprint)) for r in found if r.fingerprint)
-    known = list(dict(known).items())
-    result = []
+        # Hundreds of integer probes: written into the SQL as literals (they are ints we made,
+        # so this is safe), which saves SQLAlchemy coercing each one as a bound parameter.
+        bands_sql = " OR ".join(
+            f"band{band} IN ({','.join(map(str, values))})" for band, values in enumerate(probes)
+        )
+        near = text(
+            "SELECT id, fingerprint FROM stories"  # noqa: S608 (only our own integers inside)
+            f" WHERE first_seen_at >= :since AND ({bands_sql})"
+        ).bindparams(bindparam("since", type_=UTCDateTime()))
+        for row in conn.execute(near, {"since": now - STORY_WINDOW}):
+            if row.fingerprint is not None:
+                index.add(row.id, _unsigned64(row.fingerprint))
+    assigned: list[int] = []  # story ids; negative: the n-th new story of this batch
+    fresh: list[dict[str, Any]] = []
     for url, fingerprint, title in keys:
         story = by_url.get(url) if url else None
         if story is None and fingerprint is not None:
-            near = [
-                (bin(fingerprint ^ other).count("1"), ident)
-                for ident, other in known
-                if bin(fingerprint ^ other).count("1") <= STORY_MAX_DISTANCE
-            ]
-            story = min(near)[1] if near else None
+            story = index.nearest(fingerprint)
         if story is None:
             bands = story_bands(fingerprint) if fingerprint is not None else (None,) * 4
-            story = conn.execute(
-                insert(Story)
-                .values(
-                    url=url,
-                    fingerprint=_signed64(fingerprint) if fingerprint is not None else None,
-                    band0=bands[0],
-                    band1=bands[1],
-                    band2=bands[2],
-                    band3=bands[3],
-                    title=title[:500],
-                    first_seen_at=now,
-                )
-                .returning(Story.id)
-            ).scalar_one()
+            fresh.append(
+                {
+                    "url": url,
+                    "fingerprint": _signed64(fingerprint) if fingerprint is not None else None,
+                    "band0": bands[0],
+                    "band1": bands[1],
+                    "band2": bands[2],
+                    "band3": bands[3],
+                    "title": title[:500],
+                    "first_seen_at": now,
+                }
+            )
+            story = -len(fresh)
             if fingerprint is not None:
-                known.append((story, fingerprint))
+                index.add(story, fingerprint)
         if url:
             by_url.setdefault(url, story)
-        result.append(story)
-    return result
+        assigned.append(story)
+    if not fresh:
+        return assigned
+    stmt = insert(Story).returning(Story.id, sort_by_parameter_order=True)
+    new_ids = [row.id for row in conn.execute(stmt, fresh)]
+    return [new_ids[-story - 1] if story < 0 else story for story in assigned]
+
+
+class _BandIndex:
+    """Fingerprints by band value, for nearest-story lookups within STORY_MAX_DISTANCE."""
+
+    def __init__(self) -> None:
+        self._bands: list[dict[int, list[tuple[int, int]]]] = [{}, {}, {}, {}]
+
+    def add(self, story: int, fingerprint: int) -> None:
+        for band, value in enumerate(story_bands(fingerprint)):
+            self._bands[band].setdefault(value, []).append((story, fingerprint))
+
+    def nearest(self, fingerprint: int) -> int | None:
+        best: tuple[int, int] | None = None
+        for band, value in enumerate(story_bands(fingerprint)):
+            for probe in _probes(value):
+                for story, other in self._bands[band].get(probe, ()):
+                    gap = (fingerprint ^ other).bit_count()
+                    if gap <= STORY_MAX_DISTANCE and (best is None or gap < best[0]):
+                        best = (gap, story)
+        return None if best is None else best[1]
 
 
 @dataclass(frozen=True, slots=True)
