@@ -308,3 +308,12 @@ def test_fingerprints_up_to_seven_bits_apart_are_one_story(engine: Engine) -> No
         stories = dict(conn.execute(text("SELECT dedup_key, story_id FROM mentions")).all())
     assert stories["sk0"] == stories["sk1"] == stories["sk2"] == stories["sk3"]
     assert stories["sk4"] != stories["sk0"]
+
+
+def test_storage_bands_agree_with_the_story_module() -> None:
+    """Storage may not import matching, so it keeps its own copy of the band split."""
+    from listener.matching import stories
+    from listener.storage.ingest import story_bands
+
+    for value in (0, 1, 0xFFFF_FFFF_FFFF_FFFF, 0x1234_5678_9ABC_DEF0):
+        assert story_bands(value) == stories.bands(value)

@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from listener.errors import StorageError
-from listener.storage.store import describe
+from listener.storage.sql import describe
 
 T = TypeVar("T")
 Operation = Callable[[Connection], Any]
