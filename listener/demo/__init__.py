@@ -62,8 +62,9 @@ level = "warning"
 
 [[brands]]
 name = "Velora"
-terms = ["Velora", "#veloralock", "@velora", "Velora Lock One", "Velora Cityrad"]
-exclude = ["Hollywood"]
+# a boolean query: the brand, its hashtag and handle, but not the actress of the same name
+query = '(Velora OR #veloralock OR @velora) -Hollywood'
+
 
 [[brands]]
 name = "Nordbahn"
