@@ -43,8 +43,10 @@ def parse_when(value: str, option: str, now: datetime) -> datetime:
 
 
 def _mask_secrets(text: str, settings: Settings) -> str:
+    # values under 4 characters are no real secrets and masking them would garble the text
     for secret in sorted(settings.secrets, key=len, reverse=True):
-        text = text.replace(secret, "***")
+        if len(secret) >= 4:
+            text = text.replace(secret, "***")
     return text
 
 
@@ -65,9 +67,14 @@ def check_config(app: App) -> None:
     out(f"Database: {_mask_secrets(db.display_url(database_url(settings)), settings)}")
     out(f"Brands ({len(settings.brands)}):")
     for brand in settings.brands:
-        terms = ", ".join(brand.terms)
-        excluded = f"; excluding {', '.join(brand.exclude)}" if brand.exclude else ""
-        out(f"  {brand.name}: {mask(terms, settings)}{mask(excluded, settings)}")
+        if brand.query is not None:
+            rule = f"query {brand.query}"
+        else:
+            rule = ", ".join(brand.terms)
+            rule += f"; excluding {', '.join(brand.exclude)}" if brand.exclude else ""
+        muted = [*brand.mute_authors, *brand.mute_domains]
+        rule += f"; muted: {', '.join(muted)}" if muted else ""
+        out(f"  {brand.name}: {_mask_secrets(rule, settings)}")
     out(f"Sources ({len(settings.sources)}):")
     for source in settings.sources:
         every = _duration(settings.source_interval(source))
