@@ -236,16 +236,16 @@ class Poller:
                 redact_url(response.permanent_url),
             )
         if response.status == 304:
-            _, unchanged = await self._writer.run(
-                partial(
-                    store.record_success,
+            _, unchanged = await self._writer.run_grouped(
+                store.record_successes,
+                store.PollSuccess(
                     source_id=state.id,
                     now=now,
                     next_poll_at=next_poll,
                     etag=response.etag or state.etag,
                     last_modified=response.last_modified or state.last_modified,
                     permanent_url=response.permanent_url,
-                )
+                ),
             )
             return PollOutcome(source.name, "not_modified"), unchanged
         parsed = await self._digester.run(
@@ -253,9 +253,9 @@ class Poller:
         )
         for warning in parsed.warnings:
             log.warning("source %s: %s", source.name, warning)
-        result, stored = await self._writer.run(
-            partial(
-                store.record_success,
+        result, stored = await self._writer.run_grouped(
+            store.record_successes,
+            store.PollSuccess(
                 source_id=state.id,
                 now=now,
                 next_poll_at=next_poll,
@@ -263,7 +263,7 @@ class Poller:
                 last_modified=response.last_modified,
                 permanent_url=response.permanent_url,
                 mentions=parsed.mentions,
-            )
+            ),
         )
         outcome = PollOutcome(
             source.name,

@@ -317,3 +317,67 @@ def test_storage_bands_agree_with_the_story_module() -> None:
 
     for value in (0, 1, 0xFFFF_FFFF_FFFF_FFFF, 0x1234_5678_9ABC_DEF0):
         assert story_bands(value) == stories.bands(value)
+
+
+def test_many_polls_in_one_call(engine: Engine) -> None:
+    with store.transaction(engine, "test") as conn:
+        store.sync_catalog(
+            conn,
+            ["A"],
+            [
+                store.CatalogSource("s1", "feed", "https://1/"),
+                store.CatalogSource("s2", "feed", "https://2/"),
+            ],
+            NOW,
+        )
+        states = store.load_states(conn)
+    one, two = states["s1"].id, states["s2"].id
+    shared = mention(1)  # the same item (same dedup key) in both sources
+    polls = [
+        store.PollSuccess(one, NOW, NOW, '"e1"', None, None, [mention(0), shared]),
+        store.PollSuccess(two, NOW, NOW, None, "lm", "https://2/moved", [shared, mention(2)]),
+        store.PollSuccess(two, NOW, NOW, None, None, None, []),  # e.g. a 304
+    ]
+    with store.transaction(engine, "test") as conn:
+        results = store.record_successes(conn, polls)
+    assert [(r.new, r.unchanged) for r, _ in results] == [(2, 0), (1, 0), (0, 0)]
+    assert results[0][1].etag == '"e1"'
+    assert results[1][1].url == "https://2/moved"
+    assert store.count_rows(engine)["mentions"] == 3
+    # the same guid in another source is another item; in the same source it is the same row
+    again = Mention(
+        Item(guid="g0", url="https://moved.example/0", title="title 0", text="new"),
+        frozenset({"A"}),
+        "other-key",
+        None,
+        "changed",
+    )
+    with store.transaction(engine, "test") as conn:
+        [(result, _)] = store.record_successes(
+            conn, [store.PollSuccess(one, NOW, NOW, None, None, None, [again])]
+        )
+    assert (result.new, result.updated) == (0, 1)
+    assert store.count_rows(engine)["mentions"] == 3
+
+
+def test_writer_groups_payloads_into_one_call(engine: Engine) -> None:
+    import threading
+
+    calls: list[list[int]] = []
+
+    def group(conn: Connection, payloads: list[int]) -> list[int]:
+        calls.append(payloads)
+        return [p * 10 for p in payloads]
+
+    writer = Writer(engine)
+    gate = threading.Event()
+    try:
+        blocker = writer.submit(lambda conn: gate.wait(10))
+        futures = [writer.submit_grouped(group, i) for i in range(5)]
+        gate.set()
+        blocker.result(10)
+        assert [f.result(10) for f in futures] == [0, 10, 20, 30, 40]
+    finally:
+        gate.set()
+        writer.close()
+    assert sum(len(c) for c in calls) == 5 and len(calls) <= 2

@@ -11,59 +11,54 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select, text, update
+from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from listener.models import Mention, StoreResult
-from listener.storage.sql import CHUNK, chunks, dialect_insert
+from listener.storage.sql import chunks, dialect_insert
 from listener.storage.tables import Brand, MentionBrand, Story, UTCDateTime
 from listener.storage.tables import Mention as MentionRow
 
 _FUTURE_SKEW = timedelta(minutes=10)
 
 
-def ingest(
-    conn: Connection, source_id: int, mentions: Sequence[Mention], now: datetime
-) -> StoreResult:
-    # An item seen before under the same guid keeps its row, whatever its URL is now.
-    guids = sorted({m.item.guid for m in mentions if m.item.guid})
-    key_of_guid: dict[str, str] = {}
-    existing: dict[str, tuple[int, str]] = {}
-    keys = sorted({m.dedup_key for m in mentions})
-    looked_up = len(guids) <= CHUNK and len(keys) <= CHUNK
-    if looked_up:  # the usual case: one query finds rows by dedup key and by guid
-        wanted = set(guids)
-        known = conn.execute(
-            select(
-                MentionRow.guid, MentionRow.dedup_key, MentionRow.id, MentionRow.content_hash
-            ).where(
-                or_(
-                    MentionRow.dedup_key.in_(keys),
-                    and_(MentionRow.source_id == source_id, MentionRow.guid.in_(guids)),
-                )
-            )
-        )
-        for found in known:
-            existing[found.dedup_key] = (found.id, found.content_hash)
-            if found.guid and found.guid in wanted:
-                key_of_guid.setdefault(found.guid, found.dedup_key)
-    else:
-        for chunk in chunks(guids):
-            by_guid = select(MentionRow.guid, MentionRow.dedup_key).where(
-                MentionRow.source_id == source_id, MentionRow.guid.in_(chunk)
-            )
-            key_of_guid.update({r.guid or "": r.dedup_key for r in conn.execute(by_guid)})
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """The mentions one poll of one source delivered."""
+
+    source_id: int
+    mentions: Sequence[Mention]
+    now: datetime
+
+
+def ingest(conn: Connection, batches: Sequence[Batch]) -> list[StoreResult]:
+    """Store the mentions of several polls with one set of statements; a result per batch.
+
+    A mention whose dedup key (or whose guid, within its source) is already stored belongs to
+    that row; when two batches carry the same key, the first one owns the row."""
+    entries = [
+        (b, batch.source_id, m, batch.now)
+        for b, batch in enumerate(batches)
+        for m in batch.mentions
+    ]
+    existing, key_of_guid = _lookup(conn, entries)
     rows: dict[str, dict[str, Any]] = {}
+    owner: dict[str, int] = {}
     brands_of: dict[str, set[str]] = {}
     story_keys: dict[str, tuple[str | None, int | None, str]] = {}
-    for mention in mentions:
+    for index, source_id, mention, now in entries:
         item = mention.item
-        key = key_of_guid.get(item.guid or "", mention.dedup_key)
+        key = key_of_guid.get((source_id, item.guid or ""), mention.dedup_key)
+        brands_of.setdefault(key, set()).update(mention.brands)
+        if key in rows and owner[key] != index:
+            continue  # another poll of this batch brought the same item first
         published = item.published_at
         event_at = published if published and published <= now + _FUTURE_SKEW else now
+        owner[key] = index
         rows[key] = {
             "source_id": source_id,
             "dedup_key": key,
@@ -82,20 +77,11 @@ def ingest(
             "domain": mention.domain,
         }
         story_keys[key] = (mention.story_url, mention.fingerprint, item.title)
-        brands_of.setdefault(key, set()).update(mention.brands)
-
-    # keys not looked up yet (big batches, or a guid that led to another row's key)
-    missing = [key for key in rows if key not in existing and not (looked_up and key in keys)]
-    for chunk in chunks(missing):
-        by_key = select(MentionRow.dedup_key, MentionRow.id, MentionRow.content_hash).where(
-            MentionRow.dedup_key.in_(chunk)
-        )
-        existing.update({r.dedup_key: (r.id, r.content_hash) for r in conn.execute(by_key)})
-
     ids: dict[str, int] = {k: v[0] for k, v in existing.items()}
     fresh = [row for key, row in rows.items() if key not in existing]
     if fresh:
-        stories = _assign_stories(conn, [story_keys[row["dedup_key"]] for row in fresh], now)
+        newest = max(batch.now for batch in batches)
+        stories = _assign_stories(conn, [story_keys[row["dedup_key"]] for row in fresh], newest)
         for row, story_id in zip(fresh, stories, strict=True):
             row["story_id"] = story_id
         inserting = (
@@ -104,28 +90,73 @@ def ingest(
             .returning(MentionRow.id, MentionRow.dedup_key)
         )
         ids.update({row.dedup_key: row.id for row in conn.execute(inserting, fresh)})
-    new_ids = tuple(ids[row["dedup_key"]] for row in fresh if row["dedup_key"] in ids)
-
-    changed = [
-        {**rows[key], "_id": ident}
+    changed = {
+        key: ident
         for key, (ident, digest) in existing.items()
-        if rows[key]["content_hash"] != digest
-    ]
+        if key in rows and rows[key]["content_hash"] != digest
+    }
     if changed:
         keep = ("content_hash", "url", "canonical_url", "title", "text", "author")
+        names = (*keep, "published_at", "updated_at")
         updating = (
             update(MentionRow)
             .where(MentionRow.id == bindparam("_id"))
-            .values({name: bindparam(name) for name in (*keep, "published_at", "updated_at")})
+            .values({name: bindparam(name) for name in names})
         )
         conn.execute(
             updating,
-            [
-                {name: row[name] for name in (*keep, "published_at", "updated_at", "_id")}
-                for row in changed
-            ],
+            [{**{n: rows[key][n] for n in names}, "_id": ident} for key, ident in changed.items()],
         )
+    _link(conn, ids, brands_of)
 
+    results = []
+    for index in range(len(batches)):
+        owned = [key for key, who in owner.items() if who == index]
+        new_ids = tuple(ids[k] for k in owned if k not in existing and k in ids)
+        updated = sum(1 for k in owned if k in changed)
+        results.append(
+            StoreResult(
+                new=len(new_ids),
+                updated=updated,
+                unchanged=len(owned) - len(new_ids) - updated,
+                new_ids=new_ids,
+            )
+        )
+    return results
+
+
+def _lookup(
+    conn: Connection, entries: Sequence[tuple[int, int, Mention, datetime]]
+) -> tuple[dict[str, tuple[int, str]], dict[tuple[int, str], str]]:
+    """Stored rows by dedup key: (id, content hash); and the key of each (source, guid) seen."""
+    keys = sorted({m.dedup_key for _, _, m, _ in entries})
+    pairs = {(source, m.item.guid) for _, source, m, _ in entries if m.item.guid}
+    guids = sorted({guid for _, guid in pairs})
+    sources = sorted({source for source, _ in pairs})
+    existing: dict[str, tuple[int, str]] = {}
+    key_of_guid: dict[tuple[int, str], str] = {}
+    columns = (
+        MentionRow.source_id,
+        MentionRow.guid,
+        MentionRow.dedup_key,
+        MentionRow.id,
+        MentionRow.content_hash,
+    )
+    for chunk in chunks(keys):
+        for found in conn.execute(select(*columns).where(MentionRow.dedup_key.in_(chunk))):
+            existing[found.dedup_key] = (found.id, found.content_hash)
+            if found.guid and (found.source_id, found.guid) in pairs:
+                key_of_guid.setdefault((found.source_id, found.guid), found.dedup_key)
+    for chunk in chunks(guids):
+        stmt = select(*columns).where(MentionRow.guid.in_(chunk), MentionRow.source_id.in_(sources))
+        for found in conn.execute(stmt):
+            if (found.source_id, found.guid) in pairs:
+                key_of_guid.setdefault((found.source_id, found.guid or ""), found.dedup_key)
+                existing[found.dedup_key] = (found.id, found.content_hash)
+    return existing, key_of_guid
+
+
+def _link(conn: Connection, ids: dict[str, int], brands_of: dict[str, set[str]]) -> None:
     names = sorted({b for bs in brands_of.values() for b in bs})
     by_name = select(Brand.name, Brand.id).where(Brand.name.in_(names))
     brand_ids = {row.name: row.id for row in conn.execute(by_name)}
@@ -143,12 +174,6 @@ def ingest(
             ),
             links,
         )
-    return StoreResult(
-        new=len(new_ids),
-        updated=len(changed),
-        unchanged=len(rows) - len(new_ids) - len(changed),
-        new_ids=new_ids,
-    )
 
 
 STORY_WINDOW = timedelta(days=7)

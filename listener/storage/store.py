@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Text, bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from listener.models import Mention, SourceState, StoreResult
-from listener.storage.ingest import ingest
+from listener.storage.ingest import Batch, ingest
 from listener.storage.queries import (
     BucketCounts,
     MatchInput,
@@ -105,6 +105,58 @@ def _state(row: Any) -> SourceState:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class PollSuccess:
+    """A successful poll (200 or 304) to store: its mentions and the source's new state."""
+
+    source_id: int
+    now: datetime
+    next_poll_at: datetime
+    etag: str | None
+    last_modified: str | None
+    permanent_url: str | None = None
+    mentions: Sequence[Mention] = ()
+
+
+def record_successes(
+    conn: Connection, polls: Sequence[PollSuccess]
+) -> list[tuple[StoreResult, SourceState]]:
+    """Store several successful polls with one set of statements (the writer groups them)."""
+    with_mentions = [i for i, poll in enumerate(polls) if poll.mentions]
+    results = [StoreResult()] * len(polls)
+    batches = [Batch(polls[i].source_id, polls[i].mentions, polls[i].now) for i in with_mentions]
+    for index, result in zip(with_mentions, ingest(conn, batches), strict=True):
+        results[index] = result
+    conn.execute(
+        update(Source)
+        .where(Source.id == bindparam("_id"))
+        .values(
+            etag=bindparam("etag"),
+            last_modified=bindparam("last_modified"),
+            last_attempt_at=bindparam("now"),
+            last_success_at=bindparam("now"),
+            consecutive_errors=0,
+            last_error=None,
+            next_poll_at=bindparam("next_poll_at"),
+            url=func.coalesce(bindparam("new_url", type_=Text()), Source.url),
+        ),
+        [
+            {
+                "_id": poll.source_id,
+                "etag": poll.etag,
+                "last_modified": poll.last_modified,
+                "now": poll.now,
+                "next_poll_at": poll.next_poll_at,
+                "new_url": poll.permanent_url,
+            }
+            for poll in polls
+        ],
+    )
+    ids = sorted({poll.source_id for poll in polls})
+    states = {row.id: _state(row) for row in conn.execute(select(Source).where(Source.id.in_(ids)))}
+    return [(result, states[poll.source_id]) for result, poll in zip(results, polls, strict=True)]
+
+
 def record_success(
     conn: Connection,
     source_id: int,
@@ -116,20 +168,9 @@ def record_success(
     permanent_url: str | None = None,
     mentions: Sequence[Mention] = (),
 ) -> tuple[StoreResult, SourceState]:
-    """Store a successful poll (200 or 304): its mentions and the source's new fetch state."""
-    result = ingest(conn, source_id, mentions, now) if mentions else StoreResult()
-    values: dict[str, Any] = {
-        "etag": etag,
-        "last_modified": last_modified,
-        "last_attempt_at": now,
-        "last_success_at": now,
-        "consecutive_errors": 0,
-        "last_error": None,
-        "next_poll_at": next_poll_at,
-    }
-    if permanent_url:
-        values["url"] = permanent_url
-    return result, _update_state(conn, source_id, values)
+    """Store one successful poll (200 or 304): its mentions and the source's new state."""
+    poll = PollSuccess(source_id, now, next_poll_at, etag, last_modified, permanent_url, mentions)
+    return record_successes(conn, [poll])[0]
 
 
 def record_failure(
@@ -213,6 +254,7 @@ __all__ = [
     "CatalogSource",
     "MatchInput",
     "MentionFilter",
+    "PollSuccess",
     "StoredMention",
     "brand_ids",
     "count_buckets",
@@ -228,6 +270,7 @@ __all__ = [
     "record_failure",
     "record_gone",
     "record_success",
+    "record_successes",
     "relink",
     "sync_catalog",
     "transaction",

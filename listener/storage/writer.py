@@ -6,7 +6,9 @@ GIL between the event loop and the database thread, so the database thread becam
 bottleneck of the whole cycle. Draining everything that is queued into one transaction turns a
 thousand hand-offs into a few dozen.
 
-Rules: operations are plain functions of a Connection; they run in submission order. If a batch
+Rules: operations are plain functions of a Connection; they run in submission order. Grouped
+operations (``run_grouped``) go further: every payload queued for the same group function is
+handed to one call, so a thousand polls' ingests become a few set-based statements. If a batch
 fails, each of its operations is retried alone in its own transaction, so one bad operation
 fails only its own caller and nothing already stored is lost. SQLAlchemy errors reach callers as
 StorageError.
@@ -29,8 +31,11 @@ from listener.errors import StorageError
 from listener.storage.sql import describe
 
 T = TypeVar("T")
+P = TypeVar("P")
 Operation = Callable[[Connection], Any]
-_Job = tuple[Operation, "Future[Any]"]
+Group = Callable[[Connection, list[Any]], list[Any]]
+# (operation, future, group, payload): a plain job has no group; a grouped job has no operation
+_Job = tuple[Operation | None, "Future[Any]", Group | None, Any]
 
 
 class Writer:
@@ -46,11 +51,23 @@ class Writer:
 
     def submit(self, operation: Callable[[Connection], T]) -> Future[T]:
         future: Future[T] = Future()
-        self._queue.put((operation, future))
+        self._queue.put((operation, future, None, None))
         return future
 
     async def run(self, operation: Callable[[Connection], T]) -> T:
         return await asyncio.wrap_future(self.submit(operation))
+
+    def submit_grouped(
+        self, group: Callable[[Connection, list[P]], list[T]], payload: P
+    ) -> Future[T]:
+        """Queue ``payload`` for ``group``: one call of group(conn, payloads) serves every payload
+        queued for it in the same batch and must return one result per payload, in order."""
+        future: Future[T] = Future()
+        self._queue.put((None, future, group, payload))
+        return future
+
+    async def run_grouped(self, group: Callable[[Connection, list[P]], list[T]], payload: P) -> T:
+        return await asyncio.wrap_future(self.submit_grouped(group, payload))
 
     def close(self) -> None:
         """Finish what is queued, then stop the thread."""
@@ -81,7 +98,7 @@ class Writer:
         try:
             self.transactions += 1
             with self.engine.begin() as conn:
-                results = [operation(conn) for operation, _ in batch]
+                results = self._execute(conn, batch)
         except BaseException as exc:
             if len(batch) > 1:
                 for job in batch:
@@ -94,5 +111,22 @@ class Writer:
                 error = exc
             batch[0][1].set_exception(error)
             return
-        for (_, future), result in zip(batch, results, strict=True):
+        for (_, future, _, _), result in zip(batch, results, strict=True):
             future.set_result(result)
+
+    @staticmethod
+    def _execute(conn: Connection, batch: list[_Job]) -> list[Any]:
+        """Plain operations in order, then each group once with all its payloads."""
+        results: list[Any] = [None] * len(batch)
+        groups: dict[Group, list[int]] = {}
+        for index, (operation, _, group, _) in enumerate(batch):
+            if group is not None:
+                groups.setdefault(group, []).append(index)
+            else:
+                assert operation is not None
+                results[index] = operation(conn)
+        for group, indexes in groups.items():
+            answers = group(conn, [batch[i][3] for i in indexes])
+            for index, answer in zip(indexes, answers, strict=True):
+                results[index] = answer
+        return results
