@@ -185,13 +185,21 @@ _MASK16 = 0xFFFF
 
 def story_bands(fingerprint: int) -> tuple[int, int, int, int]:
     """The four 16-bit bands of a 64-bit fingerprint, most significant first."""
-    return tuple((fingerprint >> shift) & _MASK16 for shift in (48, 32, 16, 0))  # type: ignore[return-value]
+    return (
+        fingerprint >> 48 & _MASK16,
+        fingerprint >> 32 & _MASK16,
+        fingerprint >> 16 & _MASK16,
+        fingerprint & _MASK16,
+    )
+
+
+_BITS = tuple(1 << bit for bit in range(16))
 
 
 def _probes(band: int) -> list[int]:
     """The band and every value one bit away: two fingerprints within 7 bits differ in at most
     one bit in at least one of their four bands (pigeonhole), so these probes find them."""
-    return [band, *(band ^ (1 << bit) for bit in range(16))]
+    return [band, *[band ^ bit for bit in _BITS]]
 
 
 def _signed64(value: int) -> int:
