@@ -38,6 +38,18 @@ class Mention:
     story_url: str | None = None
     fingerprint: int | None = None
     domain: str | None = None
+    sentiment: Score | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    """A sentiment verdict: label (negative / neutral / positive), score in [-1, 1], confidence
+    in [0, 1], and the version of the scorer that gave it."""
+
+    label: str
+    score: float
+    confidence: float
+    version: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -381,3 +381,34 @@ def test_writer_groups_payloads_into_one_call(engine: Engine) -> None:
         gate.set()
         writer.close()
     assert sum(len(c) for c in calls) == 5 and len(calls) <= 2
+
+
+def test_sentiment_is_stored_and_filtered(engine: Engine) -> None:
+    from dataclasses import replace
+
+    from listener.models import Score
+
+    source = setup_source(engine)
+    scored = [
+        replace(mention(0), sentiment=Score("negative", -0.8, 0.9, "test-1")),
+        replace(mention(1), sentiment=Score("positive", 0.6, 0.7, "test-1")),
+        mention(2),
+    ]
+    with store.transaction(engine, "test") as conn:
+        store.record_success(
+            conn, source, now=NOW, next_poll_at=NOW, etag=None, last_modified=None, mentions=scored
+        )
+    [negative] = store.query_mentions(engine, store.MentionFilter(sentiment="negative"))
+    assert (negative.title, negative.sentiment, negative.sentiment_score) == (
+        "title 0",
+        "negative",
+        -0.8,
+    )
+    assert len(store.query_mentions(engine, store.MentionFilter(sentiment="neutral"))) == 0
+    with engine.connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT sentiment_confidence, sentiment_version FROM mentions WHERE dedup_key = 'key0'"
+            )
+        ).one()
+    assert tuple(row) == (0.9, "test-1")

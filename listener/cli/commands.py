@@ -200,6 +200,11 @@ def mention_record(mention: store.StoredMention) -> dict[str, Any]:
 @click.option("--until", help="Before this time: 24h, 7d, or an ISO date/time.")
 @click.option("--search", help="Only mentions whose title or text contains TEXT.")
 @click.option(
+    "--sentiment",
+    type=click.Choice(["negative", "neutral", "positive"]),
+    help="Only mentions scored with this sentiment.",
+)
+@click.option(
     "--limit",
     type=click.IntRange(min=0),
     default=50,
@@ -215,6 +220,7 @@ def mentions(
     since: str | None,
     until: str | None,
     search: str | None,
+    sentiment: str | None,
     limit: int,
     fmt: str | None,
 ) -> None:
@@ -226,6 +232,7 @@ def mentions(
         since=parse_when(since, "--since", now) if since else None,
         until=parse_when(until, "--until", now) if until else None,
         search=search,
+        sentiment=sentiment,
         limit=limit or None,
     )
     settings = app.settings()

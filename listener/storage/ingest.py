@@ -75,6 +75,7 @@ def ingest(conn: Connection, batches: Sequence[Batch]) -> list[StoreResult]:
             "event_at": event_at,
             "language": item.language,
             "domain": mention.domain,
+            **_score_columns(mention),
         }
         story_keys[key] = (mention.story_url, mention.fingerprint, item.title)
     ids: dict[str, int] = {k: v[0] for k, v in existing.items()}
@@ -96,7 +97,16 @@ def ingest(conn: Connection, batches: Sequence[Batch]) -> list[StoreResult]:
         if key in rows and rows[key]["content_hash"] != digest
     }
     if changed:
-        keep = ("content_hash", "url", "canonical_url", "title", "text", "author")
+        keep = (
+            "content_hash",
+            "url",
+            "canonical_url",
+            "title",
+            "text",
+            "author",
+            "language",
+            *_SCORE_COLUMNS,
+        )
         names = (*keep, "published_at", "updated_at")
         updating = (
             update(MentionRow)
@@ -123,6 +133,21 @@ def ingest(conn: Connection, batches: Sequence[Batch]) -> list[StoreResult]:
             )
         )
     return results
+
+
+_SCORE_COLUMNS = ("sentiment", "sentiment_score", "sentiment_confidence", "sentiment_version")
+
+
+def _score_columns(mention: Mention) -> dict[str, Any]:
+    score = mention.sentiment
+    if score is None:
+        return dict.fromkeys(_SCORE_COLUMNS)
+    return {
+        "sentiment": score.label,
+        "sentiment_score": score.score,
+        "sentiment_confidence": score.confidence,
+        "sentiment_version": score.version,
+    }
 
 
 def _lookup(

@@ -40,6 +40,7 @@ class MentionFilter:
     search: str | None = None
     limit: int | None = 50
     ids: tuple[int, ...] | None = None
+    sentiment: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,8 @@ def query_mentions(engine: Engine, where: MentionFilter) -> list[StoredMention]:
             stmt = stmt.where(MentionRow.event_at >= where.since)
         if where.until is not None:
             stmt = stmt.where(MentionRow.event_at < where.until)
+        if where.sentiment is not None:
+            stmt = stmt.where(MentionRow.sentiment == where.sentiment)
         if where.ids is not None:
             stmt = stmt.where(MentionRow.id.in_(where.ids))
         if where.search:

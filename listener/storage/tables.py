@@ -134,6 +134,8 @@ class Mention(Base):
     language: Mapped[str | None] = mapped_column(String(16))
     sentiment: Mapped[str | None] = mapped_column(String(16))
     sentiment_score: Mapped[float | None] = mapped_column(Float)
+    sentiment_confidence: Mapped[float | None] = mapped_column(Float)
+    sentiment_version: Mapped[str | None] = mapped_column(String(64))
     story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id", ondelete="SET NULL"))
     domain: Mapped[str | None] = mapped_column(String(255))
 
