@@ -143,6 +143,23 @@ def run(entries: list[Entry], *, add_copies: bool = False) -> dict[str, float]:
     }
 
 
+def distances(entries: list[Entry]) -> tuple[dict[int, int], dict[int, int]]:
+    """All pairs: how many copy pairs and unrelated pairs lie at each Hamming distance (the
+    store joins within STORY_MAX_DISTANCE bits; this shows what that threshold costs)."""
+    printed = [(e.truth, fingerprint(e.title, e.text)) for e in entries]
+    known = [(truth, fp) for truth, fp in printed if fp is not None]
+    copies: dict[int, int] = {}
+    unrelated: dict[int, int] = {}
+    for i, (truth, fp) in enumerate(known):
+        for other_truth, other in known[:i]:
+            gap = (fp ^ other).bit_count()
+            if truth == other_truth:
+                copies[gap] = copies.get(gap, 0) + 1
+            elif gap <= 16:
+                unrelated[gap] = unrelated.get(gap, 0) + 1
+    return copies, unrelated
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("count", nargs="?", type=int, default=50_000)
@@ -150,8 +167,26 @@ def main() -> None:
     parser.add_argument(
         "--add-copies", action="store_true", help="also index every copy's key, not only the first"
     )
+    parser.add_argument(
+        "--pairs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also compare all pairs of the first N entries and print distance histograms",
+    )
     args = parser.parse_args()
     entries = generate(args.count, args.seed)
+    if args.pairs:
+        copies, unrelated = distances(entries[: args.pairs])
+        within = sum(n for d, n in copies.items() if d <= 7)
+        print(f"copy pairs by distance: {sorted(copies.items())}")
+        print(f"unrelated pairs at distance <= 16: {sorted(unrelated.items())}")
+        print(
+            f"copy pairs within 7 bits: {within / max(1, sum(copies.values())):.1%}; "
+            f"within 3 bits: "
+            f"{sum(n for d, n in copies.items() if d <= 3) / max(1, sum(copies.values())):.1%}; "
+            f"closest unrelated pair: {min(unrelated, default='>16')} bits"
+        )
     r = run(entries, add_copies=args.add_copies)
     print(
         f"keys indexed per story: {'every copy' if args.add_copies else 'first copy only'}\n"

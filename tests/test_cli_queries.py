@@ -16,11 +16,16 @@ import listener.cli.queries  # noqa: F401  (registers the commands)
 from listener.cli import cli
 from listener.storage import engine as db
 
-WIRE = (
+WIRE = (  # a wire story of ordinary length (~120 words)
     "Velora recalls 40,000 Lock One bike locks after a video showed the lock opening with a "
     "ballpoint pen. The company said customers can return affected locks for a free "
     "replacement at any dealer, and that a redesigned cylinder will ship from January. "
-    "Consumer groups criticised the slow response: the first videos circulated ten days ago."
+    "Consumer groups criticised the slow response: the first videos circulated ten days ago. "
+    "According to the recall notice, locks sold between March and October carry the defect; "
+    "the serial number is printed on the key card. Dealers in Germany, Austria and the "
+    "Netherlands have been told to stop selling the model. Velora shares fell eleven percent "
+    "in Frankfurt trading, and the chief executive apologised in a statement, promising an "
+    "independent review of how the company tests its products."
 )
 
 
@@ -68,7 +73,9 @@ def populated(tmp_path: Path, httpserver: HTTPServer) -> str:
                 "title": f"Velora recalls Lock One{'!' * (i % 3)}",
                 "guid": f"{site}-1",
                 "link": f"https://{site}.example/news/velora-recall?utm_source=rss",
-                "description": f"{site.upper()} NEWS. {text} Subscribe to {site} for more.",
+                # the site's own header and footer are separate blocks around the wire text
+                "description": f"<p>{site.upper()} NEWS | Home | Tech</p><p>{text}</p>"
+                f"<p>Subscribe to {site} for more.</p>",
             },
             {
                 "title": f"{site}: Velora Cityrad review",

@@ -61,7 +61,7 @@ RSS2_ITEMS = (
         guid="urn:news:1",
         url="https://news.example.de/acme-recall",
         title="Acme & Co. recalls kettles",
-        text="Acme recalls all kettles. Second para é",
+        text="Acme recalls all kettles.\nSecond para é",  # one line per paragraph
         author="Jane Press",
         published_at=datetime(2024, 1, 2, 9, 30, tzinfo=UTC),
         language="de",
@@ -585,3 +585,11 @@ def test_url_builders(url: str, expected: str) -> None:
 def test_url_builders_reject_bad_input(build: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         build()
+
+
+def test_body_paragraphs_stay_lines_and_titles_stay_one_line() -> None:
+    from listener.sources.html import html_to_text
+
+    body = "<p>Menu | Home</p><p>The  article <b>text</b>.</p><br/>\n\n<div>Subscribe now</div>"
+    assert html_to_text(body, lines=True) == "Menu | Home\nThe article text.\nSubscribe now"
+    assert html_to_text(body) == "Menu | Home The article text. Subscribe now"

@@ -446,7 +446,7 @@ def _item(
         guid=clean_guid or None,
         url=clean_url,
         title=clean_title,
-        text=html_to_text(body),
+        text=html_to_text(body, lines=True),
         author=_author(author),
         published_at=published_at,
         language=language,

@@ -9,12 +9,13 @@ Rules, in order:
 
 1. ``<script>``, ``<style>``, ``<template>``, ``<noscript>`` elements and comments are dropped
    with their contents (an unterminated one runs to the end of the input).
-2. Block-level tags, table cells and ``<br>`` become spaces; every other tag is removed, so
+2. Block-level tags, table cells and ``<br>`` become line breaks; every other tag is removed, so
    ``Mc<b>Donald</b>`` stays one word. A ``<`` that does not start a tag is kept as text.
 3. Character references are decoded with :func:`html.unescape`.
-4. Whitespace runs (line breaks included) become one space and the ends are stripped: the text
-   is one line, ready for matching and for one-line snippets. C0 control characters and DEL
-   are removed.
+4. Whitespace runs become one space and the ends are stripped. With ``lines=True`` (bodies),
+   each paragraph stays a line of its own, so that later stages can tell a site's boilerplate
+   lines ("Menu", "Subscribe ...") from the article; otherwise (titles, names) the text is one
+   line. C0 control characters and DEL are removed.
 """
 
 from __future__ import annotations
@@ -41,17 +42,22 @@ _ANY_TAG = re.compile(r"</?[a-zA-Z][^<>]*>|<![^<>]*>|<\?[^<>]*>")
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
 
 
-def html_to_text(html_text: str) -> str:
-    """Return ``html_text`` as one line of plain text: no markup, entities decoded, whitespace
-    collapsed to single spaces."""
+def html_to_text(html_text: str, *, lines: bool = False) -> str:
+    """Return ``html_text`` as plain text: no markup, entities decoded, whitespace collapsed to
+    single spaces; one line, or with ``lines`` one line per paragraph."""
     text = html_text
     if "<" in text:
         text = _DROPPED.sub("", text)
-        text = _BLOCK_TAG.sub(" ", text)
+        text = _BLOCK_TAG.sub("\n", text)
         text = _ANY_TAG.sub("", text)
     if "&" in text:
         text = html.unescape(text)
-    text = " ".join(text.split())
+    if lines and "\n" in text:
+        text = "\n".join(
+            line for line in (" ".join(part.split()) for part in text.split("\n")) if line
+        )
+    else:
+        text = " ".join(text.split())
     if not text.isprintable():  # a cheap test that is also false for some Unicode letters
         text = _CONTROL.sub("", text)
     return text
