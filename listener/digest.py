@@ -19,9 +19,10 @@ import signal
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
+from listener.enrichment.language import detect
 from listener.matching import Document, Matcher, canonical_url, content_hash, dedup_key
 from listener.matching.query import Query
 from listener.matching.stories import fingerprint, story_url
@@ -51,6 +52,8 @@ def digest(
     for item in parsed.items:
         brands = matcher.match(document(item, source))
         if brands:
+            # only mentions are worth the detector's time; the feed's language is the prior
+            item = replace(item, language=detect(f"{item.title}\n{item.text}", item.language))
             canonical = canonical_url(item.url) if item.url else None
             mentions.append(
                 Mention(

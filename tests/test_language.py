@@ -1,0 +1,128 @@
+"""Language detection: English, German and other, short tweets, noise, and the feed's hint."""
+
+from __future__ import annotations
+
+import pytest
+
+from listener.enrichment import language
+from listener.enrichment.language import LANGUAGES, VERSION, detect
+
+ENGLISH = [
+    "The train is late again and nobody tells us anything.",
+    "Worst customer service ever, still waiting for my refund",
+    "lol this is so good",
+    "Just got my new phone, battery life is amazing!!",
+    "@acme_support my order never arrived, please help https://t.co/AbC123xyz",
+    "RT @someone: Huge recall announced for the X200 model #recall #safety",
+    "Can't log in since the update. Anyone else?",
+    "not bad at all tbh",
+]
+
+GERMAN = [
+    "Der Zug ist schon wieder zu spaet",
+    "Der Zug ist schon wieder zu spät",
+    "Totalausfall beim Kundenservice, seit drei Wochen keine Antwort.",
+    "Das ist echt nicht gut",
+    "Warum funktioniert die App seit dem Update nicht mehr?",
+    "@bahn_de wieso steht der ICE schon wieder seit einer Stunde? https://t.co/xyz",
+    "Heute endlich das Paket bekommen, alles super #zufrieden",
+    "Ich bin total enttäuscht von der Lieferung",
+    "Verspätung, Zugausfall, Chaos. Wie jeden Montag",
+    "Mega Produkt, würde ich sofort wieder kaufen!",
+]
+
+OTHER = [
+    "Le train a encore du retard, c'est vraiment insupportable.",
+    "Je ne recommande pas ce produit, il est tombé en panne après deux jours.",
+    "El servicio al cliente fue muy amable y rápido.",
+    "No funciona la aplicación desde ayer, qué desastre.",
+    "De trein is weer te laat, ik ben het zat.",
+    "Het product werkt prima, erg tevreden met de levering.",
+    "Il treno è di nuovo in ritardo, che schifo.",
+    "Ho ricevuto il pacco ieri, tutto perfetto grazie.",
+    "Поезд снова опаздывает, это ужасно.",
+    "電車がまた遅れています。",
+]
+
+
+@pytest.mark.parametrize("text", ENGLISH)
+def test_english(text: str) -> None:
+    assert detect(text) == "en"
+
+
+@pytest.mark.parametrize("text", GERMAN)
+def test_german(text: str) -> None:
+    assert detect(text) == "de"
+
+
+@pytest.mark.parametrize("text", OTHER)
+def test_other(text: str) -> None:
+    assert detect(text) == "other"
+
+
+@pytest.mark.parametrize(
+    ("text", "hint", "expected"),
+    [
+        # empty or too short to tell: the hint's primary subtag if it is en/de, else "other"
+        ("", None, "other"),
+        ("", "de-DE", "de"),
+        ("ok", "en", "en"),
+        ("ok", "EN_us", "en"),
+        ("👍👍", "de", "de"),
+        ("👍👍", "fr-FR", "other"),
+        ("   ", "", "other"),
+        ("@someone https://example.com/a-very-long-path-that-says-nothing", "de", "de"),
+        ("@someone https://example.com/a-very-long-path-that-says-nothing", None, "other"),
+        # a hint tips short, ambiguous text...
+        ("Hallo Team", "en", "en"),
+        ("Hallo Team", "de", "de"),
+        # ...but does not override a clear text
+        ("Der Zug ist schon wieder zu spaet und keiner sagt etwas", "en", "de"),
+        ("The train is late again and nobody tells us anything", "de-AT", "en"),
+        ("Le train a encore du retard, c'est vraiment insupportable.", "de", "other"),
+        # a hint never makes another script English or German
+        ("Поезд снова опаздывает, это ужасно.", "de", "other"),
+    ],
+)
+def test_hint(text: str, hint: str | None, expected: str) -> None:
+    assert detect(text, hint) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # handles and URLs carry no language; the German around them decides
+        ("@TheRealJohnSmith @HappyCustomer2024 danke für nichts https://shop.example.com/x", "de"),
+        # hashtag words stay as text: German tags after German text keep it German
+        ("Schon wieder kein Empfang #Funkloch #Netzausfall", "de"),
+        ("Check this out https://example.com/de/angebote/produkt?id=123 amazing deal", "en"),
+    ],
+)
+def test_noise(text: str, expected: str) -> None:
+    assert detect(text) == expected
+
+
+def test_clean_removes_urls_handles_and_hash_signs() -> None:
+    cleaned = language.clean("@a_b hi #Tag see https://x.example/y and www.z.example mail@x.de")
+    assert "@a_b" not in cleaned
+    assert "https" not in cleaned
+    assert "www." not in cleaned
+    assert "#" not in cleaned
+    assert "Tag" in cleaned
+    assert "mail@x.de" in cleaned  # an e-mail address is not a handle
+
+
+def test_long_text_is_judged_by_its_start() -> None:
+    text = "Der Kundenservice hat sich nach drei Wochen immer noch nicht gemeldet. " * 20
+    assert detect(text) == "de"
+
+
+def test_deterministic() -> None:
+    texts = ENGLISH + GERMAN + OTHER
+    assert [detect(t) for t in texts] == [detect(t) for t in texts]
+
+
+def test_contract() -> None:
+    assert LANGUAGES == ("en", "de")
+    assert VERSION.startswith("py3langid-")
+    assert "/" in VERSION
