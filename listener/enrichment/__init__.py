@@ -1,1 +1,4 @@
-"""Enrichment: language detection and sentiment scoring; one module per scorer, a version string each."""
+"""Enrichment: language detection and sentiment scoring.
+
+One module per scorer, each with a version string that is stored with what it produced.
+"""
