@@ -13,6 +13,7 @@ them itself.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import multiprocessing
 import signal
@@ -23,10 +24,11 @@ from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
 
 from listener.enrichment.language import detect
+from listener.enrichment.sentiment import Scorer, window
 from listener.matching import Document, Matcher, canonical_url, content_hash, dedup_key
 from listener.matching.query import Query
 from listener.matching.stories import fingerprint, story_url
-from listener.models import Item, Mention
+from listener.models import Item, Mention, Score
 from listener.sources import feed
 
 
@@ -46,7 +48,9 @@ BrandRule = tuple[str, Query, tuple[str, ...], tuple[str, ...]]
 def digest(
     matcher: Matcher, source: str, body: bytes, url: str, content_type: str | None
 ) -> Digest:
-    """Parse ``body`` and turn the items that match a brand into Mentions. Raises ParseError."""
+    """Parse ``body`` and turn the items that match a brand into Mentions, each with its
+    language and sentiment (scored on the text around the brand when the text is long).
+    Raises ParseError."""
     parsed = feed.parse_feed(body, url=url, content_type=content_type)
     mentions = []
     for item in parsed.items:
@@ -67,9 +71,24 @@ def digest(
                     story_url=story_url(item.url) if item.url else None,
                     fingerprint=fingerprint(item.title, item.text),
                     domain=domain_of(canonical),
+                    sentiment=score(item, brands),
                 )
             )
     return Digest(len(parsed.items), parsed.warnings, tuple(mentions))
+
+
+@functools.cache
+def _scorer() -> Scorer:
+    """The built-in scorer, loaded once per process on first use."""
+    return Scorer()
+
+
+def score(item: Item, brands: frozenset[str]) -> Score:
+    """Sentiment of a mention: the window of text around the brand, in the item's language."""
+    scorer = _scorer()
+    text = window(f"{item.title}\n{item.text}", sorted(brands))
+    verdict = scorer.score(text, item.language or "other")
+    return Score(verdict.label, verdict.score, verdict.confidence, scorer.version)
 
 
 def document(item: Item, source: str) -> Document:

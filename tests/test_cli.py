@@ -128,7 +128,9 @@ def test_workflow_upgrade_poll_query(setup: Path) -> None:
     assert last["source"] == "blog" and last["author"] == "Ann"
     assert last["published_at"] == "2026-11-20T10:00:00Z"
     assert last["fetched_at"].endswith("Z")
-    assert last["sentiment"] is None and last["sentiment_score"] is None
+    assert last["sentiment"] == "negative"  # "... opened with a pen. Terrible."
+    assert -1 <= last["sentiment_score"] < 0
+    assert last["language"] == "en"
 
     def titles(*args: str) -> list[str]:
         code, out, err = invoke("mentions", "--config", config, "--format", "json", *args)
@@ -136,6 +138,8 @@ def test_workflow_upgrade_poll_query(setup: Path) -> None:
         return [r["title"] for r in json.loads(out)]
 
     assert titles("--brand", "bahn") == ["Deutsche Bahn und Kryptonite"]
+    assert "Kryptonite lock opened with a pen" in titles("--sentiment", "negative")
+    assert "Kryptonite lock opened with a pen" not in titles("--sentiment", "positive")
     assert titles("--search", "PEN") == ["Kryptonite lock opened with a pen"]
     assert len(titles("--since", "2026-11-21", "--until", "2026-11-22T12:00")) == 2
     assert len(titles("--limit", "1")) == 1

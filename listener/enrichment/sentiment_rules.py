@@ -1,0 +1,257 @@
+"""Linguistic rules of the built-in sentiment scorer: tokens, negation scope, contrast,
+intensifiers, emoji/emoticons, exclamation, elongation, German compound heads and the complaint
+lexicon.
+
+`analyse()` turns a text into the model's sparse features plus the rule evidence; the trainer
+(scripts/train_sentiment.py) and the scorer both call it, so a model is always trained on exactly
+the features it is scored on. Rules applied:
+
+- negation: a negator ("not", "nicht", "kein", "never", "don't", ...) marks the next three words
+  as negated ("!gut") until punctuation or a contrast word; a clause-final German negator
+  ("Das gefällt mir nicht.") marks the three words before it. Negated polarity words are
+  counted apart (@not-neg for "not bad", @not-pos for "nicht gut"); the scorer's prior moves
+  "not bad" away from negative and "nicht gut" towards it.
+- contrast: after the last "but"/"aber"/"jedoch"/"however"/... the clause dominates: the
+  features before it count half.
+- intensifiers ("sehr", "extrem", "so", "really") multiply the next polarity word; "!" (up to
+  three) and elongated words ("soooo") amplify the polarity masses.
+- compounds: a German word of 8+ letters that is not in the lexicon is looked up by its longest
+  negative/complaint head of 4+ letters ("totalausfall" -> "ausfall"); hyphenated words are split
+  and their last part is the head ("kundenservice-katastrophe" -> "katastrophe").
+- complaint words and two-word phrases (refund, delayed, Rückruf, Datenleck, "never again",
+  "nie wieder") and emoji are counted separately: the training data has few of them, so the
+  scorer adds a fixed, hand-set prior for them on top of what the model learned.
+
+Lexicons are the lexicon_*.txt files beside this module (hand-written for listener).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).parent
+LEXICON_FILES = ("lexicon_en.txt", "lexicon_de.txt", "lexicon_emoji.txt")
+
+_TOKEN = re.compile(
+    r"[:;=][-'^]?[()\[\]dp|*]"  # emoticons (text is lower-cased first)
+    r"|:-?/(?!/)"  # ":/" but not "://"
+    r"|<3"
+    r"|\w+(?:['-]\w+)*"  # words, "don't", "kundenservice-katastrophe"
+    r"|[!?]+"
+    r"|[.,;:]"
+    r"|[\U0001F300-\U0001FAFF\u2600-\u27BF\u2B50]"
+)
+_ELONGATED = re.compile(r"(\w)\1{2,}")
+_BREAKS = frozenset({".", ",", ";", ":", "?", "!"})
+NEGATION_SCOPE = 3
+CONTRAST_BEFORE = 0.5  # weight of the features before a contrast word
+COMPOUND_MIN = 8
+HEAD_MIN = 4
+STEM, STEM_MIN = 5, 7  # German: long words also count by their first letters ("~enttä")
+
+
+@dataclass(frozen=True, slots=True)
+class Lexicon:
+    """The word lists of one language (emoji are shared)."""
+
+    polarity: dict[str, float]  # < 0 negative, > 0 positive
+    complaint: dict[str, float]  # words and "two word" phrases, all negative
+    negators: frozenset[str]
+    final_negators: frozenset[str]  # negators that may close a clause (German "nicht")
+    intensifiers: dict[str, float]
+    contrast: frozenset[str]
+    emoji: dict[str, float]
+    heads: dict[str, tuple[str, float, bool]] = field(default_factory=dict)  # compound cache
+
+
+def _read(path: Path) -> list[tuple[str, str, float]]:
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            kind, term, value = line.split("\t")
+            rows.append((kind, term, float(value)))
+    return rows
+
+
+def load_lexicon(lang: str, directory: Path = HERE) -> Lexicon:
+    """Lexicon for "en" or "de" from the lexicon_*.txt files."""
+    polarity: dict[str, float] = {}
+    complaint: dict[str, float] = {}
+    negators: set[str] = set()
+    intensifiers: dict[str, float] = {}
+    contrast: set[str] = set()
+    for kind, term, value in _read(directory / f"lexicon_{lang}.txt"):
+        if kind == "pos":
+            polarity[term] = value
+        elif kind == "neg":
+            polarity[term] = -value
+        elif kind == "cmp":
+            complaint[term] = value
+        elif kind == "negator":
+            negators.add(term)
+        elif kind == "intens":
+            intensifiers[term] = value
+        elif kind == "contrast":
+            contrast.add(term)
+    emoji = {t: (v if k == "pos" else -v) for k, t, v in _read(directory / "lexicon_emoji.txt")}
+    final = (
+        frozenset({"nicht", "nie", "niemals", "kaum"} & negators) if lang == "de" else frozenset()
+    )
+    return Lexicon(
+        polarity, complaint, frozenset(negators), final, intensifiers, frozenset(contrast), emoji
+    )
+
+
+@dataclass(slots=True)
+class Analysis:
+    """Features and rule evidence of one text."""
+
+    before: list[str]  # sparse features before the last contrast word (weight CONTRAST_BEFORE)
+    after: list[str]  # sparse features after it (or of the whole text: weight 1)
+    dense: dict[str, float]  # lexicon masses: @neg @pos @cmp @emo- @emo+ @not-neg @not-pos
+    reasons: list[str]
+    contrast: bool
+
+
+def _head(word: str, lex: Lexicon, compounds: bool) -> tuple[str, float, bool]:
+    """(matched term, polarity, is_complaint) of a word via the lexicon or its compound head."""
+    hit = lex.heads.get(word)
+    if hit is not None:
+        return hit
+    result = ("", 0.0, False)
+    if word in lex.complaint:
+        result = (word, -lex.complaint[word], True)
+    elif word in lex.polarity:
+        result = (word, lex.polarity[word], False)
+    elif "-" in word:
+        last = word.rsplit("-", 1)[1]
+        term, value, cmp = _head(last, lex, compounds)
+        if value < 0:
+            result = (term, value, cmp)
+    elif compounds and len(word) >= COMPOUND_MIN and word.isalpha():
+        for i in range(1, len(word) - HEAD_MIN + 1):
+            tail = word[i:]
+            if tail in lex.complaint:
+                result = (tail, -lex.complaint[tail], True)
+                break
+            if lex.polarity.get(tail, 0.0) < 0:
+                result = (tail, lex.polarity[tail], False)
+                break
+    if len(lex.heads) < 200_000:
+        lex.heads[word] = result
+    return result
+
+
+def analyse(text: str, lex: Lexicon, compounds: bool) -> Analysis:
+    """Features and rule evidence; `compounds` enables German compound heads."""
+    low, elongated = _ELONGATED.subn(r"\1\1", text.lower().replace("’", "'"))
+    tokens = _TOKEN.findall(low)
+    words: list[str] = []
+    negated: list[str] = []  # the negator whose scope covers the word, or ""
+    split = 0  # index in words where the dominant clause starts
+    scope = 0
+    negator = ""
+    clause = 0
+    exclaim = 0
+    emo_pos = emo_neg = 0.0
+    reasons: list[str] = []
+    negators = lex.negators
+    for tok in tokens:
+        if tok in _BREAKS or tok[0] in "!?":
+            if tok[0] == "!":
+                exclaim += len(tok)
+            if words and words[-1] in lex.final_negators and scope == NEGATION_SCOPE:
+                for j in range(max(clause, len(words) - 1 - NEGATION_SCOPE), len(words) - 1):
+                    negated[j] = words[-1]
+            scope = 0
+            clause = len(words)
+            continue
+        emo = lex.emoji.get(tok)
+        if emo is not None:
+            if emo > 0:
+                emo_pos += emo
+            else:
+                emo_neg -= emo
+            reasons.append(f"emoji: {tok}")
+            words.append(tok)
+            negated.append("")
+            continue
+        if tok in lex.contrast:
+            split = clause = len(words) + 1
+            scope = 0
+            words.append(tok)
+            negated.append("")
+            continue
+        words.append(tok)
+        negated.append(negator if scope else "")
+        if tok in negators:
+            scope = NEGATION_SCOPE
+            negator = tok
+        elif scope:
+            scope -= 1
+    if words and words[-1] in lex.final_negators and scope == NEGATION_SCOPE:
+        for j in range(max(clause, len(words) - 1 - NEGATION_SCOPE), len(words) - 1):
+            negated[j] = words[-1]
+    if split:
+        reasons.append(f"contrast: {words[split - 1]}")
+
+    neg = pos = cmp = not_neg = not_pos = 0.0
+    before: list[str] = []
+    after: list[str] = []
+    out = before
+    prev = ""
+    boost = 1.0
+    for i, w in enumerate(words):
+        if i == split:
+            out = after
+        if negated[i]:
+            out.append("!" + w)
+        else:
+            out.append(w)
+        if compounds and len(w) >= STEM_MIN:
+            out.append("~" + w[:STEM])
+        if prev:
+            out.append(prev + " " + w)
+            if prev + " " + w in lex.complaint:
+                v = lex.complaint[prev + " " + w]
+                cmp += v if i >= split else v * CONTRAST_BEFORE
+                reasons.append(f"complaint: {prev} {w}")
+        prev = w
+        term, value, is_cmp = _head(w, lex, compounds)
+        if value:
+            weight = (1.0 if i >= split else CONTRAST_BEFORE) * boost
+            if term != w:
+                reasons.append(f"compound: {w}")
+            if negated[i]:
+                if value < 0:
+                    not_neg -= value * weight
+                else:
+                    not_pos += value * weight
+                reasons.append(f"negation: {negated[i]} {w}")
+            elif is_cmp:
+                cmp -= value * weight
+                reasons.append(f"complaint: {term}")
+            elif value < 0:
+                neg -= value * weight
+                reasons.append(f"lexicon: {w}")
+            else:
+                pos += value * weight
+                reasons.append(f"lexicon: {w}")
+            if boost != 1.0:
+                reasons.append(f"intensifier: {words[i - 1]} {w}")
+        boost = lex.intensifiers.get(w, 1.0)
+    amp = 1.0 + 0.15 * min(exclaim, 3) + 0.1 * min(elongated, 2)
+    if exclaim:
+        reasons.append("exclamation")
+    dense = {
+        "@neg": neg * amp,
+        "@pos": pos * amp,
+        "@cmp": cmp * amp,
+        "@emo-": emo_neg,
+        "@emo+": emo_pos,
+        "@not-neg": not_neg,
+        "@not-pos": not_pos,
+    }
+    return Analysis(before, after, dense, reasons, bool(split))

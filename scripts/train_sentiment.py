@@ -1,0 +1,231 @@
+"""Train listener's built-in sentiment model and write it byte-for-byte reproducibly.
+
+    python scripts/train_sentiment.py --data ../shared/data/sentiment \
+        --out listener/enrichment/model
+
+Per language ("en", "de"): features from `listener.enrichment.sentiment_rules.analyse` (the same
+function the scorer uses), a vocabulary of sparse features seen in >= --min-count training
+documents, and a multinomial logistic regression fitted by full-batch Adam with L2 (fixed
+iteration count, no randomness in the optimiser). Sources are weighted, not pooled: every example
+of source s weighs sqrt(n_s) / n_s, so a big source (goemotions) counts like sqrt of its size.
+
+10% of train.jsonl (chosen by a seeded RNG per line, seed HOLDOUT_SEED) is held out and never
+trained or tuned on; the negative-class threshold per language is tuned on dev.jsonl only
+(maximum negative-class F1 on a 0.01 grid). Weights are written as contrasts to neutral
+(`feature<TAB>negative<TAB>positive`, 4 decimals, sorted by feature, zero rows dropped), so the
+files depend only on the data, this script, the rules and numpy's arithmetic. Needs numpy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from listener.enrichment import sentiment, sentiment_rules
+
+HOLDOUT_SEED = 20240611
+HOLDOUT_SHARE = 0.1
+DEFAULT_L2 = {"en": 3e-4, "de": 1e-3}  # chosen on dev.jsonl (like the thresholds)
+LABEL_INDEX = {"negative": 0, "neutral": 1, "positive": 2}
+
+
+def read_jsonl(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8") as lines:
+        return [json.loads(line) for line in lines if line.strip()]
+
+
+def split_holdout(rows: list[dict[str, str]]) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    rng = random.Random(HOLDOUT_SEED)  # noqa: S311 - a reproducible split, not a secret
+    train: list[dict[str, str]] = []
+    held: list[dict[str, str]] = []
+    for row in rows:
+        (held if rng.random() < HOLDOUT_SHARE else train).append(row)
+    return train, held
+
+
+def featurise(text: str, lex: sentiment_rules.Lexicon, compounds: bool) -> dict[str, float]:
+    a = sentiment_rules.analyse(text, lex, compounds)
+    feats: dict[str, float] = {"@bias": 1.0}
+    for f in a.before:
+        feats[f] = feats.get(f, 0.0) + sentiment_rules.CONTRAST_BEFORE
+    for f in a.after:
+        feats[f] = feats.get(f, 0.0) + 1.0
+    for name, value in a.dense.items():
+        if value:
+            feats[name] = value
+    return feats
+
+
+def fit(
+    docs: list[dict[str, float]],
+    labels: list[int],
+    weights: list[float],
+    vocab: list[str],
+    iterations: int,
+    l2: float,
+) -> np.ndarray:
+    """Full-batch Adam on weighted softmax cross-entropy + L2; returns W[feature, class]."""
+    index = {f: i for i, f in enumerate(vocab)}
+    rows: list[int] = []
+    cols: list[int] = []
+    vals: list[float] = []
+    for r, doc in enumerate(docs):
+        for f, v in doc.items():
+            c = index.get(f)
+            if c is not None:
+                rows.append(r)
+                cols.append(c)
+                vals.append(v)
+    row = np.array(rows, dtype=np.int64)
+    col = np.array(cols, dtype=np.int64)
+    val = np.array(vals, dtype=np.float64)
+    n, v = len(docs), len(vocab)
+    y = np.zeros((n, 3))
+    y[np.arange(n), labels] = 1.0
+    sw = np.array(weights, dtype=np.float64)
+    sw = sw / sw.sum()
+    w = np.zeros((v, 3))
+    m = np.zeros_like(w)
+    s = np.zeros_like(w)
+    lr, b1, b2, eps = 0.05, 0.9, 0.999, 1e-8
+    regular = np.ones((v, 1))
+    regular[index["@bias"]] = 0.0
+    for t in range(1, iterations + 1):
+        z = np.stack([np.bincount(row, val * w[col, k], minlength=n) for k in range(3)], axis=1)
+        z -= z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        g_doc = (p - y) * sw[:, None]
+        grad = np.asarray(
+            np.stack(
+                [np.bincount(col, val * g_doc[row, k], minlength=v) for k in range(3)], axis=1
+            ),
+            dtype=np.float64,
+        )
+        grad += l2 * w * regular
+        m = b1 * m + (1 - b1) * grad
+        s = b2 * s + (1 - b2) * grad * grad
+        w -= lr * (m / (1 - b1**t)) / (np.sqrt(s / (1 - b2**t)) + eps)
+    return w
+
+
+def _fmt(x: float) -> str:
+    text = f"{x:.4f}"
+    return "0.0000" if text == "-0.0000" else text
+
+
+def write_weights(path: Path, vocab: list[str], w: np.ndarray) -> int:
+    lines = []
+    for f, (neg, neu, pos) in sorted(zip(vocab, w.tolist(), strict=True)):
+        a, b = _fmt(neg - neu), _fmt(pos - neu)
+        if a != "0.0000" or b != "0.0000":
+            lines.append(f"{f}\t{a}\t{b}\n")
+    path.write_text("".join(lines), encoding="utf-8", newline="\n")
+    return len(lines)
+
+
+def negative_f1(gold: list[int], preds: list[int]) -> float:
+    tp = sum(p == 0 and g == 0 for p, g in zip(preds, gold, strict=True))
+    wrong = sum((p == 0) != (g == 0) for p, g in zip(preds, gold, strict=True))
+    return 2 * tp / (2 * tp + wrong) if tp else 0.0
+
+
+def tune(scorer: sentiment.Scorer, dev: list[dict[str, str]], lang: str) -> tuple[float, float]:
+    """Thresholds on P(negative) with and without negative rule evidence: best negative F1."""
+    rows = [r for r in dev if r["lang"] == lang]
+    gold = [LABEL_INDEX[r["label"]] for r in rows]
+    probs = [scorer.probabilities(r["text"], lang) for r in rows]
+    others = [2 if p.positive >= p.neutral else 1 for p in probs]
+    best = (-1.0, 0.5, 0.5)
+    grid = [i / 100 for i in range(15, 71)]
+    for t_ev in grid:
+        for t_plain in grid:
+            if t_plain < t_ev:
+                continue
+            preds = [
+                0 if p.negative >= (t_ev if p.evidence else t_plain) else o
+                for p, o in zip(probs, others, strict=True)
+            ]
+            f1 = negative_f1(gold, preds)
+            if f1 > best[0] + 1e-12:
+                best = (f1, t_ev, t_plain)
+    print(
+        f"{lang}: thresholds {best[1]:.2f}/{best[2]:.2f} (dev negative F1 {best[0]:.4f})",
+        file=sys.stderr,
+    )
+    return best[1], best[2]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="dir with train/dev.jsonl")
+    parser.add_argument("--out", type=Path, required=True, help="model directory to write")
+    parser.add_argument("--iterations", type=int, default=300)
+    parser.add_argument("--min-count", type=int, default=3)
+    parser.add_argument(
+        "--l2",
+        type=float,
+        default=None,
+        help="L2 strength for both languages (default: en 3e-4, de 1e-3)",
+    )
+    parser.add_argument(
+        "--source-power",
+        type=float,
+        default=0.5,
+        help="a source of n examples weighs n**power in total",
+    )
+    args = parser.parse_args(argv)
+
+    train_all = read_jsonl(args.data / "train.jsonl")
+    dev = read_jsonl(args.data / "dev.jsonl")
+    train, held = split_holdout(train_all)
+    args.out.mkdir(parents=True, exist_ok=True)
+    meta: dict[str, Any] = {
+        "format": "lexlr-1",
+        "trained_on": "train.jsonl minus a 10% hold-out",
+        "holdout_seed": HOLDOUT_SEED,
+        "iterations": args.iterations,
+        "min_count": args.min_count,
+        "l2": args.l2 or DEFAULT_L2,
+        "source_weighting": f"n_source ** ({args.source_power} - 1) per example",
+        "thresholds": {"en": 0.5, "en_plain": 0.5, "de": 0.5, "de_plain": 0.5},
+        "counts": {},
+    }
+    for lang in ("en", "de"):
+        rows = [r for r in train if r["lang"] == lang]
+        lex = sentiment_rules.load_lexicon(lang)
+        docs = [featurise(r["text"], lex, lang == "de") for r in rows]
+        per_source = Counter(r["source"] for r in rows)
+        weights = [per_source[r["source"]] ** (args.source_power - 1) for r in rows]
+        df = Counter(f for d in docs for f in d)
+        vocab = sorted(f for f, c in df.items() if c >= args.min_count or f.startswith("@"))
+        l2 = DEFAULT_L2[lang] if args.l2 is None else args.l2
+        w = fit(docs, [LABEL_INDEX[r["label"]] for r in rows], weights, vocab, args.iterations, l2)
+        kept = write_weights(args.out / f"{lang}.tsv", vocab, w)
+        meta["counts"][lang] = {
+            "train": len(rows),
+            "held_out": sum(r["lang"] == lang for r in held),
+            "features": kept,
+        }
+        print(f"{lang}: {len(rows)} docs, {len(vocab)} features, {kept} written", file=sys.stderr)
+    (args.out / "meta.json").write_text(
+        json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    scorer = sentiment.Scorer(args.out)
+    for lang in ("en", "de"):
+        meta["thresholds"][lang], meta["thresholds"][f"{lang}_plain"] = tune(scorer, dev, lang)
+    (args.out / "meta.json").write_text(
+        json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
