@@ -115,7 +115,7 @@ pass_app = click.make_pass_decorator(App, ensure=True)
 
 
 def main() -> None:
-    from listener.cli import commands, demo, queries  # noqa: F401  (registers the commands)
+    from listener.cli import commands, demo, queries, sentiment  # noqa: F401 (registers them)
 
     try:
         cli.main(prog_name="listener")

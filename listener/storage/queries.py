@@ -204,8 +204,20 @@ class MatchInput:
     event_at: datetime
 
 
+def _of_brand(brand: str) -> Any:
+    return MentionRow.id.in_(
+        select(MentionBrand.mention_id)
+        .join(Brand, Brand.id == MentionBrand.brand_id)
+        .where(func.lower(Brand.name) == brand.lower())
+    )
+
+
 def iter_match_inputs(
-    engine: Engine, *, since: datetime | None = None, batch: int = 2000
+    engine: Engine,
+    *,
+    since: datetime | None = None,
+    brand: str | None = None,
+    batch: int = 2000,
 ) -> Iterator[list[MatchInput]]:
     """Stored mentions in id order, in batches (keyset paging: memory stays flat)."""
     last = 0
@@ -230,6 +242,8 @@ def iter_match_inputs(
             )
             if since is not None:
                 stmt = stmt.where(MentionRow.event_at >= since)
+            if brand is not None:
+                stmt = stmt.where(_of_brand(brand))
             with engine.connect() as conn:
                 return [MatchInput(**row._asdict()) for row in conn.execute(stmt)]
 
@@ -240,11 +254,15 @@ def iter_match_inputs(
         last = rows[-1].id
 
 
-def count_mentions(engine: Engine, *, since: datetime | None = None) -> int:
+def count_mentions(
+    engine: Engine, *, since: datetime | None = None, brand: str | None = None
+) -> int:
     def work() -> int:
         stmt = select(func.count()).select_from(MentionRow)
         if since is not None:
             stmt = stmt.where(MentionRow.event_at >= since)
+        if brand is not None:
+            stmt = stmt.where(_of_brand(brand))
         with engine.connect() as conn:
             return int(conn.execute(stmt).scalar_one())
 

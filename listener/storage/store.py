@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Text, bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection
 
-from listener.models import Mention, SourceState, StoreResult
+from listener.models import Mention, Score, SourceState, StoreResult
 from listener.storage.ingest import Batch, ingest
 from listener.storage.queries import (
     BucketCounts,
@@ -31,6 +31,7 @@ from listener.storage.queries import (
 )
 from listener.storage.sql import chunks, describe, dialect_insert, transaction
 from listener.storage.tables import Brand, MentionBrand, Source
+from listener.storage.tables import Mention as MentionRow
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +239,32 @@ def relink(
     return len(add), len(remove)
 
 
+def update_sentiments(conn: Connection, scores: Sequence[tuple[int, Score]]) -> None:
+    """Store new sentiment verdicts for mentions (by id)."""
+    if not scores:
+        return
+    conn.execute(
+        update(MentionRow)
+        .where(MentionRow.id == bindparam("_id"))
+        .values(
+            sentiment=bindparam("label"),
+            sentiment_score=bindparam("value"),
+            sentiment_confidence=bindparam("confidence"),
+            sentiment_version=bindparam("version"),
+        ),
+        [
+            {
+                "_id": ident,
+                "label": score.label,
+                "value": score.score,
+                "confidence": score.confidence,
+                "version": score.version,
+            }
+            for ident, score in scores
+        ],
+    )
+
+
 def count_unlinked(conn: Connection, ids: Sequence[int]) -> int:
     """How many of these mentions are linked to no brand at all."""
     linked: set[int] = set()
@@ -274,4 +301,5 @@ __all__ = [
     "relink",
     "sync_catalog",
     "transaction",
+    "update_sentiments",
 ]

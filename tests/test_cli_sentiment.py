@@ -1,0 +1,81 @@
+"""Sentiment from the command line: one text, a JSON-lines stream, and re-scoring history."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+import listener.cli.commands
+import listener.cli.sentiment  # noqa: F401  (registers the commands)
+from listener.cli import cli
+
+
+def test_one_text_says_why() -> None:
+    result = CliRunner().invoke(cli, ["sentiment", "Totalausfall bei der Bahn, schon wieder 😡"])
+    assert result.exit_code == 0, result.stderr
+    first, *reasons = result.stdout.splitlines()
+    assert first.startswith("negative") and "lang de" in first
+    assert reasons  # the rules that fired are listed
+
+
+def test_jsonl_streams_in_order_and_reports_bad_lines() -> None:
+    lines = [
+        json.dumps({"text": "I want a refund, the lock broke after two days"}),
+        "not json",
+        json.dumps({"text": "Lieferung kam pünktlich 😍", "lang": "de"}),
+        json.dumps({"text": "x", "lang": "fr"}),
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "listener", "sentiment", "--jsonl"],
+        input="\n".join(lines) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0
+    out = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [o.get("label") for o in out] == ["negative", None, "positive", None]
+    assert out[0]["lang"] == "en" and out[2]["lang"] == "de"
+    assert out[1]["line"] == 2 and out[3]["line"] == 4
+    assert proc.stderr.count("Error: stdin line") == 2 and "Traceback" not in proc.stderr
+
+
+def test_rescore_updates_stored_mentions(tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
+    subprocess.run(
+        [sys.executable, "-m", "listener", "demo", "--dir", str(demo)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    config = str(demo / "listener.toml")
+    result = CliRunner().invoke(
+        cli, ["rescore", "--config", config, "--brand", "Nordbahn"], env={"LISTENER_CONFIG": ""}
+    )
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("Rescored 5 mentions with lexlr-")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "mentions",
+            "--config",
+            config,
+            "--brand",
+            "Nordbahn",
+            "--sentiment",
+            "negative",
+            "--format",
+            "json",
+        ],
+        env={"LISTENER_CONFIG": ""},
+    )
+    rows = json.loads(result.stdout)
+    assert rows and all(r["sentiment"] == "negative" for r in rows)
+    bad = CliRunner().invoke(
+        cli, ["rescore", "--config", config, "--brand", "Nope"], env={"LISTENER_CONFIG": ""}
+    )
+    assert bad.exit_code == 2 and "no brand named 'Nope'" in bad.stderr
