@@ -155,6 +155,17 @@ class PollingSettings(_Section):
         return value
 
 
+class SentimentSettings(_Section):
+    backend: Literal["builtin", "onnx"] = "builtin"
+    model_path: Path | None = None
+
+    @model_validator(mode="after")
+    def _path_for_onnx(self) -> SentimentSettings:
+        if self.backend == "onnx" and self.model_path is None:
+            raise ValueError("backend 'onnx' needs model_path (a local model directory)")
+        return self
+
+
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "text", "json"] = "auto"
@@ -252,6 +263,7 @@ class Settings(_Section):
     http: HttpSettingsConfig = Field(default_factory=HttpSettingsConfig)
     polling: PollingSettings = Field(default_factory=PollingSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    sentiment: SentimentSettings = Field(default_factory=SentimentSettings)
     brands: tuple[BrandSettings, ...] = ()
     sources: tuple[SourceSettings, ...] = ()
     path: Path | None = Field(default=None, exclude=True)

@@ -13,7 +13,6 @@ them itself.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import multiprocessing
 import signal
@@ -21,10 +20,13 @@ from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from listener.enrichment.language import detect
-from listener.enrichment.sentiment import Scorer, window
+from listener.enrichment.sentiment import Scorer, Sentiment, window
+from listener.errors import ConfigError
 from listener.matching import Document, Matcher, canonical_url, content_hash, dedup_key
 from listener.matching.query import Query
 from listener.matching.stories import fingerprint, story_url
@@ -45,8 +47,41 @@ class Digest:
 BrandRule = tuple[str, Query, tuple[str, ...], tuple[str, ...]]
 
 
+class SentimentScorer(Protocol):
+    """What a sentiment backend offers: the built-in Scorer, or a model of the user's own."""
+
+    @property
+    def version(self) -> str: ...
+
+    def score(self, text: str, lang: str) -> Sentiment: ...
+
+
+# (backend, model directory) as [sentiment] configures them
+ScorerSpec = tuple[str, Path | None]
+
+
+def load_scorer(spec: ScorerSpec) -> SentimentScorer:
+    """The configured sentiment backend. Raises ConfigError when its model cannot be loaded."""
+    backend, path = spec
+    try:
+        if backend == "onnx":
+            from listener.enrichment.onnx import load_scorer as load_onnx
+
+            return load_onnx(backend, path)
+        return Scorer(path)
+    except ValueError as exc:  # the ONNX loader's messages name the key already
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:
+        raise ConfigError(f"sentiment.model_path: {exc}") from None
+
+
 def digest(
-    matcher: Matcher, source: str, body: bytes, url: str, content_type: str | None
+    matcher: Matcher,
+    scorer: SentimentScorer,
+    source: str,
+    body: bytes,
+    url: str,
+    content_type: str | None,
 ) -> Digest:
     """Parse ``body`` and turn the items that match a brand into Mentions, each with its
     language and sentiment (scored on the text around the brand when the text is long).
@@ -71,21 +106,14 @@ def digest(
                     story_url=story_url(item.url) if item.url else None,
                     fingerprint=fingerprint(item.title, item.text),
                     domain=domain_of(canonical),
-                    sentiment=score(item, brands),
+                    sentiment=score(scorer, item, brands),
                 )
             )
     return Digest(len(parsed.items), parsed.warnings, tuple(mentions))
 
 
-@functools.cache
-def _scorer() -> Scorer:
-    """The built-in scorer, loaded once per process on first use."""
-    return Scorer()
-
-
-def score(item: Item, brands: frozenset[str]) -> Score:
+def score(scorer: SentimentScorer, item: Item, brands: frozenset[str]) -> Score:
     """Sentiment of a mention: the window of text around the brand, in the item's language."""
-    scorer = _scorer()
     text = window(f"{item.title}\n{item.text}", sorted(brands))
     verdict = scorer.score(text, item.language or "other")
     return Score(verdict.label, verdict.score, verdict.confidence, scorer.version)
@@ -109,26 +137,30 @@ def domain_of(url: str | None) -> str | None:
 
 
 log = logging.getLogger(__name__)
-_worker_matcher: Matcher | None = None
+_worker: tuple[Matcher, SentimentScorer] | None = None
 
 
-def _init_worker(brands: Sequence[BrandRule]) -> None:
-    global _worker_matcher  # one matcher per worker process, built once
-    _worker_matcher = Matcher(brands)
+def _init_worker(brands: Sequence[BrandRule], spec: ScorerSpec) -> None:
+    global _worker  # one matcher and one scorer per worker process, built once
+    _worker = (Matcher(brands), load_scorer(spec))
     # Ctrl-C reaches the whole process group; the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _digest_in_worker(source: str, body: bytes, url: str, content_type: str | None) -> Digest:
-    assert _worker_matcher is not None
-    return digest(_worker_matcher, source, body, url, content_type)
+    assert _worker is not None
+    return digest(*_worker, source, body, url, content_type)
 
 
 class Digester:
     """Runs ``digest`` off the event loop: in ``workers`` processes, or a thread when 0."""
 
-    def __init__(self, brands: Sequence[BrandRule], workers: int) -> None:
+    def __init__(
+        self, brands: Sequence[BrandRule], workers: int, spec: ScorerSpec = ("builtin", None)
+    ) -> None:
         self.matcher = Matcher(brands)
+        self.scorer = load_scorer(spec)  # also checks the model before any worker starts
+        self._spec = spec
         self._brands = tuple(brands)
         self._workers = workers
         self._executor: Executor = self._start()
@@ -141,14 +173,14 @@ class Digester:
             # forkserver: workers never inherit this process's threads or open sockets
             mp_context=multiprocessing.get_context("forkserver"),
             initializer=_init_worker,
-            initargs=(self._brands,),
+            initargs=(self._brands, self._spec),
         )
 
     async def run(self, source: str, body: bytes, url: str, content_type: str | None) -> Digest:
         loop = asyncio.get_running_loop()
         if self._workers == 0:
             return await loop.run_in_executor(
-                self._executor, digest, self.matcher, source, body, url, content_type
+                self._executor, digest, self.matcher, self.scorer, source, body, url, content_type
             )
         executor = self._executor
         try:

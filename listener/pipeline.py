@@ -143,7 +143,8 @@ class Poller:
         self.client = client
         self.clock = clock
         self.rng = rng
-        self._digester = Digester(compile_brands(settings), settings.polling.workers)
+        sentiment = (settings.sentiment.backend, settings.sentiment.model_path)
+        self._digester = Digester(compile_brands(settings), settings.polling.workers, sentiment)
         self._writer = Writer(engine)
         self._states: dict[str, SourceState] = {}
 

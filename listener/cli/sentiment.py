@@ -11,6 +11,7 @@ import click
 
 from listener.cli import App, cli, config_option, pass_app
 from listener.cli.commands import parse_when
+from listener.digest import load_scorer
 from listener.enrichment.language import detect
 from listener.enrichment.sentiment import Scorer, window
 from listener.errors import ConfigError
@@ -96,7 +97,7 @@ def rescore(app: App, since: str | None, brand: str | None) -> None:
         raise ConfigError(f"{settings.path}: brands: no brand named {brand!r}")
     start = parse_when(since, "--since", datetime.now(UTC)) if since else None
     terms = sorted({b.name for b in settings.brands})
-    scorer = Scorer()
+    scorer = load_scorer((settings.sentiment.backend, settings.sentiment.model_path))
     total = store.count_mentions(engine, since=start, brand=brand)
     changed = 0
     from rich.progress import Progress

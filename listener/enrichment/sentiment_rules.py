@@ -51,6 +51,12 @@ COMPOUND_MIN = 8
 HEAD_MIN = 4
 STEM, STEM_MIN = 5, 7  # German: long words also count by their first letters ("~enttä")
 
+# Per-token facts memoised by `_token`: (kind, exclamation count or emoji value, token, features,
+# features when negated, matched head term, head polarity, head is complaint, intensifier boost).
+_Tok = tuple[int, float, str, tuple[str, ...], tuple[str, ...], str, float, bool, float]
+_WORD, _NEGATOR, _CONTRAST, _EMOJI, _BREAK = range(5)
+_MEMO_MAX = 200_000
+
 
 @dataclass(frozen=True, slots=True)
 class Lexicon:
@@ -64,6 +70,9 @@ class Lexicon:
     contrast: frozenset[str]
     emoji: dict[str, float]
     heads: dict[str, tuple[str, float, bool]] = field(default_factory=dict)  # compound cache
+    tokens: dict[bool, dict[str, _Tok]] = field(  # per-token cache of `analyse`, by `compounds`
+        default_factory=lambda: {False: {}, True: {}}
+    )
 
 
 def _read(path: Path) -> list[tuple[str, str, float]]:
@@ -144,12 +153,34 @@ def _head(word: str, lex: Lexicon, compounds: bool) -> tuple[str, float, bool]:
     return result
 
 
+def _token(tok: str, lex: Lexicon, compounds: bool) -> _Tok:
+    """What `analyse` needs to know about one token (pure: depends on the lexicon only)."""
+    if tok in _BREAKS or tok[0] in "!?":
+        return (_BREAK, float(len(tok)) if tok[0] == "!" else 0.0, tok, (), (), "", 0.0, False, 1.0)
+    extra = 0.0
+    if tok in lex.emoji:
+        kind, extra = _EMOJI, lex.emoji[tok]
+    elif tok in lex.contrast:
+        kind = _CONTRAST
+    elif tok in lex.negators:
+        kind = _NEGATOR
+    else:
+        kind = _WORD
+    term, value, is_cmp = _head(tok, lex, compounds)
+    stem: tuple[str, ...] = ("~" + tok[:STEM],) if compounds and len(tok) >= STEM_MIN else ()
+    boost = lex.intensifiers.get(tok, 1.0)
+    return (kind, extra, tok, (tok, *stem), ("!" + tok, *stem), term, value, is_cmp, boost)
+
+
 def analyse(text: str, lex: Lexicon, compounds: bool) -> Analysis:
     """Features and rule evidence; `compounds` enables German compound heads."""
     low, elongated = _ELONGATED.subn(r"\1\1", text.lower().replace("’", "'"))
-    tokens = _TOKEN.findall(low)
-    words: list[str] = []
+    memo = lex.tokens[compounds]
+    memo_get = memo.get
+    infos: list[_Tok] = []  # the words (every token but punctuation)
     negated: list[str] = []  # the negator whose scope covers the word, or ""
+    add_info = infos.append
+    add_negated = negated.append
     split = 0  # index in words where the dominant clause starts
     scope = 0
     negator = ""
@@ -157,79 +188,84 @@ def analyse(text: str, lex: Lexicon, compounds: bool) -> Analysis:
     exclaim = 0
     emo_pos = emo_neg = 0.0
     reasons: list[str] = []
-    negators = lex.negators
-    for tok in tokens:
-        if tok in _BREAKS or tok[0] in "!?":
-            if tok[0] == "!":
-                exclaim += len(tok)
-            if words and words[-1] in lex.final_negators and scope == NEGATION_SCOPE:
-                for j in range(max(clause, len(words) - 1 - NEGATION_SCOPE), len(words) - 1):
-                    negated[j] = words[-1]
+    final_negators = lex.final_negators
+    for tok in _TOKEN.findall(low):
+        info = memo_get(tok)
+        if info is None:
+            info = _token(tok, lex, compounds)
+            if len(memo) < _MEMO_MAX:
+                memo[tok] = info
+        kind = info[0]
+        if kind == _WORD:
+            add_info(info)
+            if scope:
+                add_negated(negator)
+                scope -= 1
+            else:
+                add_negated("")
+        elif kind == _BREAK:
+            exclaim += int(info[1])
+            if scope == NEGATION_SCOPE and infos[-1][2] in final_negators:
+                last = len(infos) - 1
+                for j in range(max(clause, last - NEGATION_SCOPE), last):
+                    negated[j] = infos[-1][2]
             scope = 0
-            clause = len(words)
-            continue
-        emo = lex.emoji.get(tok)
-        if emo is not None:
+            clause = len(infos)
+        elif kind == _NEGATOR:
+            add_info(info)
+            add_negated(negator if scope else "")
+            scope = NEGATION_SCOPE
+            negator = tok
+        elif kind == _EMOJI:
+            emo = info[1]
             if emo > 0:
                 emo_pos += emo
             else:
                 emo_neg -= emo
             reasons.append(f"emoji: {tok}")
-            words.append(tok)
-            negated.append("")
-            continue
-        if tok in lex.contrast:
-            split = clause = len(words) + 1
+            add_info(info)
+            add_negated("")
+        else:  # _CONTRAST
+            split = clause = len(infos) + 1
             scope = 0
-            words.append(tok)
-            negated.append("")
-            continue
-        words.append(tok)
-        negated.append(negator if scope else "")
-        if tok in negators:
-            scope = NEGATION_SCOPE
-            negator = tok
-        elif scope:
-            scope -= 1
-    if words and words[-1] in lex.final_negators and scope == NEGATION_SCOPE:
-        for j in range(max(clause, len(words) - 1 - NEGATION_SCOPE), len(words) - 1):
-            negated[j] = words[-1]
+            add_info(info)
+            add_negated("")
+    if scope == NEGATION_SCOPE and infos[-1][2] in final_negators:
+        last = len(infos) - 1
+        for j in range(max(clause, last - NEGATION_SCOPE), last):
+            negated[j] = infos[-1][2]
     if split:
-        reasons.append(f"contrast: {words[split - 1]}")
+        reasons.append(f"contrast: {infos[split - 1][2]}")
 
     neg = pos = cmp = not_neg = not_pos = 0.0
     before: list[str] = []
     after: list[str] = []
     out = before
+    complaint = lex.complaint
     prev = ""
     boost = 1.0
-    for i, w in enumerate(words):
+    for i, (_, _, w, feats, negfeats, term, value, is_cmp, next_boost) in enumerate(infos):
         if i == split:
             out = after
-        if negated[i]:
-            out.append("!" + w)
-        else:
-            out.append(w)
-        if compounds and len(w) >= STEM_MIN:
-            out.append("~" + w[:STEM])
-        if prev:
-            out.append(prev + " " + w)
-            if prev + " " + w in lex.complaint:
-                v = lex.complaint[prev + " " + w]
+        by = negated[i]
+        out += negfeats if by else feats
+        if i:
+            bigram = prev + " " + w
+            out.append(bigram)
+            if bigram in complaint:
+                v = complaint[bigram]
                 cmp += v if i >= split else v * CONTRAST_BEFORE
-                reasons.append(f"complaint: {prev} {w}")
-        prev = w
-        term, value, is_cmp = _head(w, lex, compounds)
+                reasons.append(f"complaint: {bigram}")
         if value:
             weight = (1.0 if i >= split else CONTRAST_BEFORE) * boost
             if term != w:
                 reasons.append(f"compound: {w}")
-            if negated[i]:
+            if by:
                 if value < 0:
                     not_neg -= value * weight
                 else:
                     not_pos += value * weight
-                reasons.append(f"negation: {negated[i]} {w}")
+                reasons.append(f"negation: {by} {w}")
             elif is_cmp:
                 cmp -= value * weight
                 reasons.append(f"complaint: {term}")
@@ -240,8 +276,9 @@ def analyse(text: str, lex: Lexicon, compounds: bool) -> Analysis:
                 pos += value * weight
                 reasons.append(f"lexicon: {w}")
             if boost != 1.0:
-                reasons.append(f"intensifier: {words[i - 1]} {w}")
-        boost = lex.intensifiers.get(w, 1.0)
+                reasons.append(f"intensifier: {prev} {w}")
+        prev = w
+        boost = next_boost
     amp = 1.0 + 0.15 * min(exclaim, 3) + 0.1 * min(elongated, 2)
     if exclaim:
         reasons.append("exclamation")
