@@ -121,7 +121,12 @@ class Scorer:
 
     def probabilities(self, text: str, lang: str) -> Probabilities:
         """Class probabilities, negative evidence and rule reasons (no threshold applied)."""
-        model = self._models.get(lang) or self._models["en"]
+        return Probabilities(
+            *self._probabilities(self._models.get(lang) or self._models["en"], text)
+        )
+
+    @staticmethod
+    def _probabilities(model: _Model, text: str) -> tuple[float, float, float, bool, list[str]]:
         analysis = rules.analyse(text, model.lexicon, model.compounds)
         get = model.weights.get
         z = model.bias + sum(map(get, analysis.after, repeat(0j)))
@@ -131,22 +136,25 @@ class Scorer:
         for name, value in dense.items():
             if value:
                 z += get(name, 0j) * value
+        cmp, emo_neg, not_pos = dense["@cmp"], dense["@emo-"], dense["@not-pos"]
         z += complex(
-            RULE_COMPLAINT * dense["@cmp"]
-            + RULE_EMOJI * dense["@emo-"]
+            RULE_COMPLAINT * cmp
+            + RULE_EMOJI * emo_neg
             - RULE_NOT_NEG * dense["@not-neg"]
-            + RULE_NOT_POS * dense["@not-pos"],
+            + RULE_NOT_POS * not_pos,
             RULE_EMOJI * dense["@emo+"],
         )
         neg = math.exp(max(-30.0, min(30.0, z.real)))
         pos = math.exp(max(-30.0, min(30.0, z.imag)))
         total = 1.0 + neg + pos
-        evidence = bool(dense["@neg"] or dense["@cmp"] or dense["@emo-"] or dense["@not-pos"])
-        return Probabilities(neg / total, 1.0 / total, pos / total, evidence, analysis.reasons)
+        evidence = bool(dense["@neg"] or cmp or emo_neg or not_pos)
+        return neg / total, 1.0 / total, pos / total, evidence, analysis.reasons
 
     def score(self, text: str, lang: str) -> Sentiment:
-        p_neg, p_neu, p_pos, evidence, reasons = self.probabilities(text, lang)
         model = self._models.get(lang)
+        p_neg, p_neu, p_pos, evidence, reasons = self._probabilities(
+            model or self._models["en"], text
+        )
         thresholds = (model or self._models["en"]).thresholds
         if p_neg >= thresholds[0 if evidence else 1]:
             label, confidence = "negative", p_neg

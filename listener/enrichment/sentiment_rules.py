@@ -34,11 +34,11 @@ from pathlib import Path
 HERE = Path(__file__).parent
 LEXICON_FILES = ("lexicon_en.txt", "lexicon_de.txt", "lexicon_emoji.txt")
 
-_TOKEN = re.compile(
-    r"[:;=][-'^]?[()\[\]dp|*]"  # emoticons (text is lower-cased first)
+_TOKEN = re.compile(  # words first: faster, and no other alternative can start with \w
+    r"\w+(?:['-]\w+)*"  # words, "don't", "kundenservice-katastrophe"
+    r"|[:;=][-'^]?[()\[\]dp|*]"  # emoticons (text is lower-cased first)
     r"|:-?/(?!/)"  # ":/" but not "://"
     r"|<3"
-    r"|\w+(?:['-]\w+)*"  # words, "don't", "kundenservice-katastrophe"
     r"|[!?]+"
     r"|[.,;:]"
     r"|[\U0001F300-\U0001FAFF\u2600-\u27BF\u2B50]"
@@ -52,9 +52,14 @@ HEAD_MIN = 4
 STEM, STEM_MIN = 5, 7  # German: long words also count by their first letters ("~enttä")
 
 # Per-token facts memoised by `_token`: (kind, exclamation count or emoji value, token, features,
-# features when negated, matched head term, head polarity, head is complaint, intensifier boost).
-_Tok = tuple[int, float, str, tuple[str, ...], tuple[str, ...], str, float, bool, float]
+# features when negated, matched head term, head polarity, head is complaint, intensifier boost,
+# first word of a complaint phrase).
+_Tok = tuple[int, float, str, tuple[str, ...], tuple[str, ...], str, float, bool, float, bool]
 _WORD, _NEGATOR, _CONTRAST, _EMOJI, _BREAK = range(5)
+# Added to the kind of a token that may be part of an elongation ("soooo", or ":d" + "dd"): every
+# \w character is inside a token, so a text without such a token has nothing to shorten.
+_ELONGATION = 8
+_TRIPLE = re.compile(r"(.)\1\1")
 _MEMO_MAX = 200_000
 
 
@@ -156,31 +161,56 @@ def _head(word: str, lex: Lexicon, compounds: bool) -> tuple[str, float, bool]:
 def _token(tok: str, lex: Lexicon, compounds: bool) -> _Tok:
     """What `analyse` needs to know about one token (pure: depends on the lexicon only)."""
     if tok in _BREAKS or tok[0] in "!?":
-        return (_BREAK, float(len(tok)) if tok[0] == "!" else 0.0, tok, (), (), "", 0.0, False, 1.0)
+        return (
+            _BREAK,
+            float(len(tok)) if tok[0] == "!" else 0.0,
+            tok,
+            (),
+            (),
+            "",
+            0.0,
+            False,
+            1.0,
+            False,
+        )
     extra = 0.0
+    kind = _WORD
     if tok in lex.emoji:
         kind, extra = _EMOJI, lex.emoji[tok]
     elif tok in lex.contrast:
         kind = _CONTRAST
     elif tok in lex.negators:
         kind = _NEGATOR
-    else:
-        kind = _WORD
+    if _TRIPLE.search(tok) or (tok[0] in ":;=<" and tok[-1] in "dp3"):
+        kind += _ELONGATION
     term, value, is_cmp = _head(tok, lex, compounds)
     stem: tuple[str, ...] = ("~" + tok[:STEM],) if compounds and len(tok) >= STEM_MIN else ()
     boost = lex.intensifiers.get(tok, 1.0)
-    return (kind, extra, tok, (tok, *stem), ("!" + tok, *stem), term, value, is_cmp, boost)
+    phrase = any(k.startswith(tok + " ") for k in lex.complaint)
+    feats, negfeats = (tok, *stem), ("!" + tok, *stem)
+    return (kind, extra, tok, feats, negfeats, term, value, is_cmp, boost, phrase)
 
 
 def analyse(text: str, lex: Lexicon, compounds: bool) -> Analysis:
     """Features and rule evidence; `compounds` enables German compound heads."""
-    low, elongated = _ELONGATED.subn(r"\1\1", text.lower().replace("’", "'"))
+    low = text.lower().replace("’", "'")
+    analysis = _analyse(low, 0, lex, compounds)
+    if analysis is None:  # elongated words are shortened first ("soooo" -> "soo")
+        low, elongated = _ELONGATED.subn(r"\1\1", low)
+        analysis = _analyse(low, elongated, lex, compounds)
+    assert analysis is not None
+    return analysis
+
+
+def _analyse(low: str, elongated: int, lex: Lexicon, compounds: bool) -> Analysis | None:
+    """`analyse` of a lower-cased text; None when it may hold an elongation not yet shortened
+    (`elongated` 0: not checked yet)."""
+    check = not elongated
     memo = lex.tokens[compounds]
     memo_get = memo.get
     infos: list[_Tok] = []  # the words (every token but punctuation)
-    negated: list[str] = []  # the negator whose scope covers the word, or ""
+    negated: dict[int, str] = {}  # word index -> the negator whose scope covers the word
     add_info = infos.append
-    add_negated = negated.append
     split = 0  # index in words where the dominant clause starts
     scope = 0
     negator = ""
@@ -197,12 +227,21 @@ def analyse(text: str, lex: Lexicon, compounds: bool) -> Analysis:
                 memo[tok] = info
         kind = info[0]
         if kind == _WORD:
-            add_info(info)
             if scope:
-                add_negated(negator)
+                negated[len(infos)] = negator
                 scope -= 1
-            else:
-                add_negated("")
+            add_info(info)
+            continue
+        if kind >= _ELONGATION:
+            if check and _ELONGATED.search(low):
+                return None
+            check = False
+            kind -= _ELONGATION
+        if kind == _WORD:
+            if scope:
+                negated[len(infos)] = negator
+                scope -= 1
+            add_info(info)
         elif kind == _BREAK:
             exclaim += int(info[1])
             if scope == NEGATION_SCOPE and infos[-1][2] in final_negators:
@@ -212,8 +251,9 @@ def analyse(text: str, lex: Lexicon, compounds: bool) -> Analysis:
             scope = 0
             clause = len(infos)
         elif kind == _NEGATOR:
+            if scope:
+                negated[len(infos)] = negator
             add_info(info)
-            add_negated(negator if scope else "")
             scope = NEGATION_SCOPE
             negator = tok
         elif kind == _EMOJI:
@@ -224,12 +264,10 @@ def analyse(text: str, lex: Lexicon, compounds: bool) -> Analysis:
                 emo_neg -= emo
             reasons.append(f"emoji: {tok}")
             add_info(info)
-            add_negated("")
         else:  # _CONTRAST
             split = clause = len(infos) + 1
             scope = 0
             add_info(info)
-            add_negated("")
     if scope == NEGATION_SCOPE and infos[-1][2] in final_negators:
         last = len(infos) - 1
         for j in range(max(clause, last - NEGATION_SCOPE), last):
@@ -244,15 +282,16 @@ def analyse(text: str, lex: Lexicon, compounds: bool) -> Analysis:
     complaint = lex.complaint
     prev = ""
     boost = 1.0
-    for i, (_, _, w, feats, negfeats, term, value, is_cmp, next_boost) in enumerate(infos):
+    phrase = False  # prev starts a complaint phrase
+    for i, (_, _, w, feats, negfeats, term, value, is_cmp, next_boost, starts) in enumerate(infos):
         if i == split:
             out = after
-        by = negated[i]
+        by = negated.get(i, "") if negated else ""
         out += negfeats if by else feats
         if i:
             bigram = prev + " " + w
             out.append(bigram)
-            if bigram in complaint:
+            if phrase and bigram in complaint:
                 v = complaint[bigram]
                 cmp += v if i >= split else v * CONTRAST_BEFORE
                 reasons.append(f"complaint: {bigram}")
@@ -279,6 +318,7 @@ def analyse(text: str, lex: Lexicon, compounds: bool) -> Analysis:
                 reasons.append(f"intensifier: {prev} {w}")
         prev = w
         boost = next_boost
+        phrase = starts
     amp = 1.0 + 0.15 * min(exclaim, 3) + 0.1 * min(elongated, 2)
     if exclaim:
         reasons.append("exclamation")
