@@ -33,7 +33,7 @@ from listener.digest import BrandRule, Digester
 from listener.errors import ConfigError, FetchError, ListenerError, ParseError, StorageError
 from listener.matching.query import QuerySyntaxError, parse_query, terms_query
 from listener.models import SourceState
-from listener.sources import feed
+from listener.sources import urls
 from listener.sources.client import Client, HttpSettings, redact_url
 from listener.storage import store
 from listener.storage.writer import Writer
@@ -69,15 +69,15 @@ def utcnow() -> datetime:
 def source_url(source: SourceSettings) -> str:
     """The feed URL a configured source polls (URL builders for the non-plain kinds)."""
     if source.kind == "google_news":
-        return feed.google_news_url(
+        return urls.google_news_url(
             source.query or "", language=source.language or "en", country=source.country or "US"
         )
     if source.kind == "reddit":
-        return feed.reddit_url(subreddit=source.subreddit, query=source.query)
+        return urls.reddit_url(subreddit=source.subreddit, query=source.query)
     if source.kind == "youtube":
-        return feed.youtube_url(source.channel_id or "")
+        return urls.youtube_url(source.channel_id or "")
     if source.kind == "mastodon":
-        return feed.mastodon_url(source.instance or "", source.hashtag or "")
+        return urls.mastodon_url(source.instance or "", source.hashtag or "")
     assert source.url is not None
     return source.url
 

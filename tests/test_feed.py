@@ -1,4 +1,4 @@
-"""Tests of listener.sources.feed (parse_feed, URL builders) and listener.sources.html."""
+"""Tests of listener.sources.feed (parse_feed), .urls (URL builders) and .html."""
 
 from __future__ import annotations
 
@@ -12,14 +12,9 @@ import pytest
 
 from listener.errors import ParseError
 from listener.models import Item, ParsedFeed
-from listener.sources.feed import (
-    google_news_url,
-    mastodon_url,
-    parse_feed,
-    reddit_url,
-    youtube_url,
-)
+from listener.sources.feed import parse_feed
 from listener.sources.html import html_to_text
+from listener.sources.urls import google_news_url, mastodon_url, reddit_url, youtube_url
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 GERMAN = "Müller über Straße, Verspätung"
