@@ -240,6 +240,18 @@ def test_demo_runs_offline(tmp_path: Path) -> None:
     assert {b for r in rows for b in r["brands"]} == {"Velora", "Nordbahn"}
     assert not any("Hollywood" in r["text"] or "Hollywood" in r["title"] for r in rows)
     assert any("Rückruf" in r["title"] for r in rows)  # the ISO-8859-1 feed decoded right
+    # every command the demo suggests works as printed
+    import shlex
+
+    suggested = [
+        line.split(" -m listener ", 1)[1]
+        for line in proc.stdout.splitlines()
+        if " -m listener " in line
+    ]
+    assert len(suggested) >= 5
+    for command in suggested:
+        code, _, err = invoke(*shlex.split(command))
+        assert code == 0, f"{command}: {err}"
 
 
 def test_run_polls_and_stops_on_sigterm(setup: Path, tmp_path: Path) -> None:

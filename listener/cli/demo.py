@@ -53,7 +53,7 @@ def demo(app: App, directory: Path | None) -> None:
         f"{second['new']} new mentions (nothing is stored twice)."
     )
     found = store.query_mentions(engine, store.MentionFilter(limit=12))
-    emit_mention_table(found, title="Newest mentions", drop=("url", "author", "sentiment"))
+    emit_mention_table(found, title="Newest mentions", drop=("url", "author"))
     cfg = shlex.quote(str(config_path))
     click.echo("\nExplore them (the demo files stay in " + str(workdir) + "):")
     program = _program()
@@ -61,6 +61,8 @@ def demo(app: App, directory: Path | None) -> None:
         f"{program} mentions --config {cfg} --brand Velora",
         f"{program} mentions --config {cfg} --brand Nordbahn --format json",
         f"{program} mentions --config {cfg} --search pen --since 30d",
+        f"{program} mentions --config {cfg} --sentiment negative --brand Velora",
+        f"{program} query test --config {cfg} 'Velora NEAR/6 pen OR refund*'",
         f"{program} sources --config {cfg}",
         f"{program} check-config --config {cfg}",
     ):
