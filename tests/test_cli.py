@@ -18,7 +18,9 @@ from feeds import rss
 from pytest_httpserver import HTTPServer
 
 import listener.cli.commands
-import listener.cli.demo  # noqa: F401
+import listener.cli.demo
+import listener.cli.queries
+import listener.cli.sentiment  # noqa: F401  (registers the commands)
 from listener.cli import cli
 
 ITEMS = [
