@@ -159,7 +159,11 @@ class Digester:
         self, brands: Sequence[BrandRule], workers: int, spec: ScorerSpec = ("builtin", None)
     ) -> None:
         self.matcher = Matcher(brands)
-        self.scorer = load_scorer(spec)  # also checks the model before any worker starts
+        # In-process digests need the scorer here. With workers, each loads its own; a model
+        # the user configured is still loaded once here so that a bad one fails at start, but
+        # the shipped model (0.8 s to load) is not loaded twice.
+        shipped = spec == ("builtin", None)
+        self.scorer = load_scorer(spec) if workers == 0 or not shipped else None
         self._spec = spec
         self._brands = tuple(brands)
         self._workers = workers
@@ -179,6 +183,7 @@ class Digester:
     async def run(self, source: str, body: bytes, url: str, content_type: str | None) -> Digest:
         loop = asyncio.get_running_loop()
         if self._workers == 0:
+            assert self.scorer is not None
             return await loop.run_in_executor(
                 self._executor, digest, self.matcher, self.scorer, source, body, url, content_type
             )
