@@ -36,8 +36,6 @@ from pydantic import (
 
 from listener.errors import ConfigError
 
-SOURCE_KINDS = ("feed", "google_news", "reddit", "youtube", "mastodon")
-
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)", re.IGNORECASE)
 _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(b|kb|kib|mb|mib|gb|gib)?\s*$", re.IGNORECASE)

@@ -43,6 +43,8 @@ class Digest:
     mentions: tuple[Mention, ...]
 
 
+log = logging.getLogger(__name__)
+
 # (brand name, parsed query, muted authors, muted domains), as the Matcher takes them
 BrandRule = tuple[str, Query, tuple[str, ...], tuple[str, ...]]
 
@@ -136,7 +138,6 @@ def domain_of(url: str | None) -> str | None:
     return host.removeprefix("www.") if host else None
 
 
-log = logging.getLogger(__name__)
 _worker: tuple[Matcher, SentimentScorer] | None = None
 
 
@@ -158,7 +159,8 @@ class Digester:
     def __init__(
         self, brands: Sequence[BrandRule], workers: int, spec: ScorerSpec = ("builtin", None)
     ) -> None:
-        self.matcher = Matcher(brands)
+        # in-process digests need these here; worker processes build their own
+        self.matcher = Matcher(brands) if workers == 0 else None
         # In-process digests need the scorer here. With workers, each loads its own; a model
         # the user configured is still loaded once here so that a bad one fails at start, but
         # the shipped model (0.8 s to load) is not loaded twice.
@@ -183,7 +185,7 @@ class Digester:
     async def run(self, source: str, body: bytes, url: str, content_type: str | None) -> Digest:
         loop = asyncio.get_running_loop()
         if self._workers == 0:
-            assert self.scorer is not None
+            assert self.matcher is not None and self.scorer is not None
             return await loop.run_in_executor(
                 self._executor, digest, self.matcher, self.scorer, source, body, url, content_type
             )

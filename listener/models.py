@@ -70,15 +70,6 @@ class SourceState:
 
 
 @dataclass(frozen=True, slots=True)
-class BrandTerms:
-    """What the first matcher needs of a brand: terms and phrases, and exclusion terms."""
-
-    name: str
-    terms: tuple[str, ...]
-    exclude: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
 class ParsedFeed:
     """A parsed feed: its items, warnings for partly broken feeds, and which parser read it."""
 

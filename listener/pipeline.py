@@ -57,10 +57,6 @@ class PollOutcome:
     warnings: tuple[str, ...] = ()
     elapsed: float = 0.0
 
-    @property
-    def is_failure(self) -> bool:
-        return self.status == "failed"
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)

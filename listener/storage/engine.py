@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from listener.errors import ConfigError, SchemaOutdatedError, StorageError
+from listener.storage.sql import describe
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest migration in migrations/versions (a test keeps the two in step). Knowing it here
@@ -99,7 +100,7 @@ def current_revision(engine: Engine) -> str | None:
                 return None
             rows = connection.execute(text("SELECT version_num FROM alembic_version")).all()
     except SQLAlchemyError as exc:
-        raise StorageError(f"cannot read the schema version: {_one_line(exc)}") from exc
+        raise StorageError(f"cannot read the schema version: {describe(exc)}") from exc
     return rows[0][0] if len(rows) == 1 else None
 
 
@@ -115,7 +116,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
     try:
         command.upgrade(config, "head")
     except SQLAlchemyError as exc:
-        raise StorageError(f"migration failed: {_one_line(exc)}") from exc
+        raise StorageError(f"migration failed: {describe(exc)}") from exc
     return before, head_revision()
 
 
@@ -129,7 +130,3 @@ def check_schema(engine: Engine) -> None:
         f"database {display_url(str(engine.url))} {state}, this version needs {head}; "
         "hint: run `listener db upgrade`"
     )
-
-
-def _one_line(exc: BaseException) -> str:
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
