@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Literal
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,3 +88,42 @@ class StoreResult:
     updated: int = 0
     unchanged: int = 0
     new_ids: tuple[int, ...] = field(default=())
+
+
+Level = Literal["clear", "elevated", "warning", "critical"]
+SEVERITIES = ("warning", "critical")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """What one detector says about one brand at one bucket, with the evidence behind it.
+
+    ``level``: "warning"/"critical" when the alert condition holds; "elevated" when it no longer
+    holds but has not cleared (hysteresis); "clear" otherwise. ``score`` is -log10 of the
+    probability of the observation under the baseline (storm) or the CUSUM statistic (smoulder).
+    """
+
+    detector: str  # "storm" | "smoulder"
+    at: datetime  # end of the judged bucket
+    level: Level
+    score: float
+    observed: int  # negative mentions in the window
+    expected: float  # under the baseline
+    window_start: datetime
+    window_end: datetime
+    probability: float | None = None
+    stories: int | None = None  # distinct, among the negative mentions of the window
+    voices: int | None = None
+    domains: int | None = None
+    share: float | None = None  # negative share in the window
+    expected_share: float | None = None
+    cold_start: bool = False
+    reason: str = ""  # one sentence: why it fired, or what held it back
+
+    @property
+    def factor(self) -> float:
+        return self.observed / self.expected if self.expected > 0 else float("inf")
+
+    @property
+    def firing(self) -> bool:
+        return self.level in SEVERITIES

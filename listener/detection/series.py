@@ -1,0 +1,146 @@
+"""Per-brand count series in event time: fixed buckets, with an hourly roll-up kept alongside.
+
+Rules:
+- Bucket ``i`` covers ``[start + i*width, start + (i+1)*width)`` in UTC event time (published
+  time, not fetch time). Buckets are appended as time passes; late mentions land in the bucket of
+  their event time, even one already judged (which the monitor never judges again).
+- Besides counts of all and of negative mentions, each bucket keeps the distinct stories, voices
+  (author, or the domain when the author is unknown) and domains among its negative mentions, so
+  that a detector can ask how many different people a rise comes from.
+- The roll-up ("hour") is ``max(width, 1h)`` when that is a whole number of buckets, else the
+  bucket itself; smoulder works on it. ``total`` is ``None`` for a series of negative counts only
+  (``listener backtest --series``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One mention as detection sees it."""
+
+    at: datetime  # event time
+    negative: bool
+    story: str | None = None
+    voice: str | None = None  # author, else domain
+    domain: str | None = None
+    arrived: datetime | None = None  # when listener first stored it (for replay)
+
+
+class Series:
+    """Counts per bucket; see the module docstring."""
+
+    def __init__(self, start: datetime, width: timedelta, *, with_total: bool = True) -> None:
+        if width <= timedelta(0):
+            raise ValueError("bucket width must be positive")
+        self.start = start.astimezone(UTC)
+        self.width = width
+        self.negative: list[int] = []
+        self.total: list[int] | None = [] if with_total else None
+        self.stories: list[set[str]] = []
+        self.voices: list[set[str]] = []
+        self.domains: list[set[str]] = []
+        per_hour = HOUR / width
+        self.per_coarse = int(per_hour) if per_hour >= 1 and per_hour == int(per_hour) else 1
+        per_day = DAY / width
+        self.per_day = int(per_day) if per_day >= 1 and per_day == int(per_day) else 0
+        # coarse buckets per day, at least 1; the time-of-day profile needs ``per_day`` > 0 too
+        self.coarse_per_day = max(1, round(DAY / (width * self.per_coarse)))
+        self.coarse_negative: list[int] = []
+        self.coarse_total: list[int] = []
+        self.first_data: int | None = None  # index of the first bucket with any mention
+        self.detailed = False  # True once events with stories/voices were added
+
+    @classmethod
+    def from_counts(
+        cls, start: datetime, width: timedelta, negative: list[int], total: list[int] | None = None
+    ) -> Series:
+        series = cls(start, width, with_total=total is not None)
+        series.extend_to(len(negative) - 1)
+        for i, value in enumerate(negative):
+            series.add_count(i, value, total[i] if total is not None else value)
+        return series
+
+    def __len__(self) -> int:
+        return len(self.negative)
+
+    def index_of(self, when: datetime) -> int:
+        return (when - self.start) // self.width
+
+    def time_of(self, index: int) -> datetime:
+        return self.start + index * self.width
+
+    def extend_to(self, index: int) -> None:
+        """Make buckets up to ``index`` exist (empty)."""
+        missing = index + 1 - len(self.negative)
+        if missing <= 0:
+            return
+        self.negative.extend([0] * missing)
+        if self.total is not None:
+            self.total.extend([0] * missing)
+        for _ in range(missing):
+            self.stories.append(set())
+            self.voices.append(set())
+            self.domains.append(set())
+        coarse = len(self.negative) // self.per_coarse + 1
+        grow = coarse - len(self.coarse_negative)
+        if grow > 0:
+            self.coarse_negative.extend([0] * grow)
+            self.coarse_total.extend([0] * grow)
+
+    def add_count(self, index: int, negative: int, total: int) -> None:
+        if index < 0:
+            return
+        self.extend_to(index)
+        self.negative[index] += negative
+        if self.total is not None:
+            self.total[index] += total
+        coarse = index // self.per_coarse
+        self.coarse_negative[coarse] += negative
+        self.coarse_total[coarse] += total
+        if (negative or total) and (self.first_data is None or index < self.first_data):
+            self.first_data = index
+
+    def add(self, event: Event) -> None:
+        """Count one mention in the bucket of its event time (dropped before ``start``)."""
+        index = self.index_of(event.at)
+        if index < 0:
+            return
+        self.add_count(index, 1 if event.negative else 0, 1)
+        self.detailed = True
+        if event.negative:
+            if event.story:
+                self.stories[index].add(event.story)
+            if event.voice:
+                self.voices[index].add(event.voice)
+            if event.domain:
+                self.domains[index].add(event.domain)
+
+    def window_sum(self, values: list[int], end: int, length: int) -> int:
+        """Sum of ``values`` over the ``length`` buckets ending at ``end`` (inclusive)."""
+        lo = max(0, end - length + 1)
+        return sum(values[lo : end + 1]) if end >= 0 else 0
+
+    def distinct(self, end: int, length: int) -> tuple[int, int, int] | None:
+        """Distinct (stories, voices, domains) among negative mentions in the window, or None when
+        the series carries no such detail (counts only)."""
+        lo = max(0, end - length + 1)
+        stories: set[str] = set()
+        voices: set[str] = set()
+        domains: set[str] = set()
+        for i in range(lo, end + 1):
+            stories |= self.stories[i]
+            voices |= self.voices[i]
+            domains |= self.domains[i]
+        if not self.detailed:
+            return None
+        return len(stories), len(voices), len(domains)
+
+    def is_weekend(self, index: int) -> bool:
+        return self.time_of(index).weekday() >= 5

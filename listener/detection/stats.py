@@ -1,0 +1,95 @@
+"""Robust statistics and count tail probabilities, in pure Python.
+
+Rules:
+- Baselines are medians and trimmed means, never plain means over windows that may hold earlier
+  spikes (the flaw of mean + 3 standard deviations).
+- Count surprise is a negative-binomial tail probability: Poisson when the baseline shows no more
+  spread than Poisson noise, wider when it does, and never narrower than ``min_cv`` relative noise
+  (seasonal volume of big brands varies by a few tens of percent from day to day).
+- Probabilities are returned as ``-log10(p)`` ("score"): 6 means one in a million.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+MAX_SCORE = 300.0  # -log10 of the smallest probability reported
+
+
+def median(values: Sequence[float]) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    if len(ordered) % 2:
+        return float(ordered[mid])
+    return (ordered[mid - 1] + ordered[mid]) / 2.0
+
+
+def mad(values: Sequence[float], centre: float) -> float:
+    """Median absolute deviation, scaled to a standard deviation under normality."""
+    return 1.4826 * median([abs(v - centre) for v in values])
+
+
+def trimmed_mean(values: Sequence[float], trim: float = 0.2) -> float:
+    """Mean of the values without the top ``trim`` share (spikes), keeping all the low ones."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    keep = max(1, len(ordered) - int(len(ordered) * trim))
+    return sum(ordered[:keep]) / keep
+
+
+def tail_score(observed: float, mean: float, variance: float) -> float:
+    """``-log10 P(X >= observed)`` for a count with this mean and variance (NB or Poisson)."""
+    k = math.ceil(observed)
+    if k <= 0:
+        return 0.0
+    mean = max(mean, 1e-9)
+    if k <= mean:
+        return 0.0
+    if variance <= mean * 1.0001:
+        log_pmf = k * math.log(mean) - mean - math.lgamma(k + 1)
+
+        def ratio(x: int) -> float:
+            return mean / (x + 1)
+    else:
+        r = mean * mean / (variance - mean)
+        p = r / (r + mean)
+        log_pmf = (
+            math.lgamma(k + r)
+            - math.lgamma(r)
+            - math.lgamma(k + 1)
+            + r * math.log(p)
+            + k * math.log1p(-p)
+        )
+        q = 1.0 - p
+
+        def ratio(x: int) -> float:
+            return (x + r) / (x + 1) * q
+
+    # P(X >= k) = pmf(k) * (1 + t1 + t1*t2 + ...): the terms fall from k on (k is above the mode)
+    total, term, x = 1.0, 1.0, k
+    for _ in range(5000):
+        step = ratio(x)
+        term *= step
+        total += term
+        x += 1
+        if term < 1e-12 * total:
+            break
+        if step < 1.0 and x - k > 200:  # geometric bound for the rest
+            total += term * step / (1.0 - step)
+            break
+    log10_p = (log_pmf + math.log(total)) / math.log(10)
+    return min(MAX_SCORE, max(0.0, -log10_p))
+
+
+def probability(score: float) -> float:
+    return float(10.0**-score)
+
+
+def spread(samples: Sequence[float], expected: float, min_cv: float) -> float:
+    """Variance for the tail test: the larger of Poisson, the samples' robust spread and min_cv."""
+    robust = mad(samples, median(samples)) if len(samples) >= 3 else 0.0
+    return max(expected, robust * robust, expected + (min_cv * expected) ** 2)
