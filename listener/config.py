@@ -169,6 +169,71 @@ class LogSettings(_Section):
     format: Literal["auto", "text", "json"] = "auto"
 
 
+Positive = Annotated[float, Field(gt=0)]
+Count = Annotated[int, Field(ge=1)]
+
+
+class StormSettings(_Section):
+    """Overrides of the storm detector's parameters; unset keys keep its defaults
+    (``listener.detection.storm.StormParams``)."""
+
+    windows: tuple[Duration, ...] | None = None
+    baseline_days: Count | None = None
+    min_count: Count | None = None
+    min_factor: Positive | None = None
+    warning_score: Positive | None = None
+    critical_score: Positive | None = None
+    critical_factor: Positive | None = None
+    min_stories: Count | None = None
+    min_voices: Count | None = None
+    min_cv: Annotated[float, Field(ge=0)] | None = None
+    clear_factor: Positive | None = None
+    clear_after: Duration | None = None
+    cold_start_days: Annotated[float, Field(ge=0)] | None = None
+    cold_start_count: Count | None = None
+    min_history_buckets: Count | None = None
+
+
+class SmoulderSettings(_Section):
+    """Overrides of the smoulder detector's parameters (``SmoulderParams``)."""
+
+    baseline_days: Count | None = None
+    window_days: Positive | None = None
+    ratio: Annotated[float, Field(gt=1)] | None = None
+    threshold: Positive | None = None
+    critical_threshold: Positive | None = None
+    min_excess: Count | None = None
+    min_stories: Count | None = None
+    min_voices: Count | None = None
+    clear_fraction: Annotated[float, Field(gt=0, le=1)] | None = None
+    hold_ratio: Positive | None = None
+    clear_after: Duration | None = None
+    min_history_days: Annotated[float, Field(ge=0)] | None = None
+
+
+DetectorName = Literal["storm", "smoulder"]
+
+
+class BrandDetectionSettings(_Section):
+    """Per-brand overrides, on top of ``[detection]``."""
+
+    detectors: tuple[DetectorName, ...] | None = None
+    storm: StormSettings = Field(default_factory=StormSettings)
+    smoulder: SmoulderSettings = Field(default_factory=SmoulderSettings)
+
+
+class DetectionSettings(BrandDetectionSettings):
+    bucket: Duration = 300.0
+    lateness: Duration = 1200.0
+
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, value: float) -> float:
+        if value < 60 or value > 86400:
+            raise ValueError("bucket must be between 1m and 1d")
+        return value
+
+
 class BrandSettings(_Section):
     name: str = Field(min_length=1)
     terms: tuple[str, ...] = ()
@@ -176,6 +241,7 @@ class BrandSettings(_Section):
     query: str | None = None
     mute_authors: tuple[str, ...] = ()
     mute_domains: tuple[str, ...] = ()
+    detection: BrandDetectionSettings = Field(default_factory=BrandDetectionSettings)
 
     @field_validator("name")
     @classmethod
@@ -262,6 +328,7 @@ class Settings(_Section):
     polling: PollingSettings = Field(default_factory=PollingSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     sentiment: SentimentSettings = Field(default_factory=SentimentSettings)
+    detection: DetectionSettings = Field(default_factory=DetectionSettings)
     brands: tuple[BrandSettings, ...] = ()
     sources: tuple[SourceSettings, ...] = ()
     path: Path | None = Field(default=None, exclude=True)

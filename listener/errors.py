@@ -7,6 +7,7 @@
      |    +-- ParseError          the body is not a feed we can read
      +-- StorageError             the database failed
      |    +-- SchemaOutdatedError the database schema is older than the code (exit code 2)
+     +-- InputError               a file or stream given on the command line is malformed
      +-- AlertError
           +-- AlertDeliveryError  a notification could not be delivered
 
@@ -63,6 +64,10 @@ class StorageError(ListenerError):
 
 class SchemaOutdatedError(StorageError):
     """The database schema is not at the revision this code needs."""
+
+
+class InputError(ListenerError):
+    """A file or stream given on the command line is malformed; the message names file and line."""
 
 
 class AlertError(ListenerError):

@@ -115,7 +115,13 @@ pass_app = click.make_pass_decorator(App, ensure=True)
 
 
 def main() -> None:
-    from listener.cli import commands, demo, queries, sentiment  # noqa: F401 (registers them)
+    from listener.cli import (  # noqa: F401 (registers them)
+        backtest,
+        commands,
+        demo,
+        queries,
+        sentiment,
+    )
 
     try:
         cli.main(prog_name="listener")

@@ -273,3 +273,44 @@ def mentions_by_id(engine: Engine, ids: Sequence[int]) -> list[StoredMention]:
     """These mentions, in the order given."""
     found = {m.id: m for m in query_mentions(engine, MentionFilter(ids=tuple(ids), limit=None))}
     return [found[i] for i in ids if i in found]
+
+
+@dataclass(frozen=True, slots=True)
+class DetectionRow:
+    """What detection needs of one mention of a brand."""
+
+    event_at: datetime
+    fetched_at: datetime
+    negative: bool
+    story_id: int | None
+    author: str | None
+    domain: str | None
+
+
+def detection_rows(
+    engine: Engine, brand: str, *, since: datetime, until: datetime | None = None
+) -> list[DetectionRow]:
+    """The brand's mentions with event time in ``[since, until)``, in arrival order."""
+
+    def work() -> list[DetectionRow]:
+        stmt = (
+            select(
+                MentionRow.event_at,
+                MentionRow.fetched_at,
+                MentionRow.sentiment,
+                MentionRow.story_id,
+                MentionRow.author,
+                MentionRow.domain,
+            )
+            .where(_of_brand(brand), MentionRow.event_at >= since)
+            .order_by(MentionRow.fetched_at, MentionRow.id)
+        )
+        if until is not None:
+            stmt = stmt.where(MentionRow.event_at < until)
+        with engine.connect() as conn:
+            return [
+                DetectionRow(row[0], row[1], row[2] == "negative", row[3], row[4], row[5])
+                for row in conn.execute(stmt)
+            ]
+
+    return guard("cannot read mentions", work)

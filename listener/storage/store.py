@@ -18,12 +18,14 @@ from listener.models import Mention, Score, SourceState, StoreResult
 from listener.storage.ingest import Batch, ingest
 from listener.storage.queries import (
     BucketCounts,
+    DetectionRow,
     MatchInput,
     MentionFilter,
     StoredMention,
     count_buckets,
     count_mentions,
     count_rows,
+    detection_rows,
     iter_match_inputs,
     mention_counts,
     mentions_by_id,
@@ -279,6 +281,7 @@ def count_unlinked(conn: Connection, ids: Sequence[int]) -> int:
 __all__ = [
     "BucketCounts",
     "CatalogSource",
+    "DetectionRow",
     "MatchInput",
     "MentionFilter",
     "PollSuccess",
@@ -289,6 +292,7 @@ __all__ = [
     "count_rows",
     "count_unlinked",
     "describe",
+    "detection_rows",
     "iter_match_inputs",
     "load_states",
     "mention_counts",
