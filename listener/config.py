@@ -187,6 +187,7 @@ class StormSettings(_Section):
     min_stories: Count | None = None
     min_voices: Count | None = None
     min_cv: Annotated[float, Field(ge=0)] | None = None
+    per_voice_cap: Count | None = None
     clear_factor: Positive | None = None
     clear_after: Duration | None = None
     cold_start_days: Annotated[float, Field(ge=0)] | None = None
@@ -205,6 +206,7 @@ class SmoulderSettings(_Section):
     min_excess: Count | None = None
     min_stories: Count | None = None
     min_voices: Count | None = None
+    per_voice_cap: Count | None = None
     clear_fraction: Annotated[float, Field(gt=0, le=1)] | None = None
     hold_ratio: Positive | None = None
     clear_after: Duration | None = None

@@ -4,9 +4,10 @@ Rules:
 - Bucket ``i`` covers ``[start + i*width, start + (i+1)*width)`` in UTC event time (published
   time, not fetch time). Buckets are appended as time passes; late mentions land in the bucket of
   their event time, even one already judged (which the monitor never judges again).
-- Besides counts of all and of negative mentions, each bucket keeps the distinct stories, voices
-  (author, or the domain when the author is unknown) and domains among its negative mentions, so
-  that a detector can ask how many different people a rise comes from.
+- Besides counts of all and of negative mentions, each bucket keeps, among its negative mentions,
+  the mentions per story and per voice (author, or the domain when the author is unknown) and the
+  domains, so that a detector can ask how many different people a rise comes from, and count a
+  rise with at most a few mentions per story and per voice (``effective``).
 - The roll-up ("hour") is ``max(width, 1h)`` when that is a whole number of buckets, else the
   bucket itself; smoulder works on it. ``total`` is ``None`` for a series of negative counts only
   (``listener backtest --series``).
@@ -43,8 +44,9 @@ class Series:
         self.width = width
         self.negative: list[int] = []
         self.total: list[int] | None = [] if with_total else None
-        self.stories: list[set[str]] = []
-        self.voices: list[set[str]] = []
+        # among negative mentions: mentions per story and per voice, and the domains
+        self.stories: list[dict[str, int]] = []
+        self.voices: list[dict[str, int]] = []
         self.domains: list[set[str]] = []
         per_hour = HOUR / width
         self.per_coarse = int(per_hour) if per_hour >= 1 and per_hour == int(per_hour) else 1
@@ -56,6 +58,7 @@ class Series:
         self.coarse_total: list[int] = []
         self.first_data: int | None = None  # index of the first bucket with any mention
         self.detailed = False  # True once events with stories/voices were added
+        self._anonymous = 0
 
     @classmethod
     def from_counts(
@@ -85,8 +88,8 @@ class Series:
         if self.total is not None:
             self.total.extend([0] * missing)
         for _ in range(missing):
-            self.stories.append(set())
-            self.voices.append(set())
+            self.stories.append({})
+            self.voices.append({})
             self.domains.append(set())
         coarse = len(self.negative) // self.per_coarse + 1
         grow = coarse - len(self.coarse_negative)
@@ -115,10 +118,12 @@ class Series:
         self.add_count(index, 1 if event.negative else 0, 1)
         self.detailed = True
         if event.negative:
-            if event.story:
-                self.stories[index].add(event.story)
-            if event.voice:
-                self.voices[index].add(event.voice)
+            # a mention without a story or voice is its own: it cannot be told apart
+            self._anonymous += 1
+            story = event.story or f"\0{self._anonymous}"
+            voice = event.voice or f"\0{self._anonymous}"
+            self.stories[index][story] = self.stories[index].get(story, 0) + 1
+            self.voices[index][voice] = self.voices[index].get(voice, 0) + 1
             if event.domain:
                 self.domains[index].add(event.domain)
 
@@ -130,17 +135,33 @@ class Series:
     def distinct(self, end: int, length: int) -> tuple[int, int, int] | None:
         """Distinct (stories, voices, domains) among negative mentions in the window, or None when
         the series carries no such detail (counts only)."""
-        lo = max(0, end - length + 1)
-        stories: set[str] = set()
-        voices: set[str] = set()
-        domains: set[str] = set()
-        for i in range(lo, end + 1):
-            stories |= self.stories[i]
-            voices |= self.voices[i]
-            domains |= self.domains[i]
         if not self.detailed:
             return None
+        stories, voices = self._merged(end, length)
+        domains: set[str] = set()
+        for i in range(max(0, end - length + 1), end + 1):
+            domains |= self.domains[i]
         return len(stories), len(voices), len(domains)
+
+    def effective(self, end: int, length: int, cap: int) -> int | None:
+        """Negative mentions in the window counting at most ``cap`` per story and per voice: one
+        spammer or one syndicated story adds ``cap``, not hundreds. None without detail."""
+        if not self.detailed:
+            return None
+        stories, voices = self._merged(end, length)
+        return min(
+            sum(min(n, cap) for n in stories.values()), sum(min(n, cap) for n in voices.values())
+        )
+
+    def _merged(self, end: int, length: int) -> tuple[dict[str, int], dict[str, int]]:
+        stories: dict[str, int] = {}
+        voices: dict[str, int] = {}
+        for i in range(max(0, end - length + 1), end + 1):
+            for key, n in self.stories[i].items():
+                stories[key] = stories.get(key, 0) + n
+            for key, n in self.voices[i].items():
+                voices[key] = voices.get(key, 0) + n
+        return stories, voices
 
     def is_weekend(self, index: int) -> bool:
         return self.time_of(index).weekday() >= 5

@@ -9,8 +9,9 @@ Rules:
 - A Poisson CUSUM over the last ``window_days`` tests "the rate is ``ratio`` times the expected"
   against "as expected": ``S = max(0, S + x*ln(ratio) - expected*(ratio-1))``. It fires when S
   reaches ``threshold`` (critical at ``critical_threshold``), the mentions since the rise began
-  exceed the expectation by ``min_excess``, and they come from ``min_stories`` stories and
-  ``min_voices`` voices (when known).
+  exceed the expectation by ``min_excess`` (counting at most ``per_voice_cap`` per story and per
+  voice and day), and they come from ``min_stories`` stories and ``min_voices`` voices (when
+  known).
 - Hysteresis: it stays "elevated" while S is at least ``clear_fraction`` of the threshold, and
   both firing and staying elevated need the last day to run ``hold_ratio`` times the expected
   count: a finished storm that still weighs on the statistic neither holds nor reopens it.
@@ -37,6 +38,7 @@ class SmoulderParams:
     min_excess: int = 12
     min_stories: int = 3
     min_voices: int = 3
+    per_voice_cap: int = 3  # mentions counted per story and per voice and day of the rise
     clear_fraction: float = 0.5
     hold_ratio: float = 1.5  # the last day must still run this far above expected
     clear_after: float = 12 * 3600.0  # seconds below the clear level before resolved
@@ -85,7 +87,10 @@ def detect_smoulder(series: Series, now: int, params: SmoulderParams) -> Finding
     elif cusum >= params.threshold:
         level = "critical" if cusum >= params.critical_threshold else "warning"
         voices = series.distinct(now, (last - began + 1) * per)
-        excess = observed - baseline
+        span = (last - began + 1) * per
+        cap = params.per_voice_cap * max(1, round(span / max(1, series.per_day or span)))
+        effective = series.effective(now, span, cap)
+        excess = (observed if effective is None else effective) - baseline
         if excess < params.min_excess:
             level = "elevated"
             reason = f"held back: {excess:.0f} more than expected, needs {params.min_excess}"

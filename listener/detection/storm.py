@@ -10,8 +10,9 @@ Rules:
 - When total volume is known, the expected negatives are at least the baseline negative share of
   the window's total: a launch that triples all mentions at the usual share is not a storm.
 - It fires only with at least ``min_count`` negative mentions, ``min_factor`` times the expected
-  count, and ``min_stories`` distinct stories and ``min_voices`` distinct voices (when known): one
-  spammer or one syndicated story cannot fire it.
+  count, and ``min_stories`` distinct stories and ``min_voices`` distinct voices (when known).
+  Mentions are counted at most ``per_voice_cap`` times per story and per voice: one spammer or
+  one syndicated story cannot fire it, not even on top of ordinary background chatter.
 - Cold start: while the brand has less than ``cold_start_days`` of history, the count floor is
   ``cold_start_count``, so ordinary first mentions stay quiet and an extreme burst still fires.
 - Hysteresis: after firing, the level stays "elevated" while the longest window is still at least
@@ -39,6 +40,7 @@ class StormParams:
     min_stories: int = 3
     min_voices: int = 3
     min_cv: float = 0.25
+    per_voice_cap: int = 3  # mentions counted per story and per voice in a window
     clear_factor: float = 1.5
     clear_after: float = 3600.0  # seconds below clear_factor before an episode is resolved
     cold_start_days: float = 7.0
@@ -49,7 +51,8 @@ class StormParams:
 @dataclass(frozen=True, slots=True)
 class _Window:
     length: int
-    observed: int
+    observed: int  # counting at most per_voice_cap per story and per voice
+    raw: int
     expected: float
     score: float
     share: float | None
@@ -70,7 +73,7 @@ def detect_storm(series: Series, now: int, params: StormParams) -> Finding:
     floor = params.cold_start_count if cold else params.min_count
     if series.window_sum(series.negative, now, lengths[-1]) < max(1, params.min_count // 2):
         return _finding(series, now, "clear", None, cold, "fewer negative mentions than min_count")
-    windows = [_judge(series, now, length, first, params) for length in lengths]
+    windows = [_judge(series, now, length, first, floor, params) for length in lengths]
     best = max(windows, key=lambda w: w.score)
     passing = [
         w
@@ -100,30 +103,40 @@ def detect_storm(series: Series, now: int, params: StormParams) -> Finding:
             level = "critical" if critical else "warning"
     elif best.observed < floor:
         reason = f"{best.observed} negative mentions, fewer than the {floor} needed"
+        if best.raw > best.observed:
+            reason = (
+                f"{best.raw} negative mentions count as {best.observed} (at most "
+                f"{params.per_voice_cap} per story and per voice), fewer than the {floor} needed"
+            )
     else:
         reason = f"{best.observed} negative mentions are within what the baseline explains"
     return _finding(series, now, level, best, cold, reason)
 
 
-def _judge(series: Series, now: int, length: int, first: int, params: StormParams) -> _Window:
+def _judge(
+    series: Series, now: int, length: int, first: int, floor: int, params: StormParams
+) -> _Window:
     negative = series.negative
-    observed = series.window_sum(negative, now, length)
+    raw = observed = series.window_sum(negative, now, length)
+    if raw >= floor:  # count at most per_voice_cap per story and per voice
+        effective = series.effective(now, length, params.per_voice_cap)
+        observed = raw if effective is None else effective
     samples = _seasonal_samples(series, now, length, first, params)
     expected = max(stats.median(samples), stats.trimmed_mean(samples)) if samples else 0.0
     rate = _long_run_rate(series, now, length, first, params)
     if rate is None:  # nothing to compare with yet: no verdict
-        return _Window(length, observed, float(observed), 0.0, None, None)
+        return _Window(length, observed, raw, float(observed), 0.0, None, None)
     expected = max(expected, rate * length, 0.05)
     share = expected_share = None
     if series.total is not None:
         total = series.window_sum(series.total, now, length)
         expected_share = _baseline_share(series, now, length, params)
-        share = observed / total if total else None
+        share = raw / total if total else None
         if expected_share is not None:
             expected = max(expected, expected_share * total)
     variance = stats.spread(samples, expected, params.min_cv)
     score = stats.tail_score(observed, expected, variance)
-    return _Window(length, observed, expected, score, share, expected_share)
+    return _Window(length, observed, raw, expected, score, share, expected_share)
 
 
 def _seasonal_samples(
