@@ -211,6 +211,7 @@ class SmoulderSettings(_Section):
     hold_ratio: Positive | None = None
     clear_after: Duration | None = None
     min_history_days: Annotated[float, Field(ge=0)] | None = None
+    min_duration: Duration | None = None
 
 
 DetectorName = Literal["storm", "smoulder"]

@@ -38,13 +38,13 @@ def test_negative_binomial_tail_matches_a_direct_sum(k: int, mean: float, varian
     r = mean * mean / (variance - mean)
     p = r / (r + mean)
     pmf = [
-        math.exp(math.lgamma(x + r) - math.lgamma(r) - math.lgamma(x + 1))
-        * p**r
-        * (1 - p) ** x
+        math.exp(math.lgamma(x + r) - math.lgamma(r) - math.lgamma(x + 1)) * p**r * (1 - p) ** x
         for x in range(k)
     ]
     assert stats.tail_score(k, mean, variance) == pytest.approx(brute_tail(k, pmf), rel=1e-6)
-    assert stats.tail_score(k, mean, variance) < stats.tail_score(k, mean, mean)  # wider: less surprise
+    assert stats.tail_score(k, mean, variance) < stats.tail_score(
+        k, mean, mean
+    )  # wider: less surprise
 
 
 def test_robust_baseline_ignores_an_earlier_spike() -> None:

@@ -11,7 +11,7 @@ Rules:
   reaches ``threshold`` (critical at ``critical_threshold``), the mentions since the rise began
   exceed the expectation by ``min_excess`` (counting at most ``per_voice_cap`` per story and per
   voice and day), and they come from ``min_stories`` stories and ``min_voices`` voices (when
-  known).
+  known), over at least ``min_duration``: a sudden burst is the storm detector's, not this one's.
 - Hysteresis: it stays "elevated" while S is at least ``clear_fraction`` of the threshold, and
   both firing and staying elevated need the last day to run ``hold_ratio`` times the expected
   count: a finished storm that still weighs on the statistic neither holds nor reopens it.
@@ -42,6 +42,7 @@ class SmoulderParams:
     clear_fraction: float = 0.5
     hold_ratio: float = 1.5  # the last day must still run this far above expected
     clear_after: float = 12 * 3600.0  # seconds below the clear level before resolved
+    min_duration: float = 6 * 3600.0  # seconds the rise must have lasted (sudden ones are storms)
     min_history_days: float = 7.0
 
 
@@ -91,7 +92,12 @@ def detect_smoulder(series: Series, now: int, params: SmoulderParams) -> Finding
         cap = params.per_voice_cap * max(1, round(span / max(1, series.per_day or span)))
         effective = series.effective(now, span, cap)
         excess = (observed if effective is None else effective) - baseline
-        if excess < params.min_excess:
+        lasted = (last - began + 1) * per * series.width.total_seconds()
+        if lasted < params.min_duration:
+            level = "elevated"
+            needed = params.min_duration / 3600
+            reason = f"held back: the rise is {lasted / 3600:.0f} h old, needs {needed:.0f} h"
+        elif excess < params.min_excess:
             level = "elevated"
             reason = f"held back: {excess:.0f} more than expected, needs {params.min_excess}"
         elif voices is not None and (
