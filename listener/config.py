@@ -209,6 +209,7 @@ class SmoulderSettings(_Section):
     per_voice_cap: Count | None = None
     clear_fraction: Annotated[float, Field(gt=0, le=1)] | None = None
     hold_ratio: Positive | None = None
+    share_ratio: Positive | None = None
     clear_after: Duration | None = None
     min_history_days: Annotated[float, Field(ge=0)] | None = None
     min_duration: Duration | None = None

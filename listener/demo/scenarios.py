@@ -297,26 +297,28 @@ def _events(
 
 
 def _share_rise(events: tuple[Event, ...], start: datetime, onset: datetime) -> datetime | None:
-    """Start of the first UTC day from the onset on whose negative share exceeds the background
-    share (before the onset) by 50% (never earlier than the onset)."""
+    """Start of the first UTC day from the onset on that ends three days (it and the two before)
+    whose negative share is at least twice the background share (before the onset), with at
+    least three times the background's negative mentions of three days: "clearly" rising, not
+    one noisy day (on a brand with four mentions a day, one day in four beats 1.5x by chance)."""
     negative = total = 0
     days: dict[int, list[int]] = {}
-    first_day = (onset - start) // timedelta(days=1)
     for event in events:
         if event.at < onset:
             negative += event.negative
             total += 1
-        day = (event.at - start) // timedelta(days=1)
-        if day >= first_day:
-            counts = days.setdefault(day, [0, 0])
-            counts[0] += event.negative
-            counts[1] += 1
-    if total == 0:
+        counts = days.setdefault((event.at - start) // timedelta(days=1), [0, 0])
+        counts[0] += event.negative
+        counts[1] += 1
+    if total == 0 or negative == 0:
         return None
     background = negative / total
-    for day in sorted(days):
-        neg, all_ = days[day]
-        if all_ and neg / all_ > 1.5 * background:
+    per_three_days = 3 * negative / ((onset - start) / timedelta(days=1))
+    first_day = (onset - start) // timedelta(days=1)
+    for day in range(first_day, max(days) + 1):
+        neg = sum(days.get(d, [0, 0])[0] for d in range(day - 2, day + 1))
+        all_ = sum(days.get(d, [0, 0])[1] for d in range(day - 2, day + 1))
+        if all_ and neg / all_ >= 2 * background and neg >= 3 * per_three_days:
             return max(start + timedelta(days=day), onset)
     return None
 

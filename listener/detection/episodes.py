@@ -45,6 +45,7 @@ class Tracker:
     started: datetime | None = None
     clear_since: datetime | None = None
     peak: Finding | None = field(default=None)
+    last_resolved: datetime | None = None
 
     def step(self, index: int, finding: Finding) -> Transition | None:
         if not self.firing:
@@ -66,6 +67,7 @@ class Tracker:
             self.clear_since = finding.at - self.width  # the start of the first clear bucket
         if finding.at - self.clear_since >= self.clear_after:
             transition = self._transition("resolved", index, finding)
+            self.last_resolved = finding.at
             self.firing, self.severity, self.started, self.clear_since = False, "clear", None, None
             return transition
         return None

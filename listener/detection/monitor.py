@@ -3,6 +3,8 @@
 Rules:
 - ``judge(now)`` looks at buckets ``<= now`` only and is called once per bucket, in order; the
   same code serves the daemon, ``listener backtest`` and the scenario bench.
+- A smoulder episode opens only for a rise of its own, not the aftermath of a storm alert or the
+  remains of its own last episode: one crisis, one alert per detector.
 - Replay of stored history is causal in arrival time too: a bucket is judged ``lateness`` after
   it ends, with only the mentions that had arrived by then (``replay``). A source outage followed
   by a backlog therefore fills buckets already judged instead of looking like a spike now.
@@ -11,7 +13,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from listener.detection import smoulder, storm
@@ -53,10 +55,29 @@ class Monitor:
     def judge(self, now: int) -> list[Transition]:
         transitions = []
         for finding in self.findings(now):
+            if finding.detector == "smoulder" and finding.firing:
+                finding = self._unless_explained(finding)
             transition = self.trackers[finding.detector].step(now, finding)
             if transition is not None:
                 transitions.append(transition)
         return transitions
+
+    def _unless_explained(self, finding: Finding) -> Finding:
+        """A smoulder opens only for a rise of its own: not one that began while a storm was
+        firing (its aftermath is the storm's), nor before its own last episode resolved."""
+        smoulder_, storm_ = self.trackers["smoulder"], self.trackers["storm"]
+        if smoulder_.firing:
+            return finding
+        why = None
+        if storm_.firing and storm_.started is not None:
+            why = f"the storm alert firing since {storm_.started:%Y-%m-%d %H:%M} explains it"
+        elif storm_.last_resolved is not None and storm_.last_resolved > finding.window_start:
+            why = f"the rise began during a storm alert (resolved {storm_.last_resolved:%H:%M})"
+        elif smoulder_.last_resolved is not None and smoulder_.last_resolved > finding.window_start:
+            why = "the rise began before the last smoulder alert resolved"
+        if why is None:
+            return finding
+        return replace(finding, level="elevated", reason=f"held back: {why}")
 
 
 def run(series: Series, params: DetectionParams) -> Iterator[Transition]:

@@ -4,10 +4,15 @@ Rules:
 - Works on the hourly roll-up. The expected count of each hour comes from the ``baseline_days``
   before the run window: a robust daily level (median or trimmed mean of daily counts, so earlier
   crises do not raise it) shaped by an hour-of-day profile for weekdays and weekends, smoothed so
-  that a quiet brand's profile stays flat. With totals known, the expected negatives are at least
-  the baseline negative share of the hour's total: more talk at the usual tone is no smoulder.
+  that a quiet brand's profile stays flat. With totals known, the negative share of the rise must
+  also be ``share_ratio`` times the usual share: more talk at the usual tone is no smoulder.
 - A Poisson CUSUM over the last ``window_days`` tests "the rate is ``ratio`` times the expected"
-  against "as expected": ``S = max(0, S + x*ln(ratio) - expected*(ratio-1))``. It fires when S
+  against "as expected": ``S = max(0, S + x*ln(ratio) - expected*(ratio-1))``; a second one tests
+  ``ratio**2`` (a steep rise on a quiet brand is found sooner), the larger counts. Each hour's count
+  capped at ``ratio**2 * expected + 2`` so that a storm's hours cannot carry it for days after
+  (a robust, Huber-style CUSUM), and each step divided by the dispersion of the baseline's daily
+  counts (quasi-Poisson: a brand whose days vary more than Poisson needs more evidence). It fires
+  when S
   reaches ``threshold`` (critical at ``critical_threshold``), the mentions since the rise began
   exceed the expectation by ``min_excess`` (counting at most ``per_voice_cap`` per story and per
   voice and day), and they come from ``min_stories`` stories and ``min_voices`` voices (when
@@ -33,16 +38,17 @@ class SmoulderParams:
     baseline_days: int = 28
     window_days: float = 4.0
     ratio: float = 2.0
-    threshold: float = 8.0
+    threshold: float = 6.0
     critical_threshold: float = 20.0
-    min_excess: int = 12
+    min_excess: int = 8
     min_stories: int = 3
     min_voices: int = 3
     per_voice_cap: int = 3  # mentions counted per story and per voice and day of the rise
     clear_fraction: float = 0.5
     hold_ratio: float = 1.5  # the last day must still run this far above expected
+    share_ratio: float = 1.5  # with totals: the rise's negative share against the usual one
     clear_after: float = 12 * 3600.0  # seconds below the clear level before resolved
-    min_duration: float = 6 * 3600.0  # seconds the rise must have lasted (sudden ones are storms)
+    min_duration: float = 24 * 3600.0  # seconds the rise must have lasted (sudden: storms)
     min_history_days: float = 7.0
 
 
@@ -65,22 +71,25 @@ def detect_smoulder(series: Series, now: int, params: SmoulderParams) -> Finding
     window = min(window, history // 2)
     run_start = last - window + 1
     base_start = max(first, run_start - params.baseline_days * cpd)
-    expected = _expected(series, base_start, run_start, run_start, last + 1)
-    log_ratio = math.log(params.ratio)
-    cusum = 0.0
-    began = run_start
-    for j in range(run_start, last + 1):
-        x, mu = series.coarse_negative[j], expected[j - run_start]
-        cusum += x * log_ratio - mu * (params.ratio - 1)
-        if cusum <= 0:
-            cusum = 0.0
-            began = j + 1
+    expected, dispersion = _expected(series, base_start, run_start, run_start, last + 1)
+    cap = params.ratio * params.ratio
+    counts = series.coarse_negative[run_start : last + 1]
+    cusum, began = -1.0, run_start
+    for ratio in (params.ratio, params.ratio * params.ratio):  # a doubling, and a steeper rise
+        statistic, start = _cusum(counts, expected, ratio, cap, dispersion)
+        if statistic > cusum:
+            cusum, began = statistic, run_start + start
     began = min(began, last)
     observed = sum(series.coarse_negative[began : last + 1])
     baseline = sum(expected[began - run_start :])
     recent = min(cpd, last - run_start + 1)
     recent_observed = sum(series.coarse_negative[last - recent + 1 : last + 1])
     recent_ratio = recent_observed / max(sum(expected[-recent:]), 1e-9)
+    share = expected_share = None
+    if series.total is not None:
+        total = sum(series.coarse_total[began : last + 1])
+        share = observed / total if total else None
+        expected_share = _share(series, base_start, run_start)
     level: Level = "clear"
     reason = ""
     if recent_ratio < params.hold_ratio:
@@ -100,6 +109,12 @@ def detect_smoulder(series: Series, now: int, params: SmoulderParams) -> Finding
         elif excess < params.min_excess:
             level = "elevated"
             reason = f"held back: {excess:.0f} more than expected, needs {params.min_excess}"
+        elif share is not None and expected_share and share < params.share_ratio * expected_share:
+            level = "elevated"
+            reason = (
+                f"held back: the negative share {share:.0%} is not {params.share_ratio}x "
+                f"the usual {expected_share:.0%} (more talk at the usual tone)"
+            )
         elif voices is not None and (
             voices[0] < params.min_stories or voices[1] < params.min_voices
         ):
@@ -111,11 +126,6 @@ def detect_smoulder(series: Series, now: int, params: SmoulderParams) -> Finding
     elif cusum >= params.clear_fraction * params.threshold:
         level = "elevated"
     distinct = series.distinct(now, (last - began + 1) * per)
-    share = expected_share = None
-    if series.total is not None:
-        total = sum(series.coarse_total[began : last + 1])
-        share = observed / total if total else None
-        expected_share = _share(series, base_start, run_start)
     return Finding(
         detector="smoulder",
         at=at,
@@ -135,10 +145,26 @@ def detect_smoulder(series: Series, now: int, params: SmoulderParams) -> Finding
     )
 
 
+def _cusum(
+    counts: list[int], expected: list[float], ratio: float, cap: float, dispersion: float
+) -> tuple[float, int]:
+    """Poisson CUSUM for "``ratio`` times expected": the statistic at the end, and the offset at
+    which its current run began."""
+    log_ratio = math.log(ratio)
+    statistic, began = 0.0, 0
+    for j, (count, mu) in enumerate(zip(counts, expected, strict=True)):
+        x = min(count, cap * mu + 2)  # a storm hour weighs like a hot hour
+        statistic += (x * log_ratio - mu * (ratio - 1)) / dispersion
+        if statistic <= 0:
+            statistic, began = 0.0, j + 1
+    return statistic, began
+
+
 def _expected(
     series: Series, base_start: int, base_stop: int, start: int, stop: int
-) -> list[float]:
-    """Expected negatives for coarse buckets ``start..stop-1`` from the baseline period."""
+) -> tuple[list[float], float]:
+    """Expected negatives for coarse buckets ``start..stop-1`` from the baseline period, and the
+    dispersion of daily counts (variance over mean, at least 1: Poisson)."""
     neg = series.coarse_negative
     cpd = series.coarse_per_day
     days = [float(sum(neg[d : d + cpd])) for d in range(base_start, base_stop - cpd + 1, cpd)]
@@ -147,14 +173,11 @@ def _expected(
     level = max(stats.median(days), stats.trimmed_mean(days)) / cpd  # per coarse bucket
     level = max(level, 0.5 / cpd)  # at least one mention every two days
     profile = _profile(series, base_start, base_stop, level)
-    share = _share(series, base_start, base_stop)
     out = []
     for j in range(start, stop):
         value = level * profile[_slot(series, j)] if profile else level
-        if share is not None:
-            value = max(value, share * series.coarse_total[j])
         out.append(value)
-    return out
+    return out, stats.dispersion(days)
 
 
 def _slot(series: Series, coarse: int) -> tuple[bool, int]:

@@ -4,7 +4,9 @@ Rules:
 - Baselines are medians and trimmed means, never plain means over windows that may hold earlier
   spikes (the flaw of mean + 3 standard deviations).
 - Count surprise is a negative-binomial tail probability: Poisson when the baseline shows no more
-  spread than Poisson noise, wider when it does, and never narrower than ``min_cv`` relative noise
+  spread than Poisson noise, wider by its dispersion (variance over mean, the top 10% of samples
+  trimmed; a MAD overstates the spread of small counts), and never narrower than ``min_cv``
+  relative noise
   (seasonal volume of big brands varies by a few tens of percent from day to day).
 - Probabilities are returned as ``-log10(p)`` ("score"): 6 means one in a million.
 """
@@ -90,6 +92,19 @@ def probability(score: float) -> float:
 
 
 def spread(samples: Sequence[float], expected: float, min_cv: float) -> float:
-    """Variance for the tail test: the larger of Poisson, the samples' robust spread and min_cv."""
-    robust = mad(samples, median(samples)) if len(samples) >= 3 else 0.0
-    return max(expected, robust * robust, expected + (min_cv * expected) ** 2)
+    """Variance for the tail test: Poisson widened by the samples' dispersion (spikes trimmed),
+    and never below ``min_cv`` relative noise."""
+    return max(expected * dispersion(samples), expected + (min_cv * expected) ** 2)
+
+
+def dispersion(counts: Sequence[float], trim: float = 0.1) -> float:
+    """Variance over mean of counts without their top ``trim`` share (earlier spikes), at least 1
+    (Poisson). Needs a week of counts; below that, 1."""
+    if len(counts) < 7:
+        return 1.0
+    ordered = sorted(counts)[: max(2, len(counts) - int(len(counts) * trim))]
+    mean = sum(ordered) / len(ordered)
+    if mean <= 0:
+        return 1.0
+    variance = sum((c - mean) ** 2 for c in ordered) / (len(ordered) - 1)
+    return max(1.0, variance / mean)

@@ -7,8 +7,9 @@ Rules:
   mean, never below the brand's long-run rate. Earlier spikes cannot inflate it (no plain means).
 - Surprise is a negative-binomial tail probability whose spread comes from the baseline (never
   below ``min_cv`` relative noise): ``score = -log10 p``.
-- When total volume is known, the expected negatives are at least the baseline negative share of
-  the window's total: a launch that triples all mentions at the usual share is not a storm.
+- When total volume is known, the expected negatives are at least the baseline odds of negative
+  to other mentions times the window's other mentions: a launch that triples all mentions at the
+  usual share is not a storm, while a storm's own negatives do not raise the bar.
 - It fires only with at least ``min_count`` negative mentions, ``min_factor`` times the expected
   count, and ``min_stories`` distinct stories and ``min_voices`` distinct voices (when known).
   Mentions are counted at most ``per_voice_cap`` times per story and per voice: one spammer or
@@ -34,7 +35,7 @@ class StormParams:
     baseline_days: int = 28
     min_count: int = 10
     min_factor: float = 3.0
-    warning_score: float = 7.0
+    warning_score: float = 5.0
     critical_score: float = 14.0
     critical_factor: float = 6.0
     min_stories: int = 3
@@ -132,8 +133,11 @@ def _judge(
         total = series.window_sum(series.total, now, length)
         expected_share = _baseline_share(series, now, length, params)
         share = raw / total if total else None
-        if expected_share is not None:
-            expected = max(expected, expected_share * total)
+        if expected_share is not None and expected_share < 1:
+            # the usual odds applied to the other mentions: a crisis's own negatives must not
+            # raise what is expected of them
+            odds = expected_share / (1 - expected_share)
+            expected = max(expected, odds * (total - raw))
     variance = stats.spread(samples, expected, params.min_cv)
     score = stats.tail_score(observed, expected, variance)
     return _Window(length, observed, raw, expected, score, share, expected_share)

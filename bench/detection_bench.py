@@ -1,0 +1,202 @@
+"""Detection scenario bench: every synthetic scenario replayed through the detectors, causally.
+
+    python bench/detection_bench.py [--scenario NAME] [--explain] [--seed N]
+
+Each scenario of ``listener.demo.scenarios`` (six weeks of ordinary history, then a crisis or a
+harmless look-alike) is replayed with ``listener.detection.monitor.replay`` exactly as the daemon
+would have judged it: 5-minute buckets, each judged the scenario's poll interval after it ends
+with only the mentions that had arrived by then, default ``DetectionParams``.
+
+One row per scenario:
+- expected: "alert" for a crisis, "none" otherwise; events: mentions replayed.
+- detected: a "fired" transition judged within [crisis onset, crisis end] ("-" without a crisis).
+- delay: from the crisis onset to the judgement of the first such transition.
+- first: the detector and severity of that transition; without a crisis, of the first (false)
+  alert.
+- false: fired transitions judged outside [onset, crisis end], or any in a scenario without a
+  crisis; false/wk: per brand-week of the whole replay (the six weeks of history included).
+- run s: replay time (generation excluded).
+Then every false alert, the slow burn's delay from the day its negative share clearly rose
+(``Scenario.share_rise_at``; the target is an alert within 48 hours of it), and a summary.
+``--explain`` prints ``explain(finding)`` for every fired, escalated and resolved transition.
+``--seed N`` redraws every scenario (0 is the fixed default). The bench reports; it asserts
+nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from listener.demo.scenarios import NAMES, Scenario, scenario
+from listener.detection.monitor import DetectionParams, Judged, explain, replay
+
+WIDTH = timedelta(minutes=5)
+WEEK = timedelta(days=7)
+MONTH = timedelta(days=365.25 / 12)
+
+
+@dataclass(frozen=True)
+class Result:
+    scenario: Scenario
+    judged: list[Judged]
+    seconds: float
+
+    @property
+    def fired(self) -> list[Judged]:
+        return [j for j in self.judged if j.transition.kind == "fired"]
+
+    def in_crisis(self, judged: Judged) -> bool:
+        onset, end = self.scenario.crisis_onset, self.scenario.crisis_end
+        return onset is not None and end is not None and onset <= judged.judged_at <= end
+
+    @property
+    def hits(self) -> list[Judged]:
+        return [j for j in self.fired if self.in_crisis(j)]
+
+    @property
+    def false(self) -> list[Judged]:
+        return [j for j in self.fired if not self.in_crisis(j)]
+
+    @property
+    def duration(self) -> timedelta:
+        return self.scenario.end - self.scenario.start
+
+
+def run(case: Scenario) -> Result:
+    began = time.perf_counter()
+    judged = list(
+        replay(
+            case.events,
+            start=case.start,
+            end=case.end,
+            width=WIDTH,
+            lateness=case.polling,
+            params=DetectionParams(),
+        )
+    )
+    return Result(case, judged, time.perf_counter() - began)
+
+
+def duration(span: timedelta) -> str:
+    minutes = span.total_seconds() / 60
+    sign = "-" if minutes < 0 else ""
+    minutes = abs(minutes)
+    if minutes < 120:
+        return f"{sign}{minutes:.0f} min"
+    return f"{sign}{minutes / 60:.0f} h"
+
+
+def relative(when: datetime, case: Scenario) -> str:
+    anchor = case.crisis_onset or case.event_at
+    if anchor is None:
+        return f"{when:%Y-%m-%d %H:%M}"
+    span = when - anchor
+    return f"{when:%Y-%m-%d %H:%M} ({'+' if span >= timedelta(0) else ''}{duration(span)})"
+
+
+COLUMNS = (
+    ("scenario", 16),
+    ("expected", 8),
+    ("events", 7),
+    ("detected", 8),
+    ("delay", 7),
+    ("first", 17),
+    ("false", 5),
+    ("false/wk", 8),
+    ("run s", 6),
+)
+
+
+def row(cells: list[str]) -> str:
+    out = []
+    for (_, width), cell in zip(COLUMNS, cells, strict=True):
+        out.append(cell.ljust(width) if width == COLUMNS[0][1] else cell.rjust(width))
+    return "  ".join(out)
+
+
+def table_row(result: Result) -> str:
+    case = result.scenario
+    crisis = case.crisis_onset is not None
+    first = result.hits[0] if crisis and result.hits else None
+    if not crisis and result.false:
+        first = result.false[0]
+    detected = ("yes" if result.hits else "no") if crisis else "-"
+    delay = "-"
+    if crisis and result.hits and case.crisis_onset is not None:
+        delay = duration(result.hits[0].judged_at - case.crisis_onset)
+    which = f"{first.transition.detector} {first.transition.severity}" if first else "-"
+    weeks = result.duration / WEEK
+    return row(
+        [
+            case.name,
+            "alert" if case.expect_alert else "none",
+            str(len(case.events)),
+            detected,
+            delay,
+            which,
+            str(len(result.false)),
+            f"{len(result.false) / weeks:.2f}",
+            f"{result.seconds:.1f}",
+        ]
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--scenario", choices=NAMES, help="run this scenario only")
+    parser.add_argument("--explain", action="store_true", help="explain every transition")
+    parser.add_argument("--seed", type=int, default=0, help="redraw the scenarios (0: default)")
+    args = parser.parse_args()
+    names = [args.scenario] if args.scenario else list(NAMES)
+
+    began = time.perf_counter()
+    print(row([name for name, _ in COLUMNS]))
+    results = []
+    for name in names:
+        result = run(scenario(name, args.seed))
+        results.append(result)
+        print(table_row(result), flush=True)
+    wall = time.perf_counter() - began
+
+    print()
+    for result in results:
+        case = result.scenario
+        for judged in result.false:
+            t = judged.transition
+            print(
+                f"false alert: {case.name}: {t.detector} {t.severity} judged "
+                f"{relative(judged.judged_at, case)}"
+            )
+        if case.share_rise_at is not None:
+            hit = result.hits[0].judged_at if result.hits else None
+            after = f"alert {duration(hit - case.share_rise_at)} after it" if hit else "no alert"
+            print(
+                f"{case.name}: negative share clearly rose (daily share > 1.5x background) on "
+                f"{case.share_rise_at:%Y-%m-%d %H:%M}, {after} (target: within 48 h)"
+            )
+    if args.explain:
+        for result in results:
+            print(f"\n{result.scenario.name}:")
+            for judged in result.judged:
+                t = judged.transition
+                print(
+                    f"  {t.kind} {t.detector} {t.severity} judged "
+                    f"{relative(judged.judged_at, result.scenario)}: {explain(t.finding)}"
+                )
+
+    crises = [r for r in results if r.scenario.crisis_onset is not None]
+    detected = sum(1 for r in crises if r.hits)
+    false = sum(len(r.false) for r in results)
+    months = sum((r.duration for r in results), timedelta(0)) / MONTH
+    print(
+        f"\nsummary: detected crises {detected}/{len(crises)}, false alerts {false}, "
+        f"{false / months:.2f} false alerts per brand-month ({months:.1f} brand-months), "
+        f"{wall:.1f} s in all"
+    )
+
+
+if __name__ == "__main__":
+    main()
