@@ -10,7 +10,9 @@ with only the mentions that had arrived by then, default ``DetectionParams``.
 One row per scenario:
 - expected: "alert" for a crisis, "none" otherwise; events: mentions replayed.
 - detected: a "fired" transition judged within [crisis onset, crisis end] ("-" without a crisis).
-- delay: from the crisis onset to the judgement of the first such transition.
+- delay: from the crisis onset to the judgement of the first such transition (the judgement
+  waits the poll interval after a bucket ends, for late mentions); buckets: the detector's own
+  delay, from the onset's 5-minute bucket to the bucket it fired at (0: the onset bucket).
 - first: the detector and severity of that transition; without a crisis, of the first (false)
   alert.
 - false: fired transitions judged outside [onset, crisis end], or any in a scenario without a
@@ -103,6 +105,7 @@ COLUMNS = (
     ("events", 7),
     ("detected", 8),
     ("delay", 7),
+    ("buckets", 7),
     ("first", 17),
     ("false", 5),
     ("false/wk", 8),
@@ -124,9 +127,10 @@ def table_row(result: Result) -> str:
     if not crisis and result.false:
         first = result.false[0]
     detected = ("yes" if result.hits else "no") if crisis else "-"
-    delay = "-"
+    delay = buckets = "-"
     if crisis and result.hits and case.crisis_onset is not None:
         delay = duration(result.hits[0].judged_at - case.crisis_onset)
+        buckets = str(result.hits[0].transition.index - (case.crisis_onset - case.start) // WIDTH)
     which = f"{first.transition.detector} {first.transition.severity}" if first else "-"
     weeks = result.duration / WEEK
     return row(
@@ -136,6 +140,7 @@ def table_row(result: Result) -> str:
             str(len(case.events)),
             detected,
             delay,
+            buckets,
             which,
             str(len(result.false)),
             f"{len(result.false) / weeks:.2f}",
@@ -144,13 +149,56 @@ def table_row(result: Result) -> str:
     )
 
 
+def sweep(names: list[str], seeds: int) -> None:
+    """Per scenario over many draws: crises detected, detector delay, false alerts."""
+    print(
+        f"{'scenario':16}  {'detected':>8}  {'buckets (min-max)':>17}  {'share-rise delay':>24}"
+        f"  {'false':>5}  {'per brand-month':>15}"
+    )
+    total_false, total_months = 0, 0.0
+    for name in names:
+        hits, buckets, rise, false, months = 0, [], [], 0, 0.0
+        for seed in range(seeds):
+            result = run(scenario(name, seed))
+            case = result.scenario
+            false += len(result.false)
+            months += result.duration / MONTH
+            if result.hits and case.crisis_onset is not None:
+                hits += 1
+                first = result.hits[0]
+                buckets.append(first.transition.index - (case.crisis_onset - case.start) // WIDTH)
+                if case.share_rise_at is not None and name == "slow-burn":
+                    rise.append((first.judged_at - case.share_rise_at) / timedelta(hours=1))
+        total_false += false
+        total_months += months
+        crisis = scenario(name).crisis_onset is not None
+        span = f"{min(buckets)}-{max(buckets)}" if buckets else "-"
+        within = (
+            f"{sum(h <= 48 for h in rise)}/{len(rise)} within 48 h (max {max(rise):.0f} h)"
+            if rise
+            else "-"
+        )
+        print(
+            f"{name:16}  {f'{hits}/{seeds}' if crisis else '-':>8}  {span:>17}  {within:>24}"
+            f"  {false:>5}  {false / months:>15.2f}"
+        )
+    print(
+        f"\nall: {total_false} false alerts in {total_months:.0f} brand-months "
+        f"({total_false / total_months:.2f} per brand-month)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--scenario", choices=NAMES, help="run this scenario only")
     parser.add_argument("--explain", action="store_true", help="explain every transition")
     parser.add_argument("--seed", type=int, default=0, help="redraw the scenarios (0: default)")
+    parser.add_argument("--seeds", type=int, help="summarise seeds 0..N-1 instead")
     args = parser.parse_args()
     names = [args.scenario] if args.scenario else list(NAMES)
+    if args.seeds:
+        sweep(names, args.seeds)
+        return
 
     began = time.perf_counter()
     print(row([name for name, _ in COLUMNS]))
@@ -174,7 +222,7 @@ def main() -> None:
             hit = result.hits[0].judged_at if result.hits else None
             after = f"alert {duration(hit - case.share_rise_at)} after it" if hit else "no alert"
             print(
-                f"{case.name}: negative share clearly rose (daily share > 1.5x background) on "
+                f"{case.name}: negative share clearly rose (3-day share >= 2x background) on "
                 f"{case.share_rise_at:%Y-%m-%d %H:%M}, {after} (target: within 48 h)"
             )
     if args.explain:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -199,3 +200,29 @@ def test_bad_durations(text: object) -> None:
 @pytest.mark.parametrize(("text", "size"), [("10MB", 10_000_000), ("1KiB", 1024), (512, 512)])
 def test_sizes(text: str | int, size: int) -> None:
     assert parse_size(text) == size
+
+
+def test_example_shows_the_detectors_true_defaults() -> None:
+    """The commented defaults under [detection.storm] and [detection.smoulder] are the code's."""
+    from dataclasses import fields
+
+    from listener.config import parse_duration
+    from listener.detection.smoulder import SmoulderParams
+    from listener.detection.storm import StormParams
+
+    text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
+    for section, params in (("storm", StormParams()), ("smoulder", SmoulderParams())):
+        body = text.split(f"[detection.{section}]\n", 1)[1].split("\n\n", 1)[0]
+        shown = dict(
+            line.lstrip("# ").split(" = ", 1)
+            for line in body.splitlines()
+            if " = " in line and line.lstrip("# ").split(" = ")[0].isidentifier()
+        )
+        for f in fields(params):
+            assert f.name in shown, f"[detection.{section}] does not show {f.name}"
+            value = tomllib.loads(f"v = {shown[f.name]}")["v"]
+            if isinstance(value, list):
+                value = tuple(parse_duration(v) for v in value)
+            elif isinstance(value, str):
+                value = parse_duration(value)
+            assert value == getattr(params, f.name), f"{section}.{f.name}"

@@ -78,15 +78,16 @@ def fired(transitions: list[Transition]) -> list[Transition]:
     return [t for t in transitions if t.kind == "fired"]
 
 
-def test_storm_fires_within_one_bucket_of_onset_and_resolves() -> None:
+def test_storm_fires_within_two_buckets_of_a_gentle_onset_and_resolves() -> None:
     values = noisy_series(35, 0.4)
-    onset = 30 * 288 + 150  # a Saturday? no matter: day 30, 12:30
-    for j in range(36):  # nothing, then hundreds within hours
+    onset = 30 * 288 + 150  # day 30, 12:30
+    for j in range(36):  # nothing, then hundreds within hours: 4, 7, 10, ... per 5 minutes
         values[onset + j] += min(60, 4 + 3 * j)
     transitions = list(run(Series.from_counts(START, FIVE, values), DetectionParams()))
     storms = [t for t in transitions if t.detector == "storm"]
     assert [t.kind for t in storms][:1] == ["fired"]
-    assert onset <= storms[0].index <= onset + 1
+    # 4 mentions on ~0.6 expected are not yet evidence; 4 + 7 + 10 are
+    assert onset <= storms[0].index <= onset + 2
     assert any(t.kind == "resolved" for t in storms)
     assert not [t for t in fired(transitions) if t.index < onset]  # no false alarm before
     assert "expected" in explain(storms[0].finding)

@@ -2,10 +2,11 @@
 
 Rules:
 - Works on the hourly roll-up. The expected count of each hour comes from the ``baseline_days``
-  before the run window: a robust daily level (median or trimmed mean of daily counts, so earlier
-  crises do not raise it) shaped by an hour-of-day profile for weekdays and weekends, smoothed so
-  that a quiet brand's profile stays flat. With totals known, the negative share of the rise must
-  also be ``share_ratio`` times the usual share: more talk at the usual tone is no smoulder.
+  before the run window: a robust daily level (the mean of daily counts without clear spikes,
+  so earlier crises do not raise it) shaped by an hour-of-day profile for weekdays and weekends,
+  smoothed so that a quiet brand's profile stays flat. With totals known, the negative share of
+  the rise must also be ``share_ratio`` times the usual share: more talk at the usual tone is no
+  smoulder.
 - A Poisson CUSUM over the last ``window_days`` tests "the rate is ``ratio`` times the expected"
   against "as expected": ``S = max(0, S + x*ln(ratio) - expected*(ratio-1))``; a second one tests
   ``ratio**2`` (a steep rise on a quiet brand is found sooner), the larger counts. Each hour's count
@@ -170,7 +171,7 @@ def _expected(
     days = [float(sum(neg[d : d + cpd])) for d in range(base_start, base_stop - cpd + 1, cpd)]
     if not days:
         days = [sum(neg[base_start:base_stop]) * cpd / max(1, base_stop - base_start)]
-    level = max(stats.median(days), stats.trimmed_mean(days)) / cpd  # per coarse bucket
+    level = stats.robust_mean(days) / cpd  # per coarse bucket
     level = max(level, 0.5 / cpd)  # at least one mention every two days
     profile = _profile(series, base_start, base_stop, level)
     out = []

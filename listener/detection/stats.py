@@ -1,8 +1,9 @@
 """Robust statistics and count tail probabilities, in pure Python.
 
 Rules:
-- Baselines are medians and trimmed means, never plain means over windows that may hold earlier
-  spikes (the flaw of mean + 3 standard deviations).
+- Baselines are robust means (clear spikes removed first), never plain means over windows that
+  may hold earlier spikes (the flaw of mean + 3 standard deviations), nor medians, which are
+  biased low on small counts.
 - Count surprise is a negative-binomial tail probability: Poisson when the baseline shows no more
   spread than Poisson noise, wider by its dispersion (variance over mean, the top 10% of samples
   trimmed; a MAD overstates the spread of small counts), and never narrower than ``min_cv``
@@ -89,6 +90,19 @@ def tail_score(observed: float, mean: float, variance: float) -> float:
 
 def probability(score: float) -> float:
     return float(10.0**-score)
+
+
+def robust_mean(values: Sequence[float]) -> float:
+    """Mean of the values without clear spikes (above twice the median and well beyond Poisson
+    noise around it). Unlike a median or a trimmed mean it is not biased low on small counts
+    (the median of Poisson(1.6) samples is 1), and unlike a mean an earlier crisis cannot
+    inflate it."""
+    if not values:
+        return 0.0
+    centre = median(values)
+    limit = max(2 * centre, centre + 4 * math.sqrt(max(centre, 1.0)) + 3)
+    kept = [v for v in values if v <= limit]
+    return sum(kept) / len(kept)
 
 
 def spread(samples: Sequence[float], expected: float, min_cv: float) -> float:

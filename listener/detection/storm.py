@@ -3,8 +3,8 @@
 Rules:
 - The last 1, 3 and 12 buckets (5 min, 15 min, 1 h at the default width; ``windows``) are each
   compared with the same window at the same time of day on earlier days of the same kind (weekday
-  or weekend) within ``baseline_days``: expected = the larger of their median and their trimmed
-  mean, never below the brand's long-run rate. Earlier spikes cannot inflate it (no plain means).
+  or weekend) within ``baseline_days``: expected = their robust mean (clear spikes removed),
+  never below the brand's long-run rate. Earlier spikes cannot inflate it.
 - Surprise is a negative-binomial tail probability whose spread comes from the baseline (never
   below ``min_cv`` relative noise): ``score = -log10 p``.
 - When total volume is known, the expected negatives are at least the baseline odds of negative
@@ -33,7 +33,7 @@ from listener.models import Finding, Level
 class StormParams:
     windows: tuple[float, ...] = (300.0, 900.0, 3600.0)  # seconds
     baseline_days: int = 28
-    min_count: int = 10
+    min_count: int = 8
     min_factor: float = 3.0
     warning_score: float = 5.0
     critical_score: float = 14.0
@@ -123,7 +123,7 @@ def _judge(
         effective = series.effective(now, length, params.per_voice_cap)
         observed = raw if effective is None else effective
     samples = _seasonal_samples(series, now, length, first, params)
-    expected = max(stats.median(samples), stats.trimmed_mean(samples)) if samples else 0.0
+    expected = stats.robust_mean(samples)
     rate = _long_run_rate(series, now, length, first, params)
     if rate is None:  # nothing to compare with yet: no verdict
         return _Window(length, observed, raw, float(observed), 0.0, None, None)
