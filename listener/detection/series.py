@@ -58,6 +58,13 @@ class Series:
         self.coarse_total: list[int] = []
         self.first_data: int | None = None  # index of the first bucket with any mention
         self.detailed = False  # True once events with stories/voices were added
+        self.edits = 0  # counts every change, so that derived values can be cached safely
+        self.cache: dict[object, object] = {}
+        monday = (self.start - timedelta(days=self.start.weekday())).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        )
+        self._week_offset = (self.start - monday).total_seconds()
+        self._width_seconds = width.total_seconds()
         self._anonymous = 0
 
     @classmethod
@@ -101,6 +108,7 @@ class Series:
         if index < 0:
             return
         self.extend_to(index)
+        self.edits += 1
         self.negative[index] += negative
         if self.total is not None:
             self.total[index] += total
@@ -164,4 +172,5 @@ class Series:
         return stories, voices
 
     def is_weekend(self, index: int) -> bool:
-        return self.time_of(index).weekday() >= 5
+        seconds = self._week_offset + index * self._width_seconds
+        return (seconds // 86400) % 7 >= 5

@@ -3,8 +3,9 @@
 Rules:
 - Works on the hourly roll-up. The expected count of each hour comes from the ``baseline_days``
   before the run window: a robust daily level (the mean of daily counts without clear spikes,
-  so earlier crises do not raise it) shaped by an hour-of-day profile for weekdays and weekends,
-  smoothed so that a quiet brand's profile stays flat. With totals known, the negative share of
+  so earlier crises do not raise it, plus its standard error: a short baseline is uncertain)
+  shaped by an hour-of-day profile for weekdays and weekends, smoothed so that a quiet brand's
+  profile stays flat. With totals known, the negative share of
   the rise must also be ``share_ratio`` times the usual share: more talk at the usual tone is no
   smoulder.
 - A Poisson CUSUM over the last ``window_days`` tests "the rate is ``ratio`` times the expected"
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from itertools import accumulate
 
 from listener.detection import stats
 from listener.detection.series import Series
@@ -71,8 +73,9 @@ def detect_smoulder(series: Series, now: int, params: SmoulderParams) -> Finding
         return _clear(series, now, "not enough history yet")
     window = min(window, history // 2)
     run_start = last - window + 1
-    base_start = max(first, run_start - params.baseline_days * cpd)
-    expected, dispersion = _expected(series, base_start, run_start, run_start, last + 1)
+    base_stop = run_start - run_start % cpd  # whole days before the run: one baseline a day
+    base_start = max(first, base_stop - params.baseline_days * cpd)
+    expected, dispersion = _expected(series, base_start, base_stop, run_start, last + 1)
     cap = params.ratio * params.ratio
     counts = series.coarse_negative[run_start : last + 1]
     cusum, began = -1.0, run_start
@@ -90,7 +93,7 @@ def detect_smoulder(series: Series, now: int, params: SmoulderParams) -> Finding
     if series.total is not None:
         total = sum(series.coarse_total[began : last + 1])
         share = observed / total if total else None
-        expected_share = _share(series, base_start, run_start)
+        expected_share = _share(series, base_start, base_stop)
     level: Level = "clear"
     reason = ""
     if recent_ratio < params.hold_ratio:
@@ -150,15 +153,17 @@ def _cusum(
     counts: list[int], expected: list[float], ratio: float, cap: float, dispersion: float
 ) -> tuple[float, int]:
     """Poisson CUSUM for "``ratio`` times expected": the statistic at the end, and the offset at
-    which its current run began."""
-    log_ratio = math.log(ratio)
-    statistic, began = 0.0, 0
-    for j, (count, mu) in enumerate(zip(counts, expected, strict=True)):
-        x = min(count, cap * mu + 2)  # a storm hour weighs like a hot hour
-        statistic += (x * log_ratio - mu * (ratio - 1)) / dispersion
-        if statistic <= 0:
-            statistic, began = 0.0, j + 1
-    return statistic, began
+    which its current run began. ``S_n = max(0, S_n-1 + step_n)`` equals ``X_n - min(0, X_k<=n)``
+    for the cumulative sum X of the steps, which runs at C speed."""
+    log_ratio, rise = math.log(ratio), ratio - 1
+    steps = [
+        (min(x, cap * mu + 2) * log_ratio - mu * rise) / dispersion  # a storm hour: a hot hour
+        for x, mu in zip(counts, expected, strict=True)
+    ]
+    path = [0.0, *accumulate(steps)]
+    lowest = min(path)
+    began = len(path) - 1 - path[::-1].index(lowest)  # after the last time S was 0
+    return path[-1] - lowest, began
 
 
 def _expected(
@@ -166,19 +171,35 @@ def _expected(
 ) -> tuple[list[float], float]:
     """Expected negatives for coarse buckets ``start..stop-1`` from the baseline period, and the
     dispersion of daily counts (variance over mean, at least 1: Poisson)."""
+    level, profile, dispersion = _baseline(series, base_start, base_stop)
+    if not profile:
+        return [level] * (stop - start), dispersion
+    return [level * profile[_slot(series, j)] for j in range(start, stop)], dispersion
+
+
+def _baseline(
+    series: Series, base_start: int, base_stop: int
+) -> tuple[float, dict[tuple[bool, int], float], float]:
+    """Level per coarse bucket, profile and dispersion of the baseline period; cached until the
+    series changes (a replay of a complete series computes each day's baseline once)."""
+    key = ("smoulder", base_start, base_stop, series.edits)
+    cached = series.cache.get(key)
+    if cached is not None:
+        return cached  # type: ignore[return-value]
     neg = series.coarse_negative
     cpd = series.coarse_per_day
     days = [float(sum(neg[d : d + cpd])) for d in range(base_start, base_stop - cpd + 1, cpd)]
     if not days:
         days = [sum(neg[base_start:base_stop]) * cpd / max(1, base_stop - base_start)]
-    level = stats.robust_mean(days) / cpd  # per coarse bucket
-    level = max(level, 0.5 / cpd)  # at least one mention every two days
-    profile = _profile(series, base_start, base_stop, level)
-    out = []
-    for j in range(start, stop):
-        value = level * profile[_slot(series, j)] if profile else level
-        out.append(value)
-    return out, stats.dispersion(days)
+    daily = stats.robust_mean(days)
+    # judge against the level's upper standard error: a short baseline is an uncertain one
+    daily += math.sqrt(max(daily, 0.5) / len(days))
+    level = max(daily, 0.5) / cpd  # per coarse bucket; at least one mention every two days
+    result = (level, _profile(series, base_start, base_stop, level), stats.dispersion(days))
+    if len(series.cache) > 64:
+        series.cache.clear()
+    series.cache[key] = result
+    return result
 
 
 def _slot(series: Series, coarse: int) -> tuple[bool, int]:
