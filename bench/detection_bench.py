@@ -150,18 +150,24 @@ def table_row(result: Result) -> str:
 
 
 def sweep(names: list[str], seeds: int) -> None:
-    """Per scenario over many draws: crises detected, detector delay, false alerts."""
+    """Per scenario over many draws: crises detected, detector delay, false alerts (in all, within
+    two days after the look-alike event, the most in one run, and per brand-month)."""
     print(
         f"{'scenario':16}  {'detected':>8}  {'buckets (min-max)':>17}  {'share-rise delay':>24}"
-        f"  {'false':>5}  {'per brand-month':>15}"
+        f"  {'false':>5}  {'on look-alike':>13}  {'max/run':>7}  {'per brand-month':>15}"
     )
     total_false, total_months = 0, 0.0
     for name in names:
         hits, buckets, rise, false, months = 0, [], [], 0, 0.0
+        on_event, worst = 0, 0
         for seed in range(seeds):
             result = run(scenario(name, seed))
             case = result.scenario
             false += len(result.false)
+            worst = max(worst, len(result.false))
+            if case.crisis_onset is None and case.event_at is not None:
+                near = (case.event_at, case.event_at + timedelta(days=2))
+                on_event += sum(near[0] <= j.judged_at <= near[1] for j in result.false)
             months += result.duration / MONTH
             if result.hits and case.crisis_onset is not None:
                 hits += 1
@@ -180,7 +186,8 @@ def sweep(names: list[str], seeds: int) -> None:
         )
         print(
             f"{name:16}  {f'{hits}/{seeds}' if crisis else '-':>8}  {span:>17}  {within:>24}"
-            f"  {false:>5}  {false / months:>15.2f}"
+            f"  {false:>5}  {on_event if not crisis else '-':>13}  {worst:>7}"
+            f"  {false / months:>15.2f}"
         )
     print(
         f"\nall: {total_false} false alerts in {total_months:.0f} brand-months "
