@@ -324,6 +324,55 @@ class SourceSettings(_Section):
         return self
 
 
+_QUIET = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})(?:\s+(\S+))?\s*$")
+
+
+def parse_quiet_hours(value: str) -> tuple[int, int, str]:
+    """ "22:00-07:00 Europe/Berlin" -> (start minute of day, end minute of day, time zone)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    match = _QUIET.match(value)
+    if match is None:
+        raise ValueError("expected quiet hours like '22:00-07:00 Europe/Berlin'")
+    h1, m1, h2, m2 = (int(g) for g in match.groups()[:4])
+    if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59:
+        raise ValueError("hours are 00-23 and minutes 00-59")
+    zone = match.group(5) or "UTC"
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {zone!r}; use an IANA name like Europe/Berlin"
+        ) from None
+    return h1 * 60 + m1, h2 * 60 + m2, zone
+
+
+class RouteSettings(_Section):
+    name: str = Field(min_length=1)
+    urls: tuple[str, ...] = Field(min_length=1)
+    min_severity: Literal["warning", "critical"] = "warning"
+    brands: tuple[str, ...] = ()
+    detectors: tuple[str, ...] = ()
+    format: Literal["text", "markdown", "html"] = "text"
+    quiet_hours: str | None = None
+    critical_ignores_quiet_hours: bool = True
+    max_per_hour: int = Field(default=20, ge=1)
+    repeat_interval: Duration | None = None
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_quiet_hours(value)
+        return value
+
+
+class AlertSettings(_Section):
+    repeat_interval: Duration = 4 * 3600.0
+    retry_for: Duration = 24 * 3600.0
+    inhibit: bool = True
+
+
 class Settings(_Section):
     """The whole validated configuration. ``path`` and ``secrets`` are filled by the loader."""
 
@@ -333,6 +382,8 @@ class Settings(_Section):
     log: LogSettings = Field(default_factory=LogSettings)
     sentiment: SentimentSettings = Field(default_factory=SentimentSettings)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    routes: tuple[RouteSettings, ...] = ()
     brands: tuple[BrandSettings, ...] = ()
     sources: tuple[SourceSettings, ...] = ()
     path: Path | None = Field(default=None, exclude=True)
@@ -389,7 +440,7 @@ def validate_config(raw: dict[str, Any], *, file: Path, env: Mapping[str, str]) 
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_describe(exc, file, secrets)) from None
-    for table in ("brands", "sources"):
+    for table in ("brands", "sources", "routes"):
         seen: dict[str, int] = {}
         for index, entry in enumerate(getattr(settings, table)):
             first = seen.setdefault(entry.name.casefold(), index)

@@ -43,6 +43,10 @@ class App:
             from listener.pipeline import compile_brands
 
             compile_brands(settings)  # every brand query is checked before any command runs
+            if settings.routes:
+                from listener.alarm import routes
+
+                routes(settings)  # every apprise URL and route brand is checked too
             self._settings = settings
         return self._settings
 
@@ -116,6 +120,7 @@ pass_app = click.make_pass_decorator(App, ensure=True)
 
 def main() -> None:
     from listener.cli import (  # noqa: F401 (registers them)
+        alerts,
         backtest,
         commands,
         demo,

@@ -397,6 +397,10 @@ def poll(app: App, once: bool) -> None:
         f"{counts['disabled']} disabled; {counts['items']} items, "
         f"{counts['new']} new mentions, {counts['updated']} updated."
     )
+    if settings.brands:
+        from listener.cli.alerts import detect_and_deliver
+
+        detect_and_deliver(settings, engine)
     if counts["failed"] and counts["failed"] == counts["sources"]:
         sys.exit(1)
 

@@ -16,6 +16,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
 from listener.config import Settings, SourceSettings
+from listener.errors import ListenerError
 from listener.pipeline import Poller, http_settings
 from listener.sources.client import Client
 
@@ -82,6 +83,37 @@ async def run_daemon(settings: Settings, engine: Engine) -> int:
                 coalesce=True,
                 misfire_grace_time=int(interval),
                 next_run_time=first,
+            )
+
+        async def alert_job() -> None:
+            """Detection and delivery, every bucket, in a worker thread (off the event loop)."""
+            from listener.alarm import deliver, evaluate
+
+            def work() -> None:
+                now = datetime.now(UTC)
+                result = evaluate(engine, settings, now)
+                report = deliver(engine, settings, now)
+                if result.fired or result.escalated or result.resolved or report.delivered:
+                    log.info(
+                        "alerts: %d fired, %d escalated, %d resolved; %d delivered, %d failed",
+                        result.fired, result.escalated, result.resolved, report.delivered,
+                        report.failed,
+                    )  # fmt: skip
+
+            try:
+                await asyncio.to_thread(work)
+            except ListenerError as exc:
+                log.error("alerting: %s", exc)
+
+        if settings.brands:
+            scheduler.add_job(
+                alert_job,
+                IntervalTrigger(seconds=settings.detection.bucket, timezone=UTC),
+                id="alerts",
+                name="detect and deliver",
+                max_instances=1,
+                coalesce=True,
+                next_run_time=now + timedelta(seconds=min(60.0, settings.detection.bucket)),
             )
         scheduler.start()
         log.info("listener running: %d sources, %d brands", len(enabled), len(settings.brands))

@@ -1,0 +1,418 @@
+"""The alert orchestrator: detect -> alert -> outbox -> deliver, for every configured brand.
+
+Rules:
+- ``evaluate`` replays each brand's recent stored history through its detectors (the same replay
+  as ``listener backtest``: causal in arrival time, so every run reaches the same verdicts) and
+  applies the transitions to the stored episodes idempotently: an episode opens once, escalates
+  only upwards, resolves once. Each change and the notifications it causes are written in one
+  transaction, before anything is sent.
+- Episodes judged before detection first ran for a brand are recorded as history, not notified:
+  the first poll of a new brand or source does not page anyone for crises that are over.
+- Notifications are rendered per route (format, length) when written, so that what is delivered
+  is exactly what was decided; silences drop them, inhibition (a firing storm) drops lesser ones,
+  quiet hours hold them, ``repeat_interval`` repeats firing unacknowledged alerts.
+- ``deliver`` sends due outbox rows through the apprise adapter with retries and backoff, marks
+  them delivered only after success and dead after ``alerts.retry_for``. A crash between a
+  successful send and its mark sends that one message again after the restart (at least once).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from sqlalchemy import Engine
+
+from listener.alerting import deliver as channel
+from listener.alerting import lifecycle
+from listener.alerting.render import AlertMessage, MentionLine, render
+from listener.config import BrandSettings, Settings, parse_quiet_hours
+from listener.detection.episodes import Transition
+from listener.detection.monitor import explain, replay
+from listener.errors import ConfigError
+from listener.storage import alerts as db
+from listener.storage import store
+from listener.watch import detection_params, to_event
+
+log = logging.getLogger(__name__)
+
+Sender = Callable[..., channel.Delivery]
+
+
+def routes(settings: Settings) -> list[lifecycle.Route]:
+    """Configured routes, checked: every URL understood by apprise, every brand configured."""
+    known = {b.name.casefold() for b in settings.brands}
+    out = []
+    for index, route in enumerate(settings.routes):
+        for i, url in enumerate(route.urls):
+            problem = channel.check_url(url)
+            if problem is not None:
+                raise ConfigError(f"{settings.path}: routes[{index}].urls[{i}]: {problem}")
+        for brand in route.brands:
+            if brand.casefold() not in known:
+                raise ConfigError(
+                    f"{settings.path}: routes[{index}].brands: {brand!r} is not a configured "
+                    "brand; hint: use a name from [[brands]]"
+                )
+        quiet = None
+        if route.quiet_hours:
+            start, end, zone = parse_quiet_hours(route.quiet_hours)
+            quiet = lifecycle.QuietHours(start, end, zone)
+        repeat = route.repeat_interval or settings.alerts.repeat_interval
+        out.append(
+            lifecycle.Route(
+                name=route.name,
+                urls=route.urls,
+                min_severity=route.min_severity,
+                brands=route.brands,
+                detectors=route.detectors,
+                format=route.format,
+                quiet=quiet,
+                critical_ignores_quiet_hours=route.critical_ignores_quiet_hours,
+                max_per_hour=route.max_per_hour,
+                repeat_interval=timedelta(seconds=repeat),
+            )
+        )
+    return out
+
+
+@dataclass
+class Evaluation:
+    fired: int = 0
+    escalated: int = 0
+    resolved: int = 0
+    historic: int = 0
+    repeats: int = 0
+    queued: int = 0
+    held: list[str] = field(default_factory=list)  # why notifications were not written
+
+
+def evaluate(engine: Engine, settings: Settings, now: datetime) -> Evaluation:
+    """Run detection for every brand and record what changed (see the module docstring)."""
+    result = Evaluation()
+    checked = routes(settings)
+    for brand in settings.brands:
+        _evaluate_brand(engine, settings, checked, brand, now, result)
+    _repeat(engine, settings, checked, now, result)
+    return result
+
+
+def _evaluate_brand(
+    engine: Engine,
+    settings: Settings,
+    checked: list[lifecycle.Route],
+    brand: BrandSettings,
+    now: datetime,
+    result: Evaluation,
+) -> None:
+    params = detection_params(settings, brand)
+    width = timedelta(seconds=settings.detection.bucket)
+    lead = timedelta(days=max(params.storm.baseline_days, params.smoulder.baseline_days) + 6)
+    epoch = datetime(2000, 1, 3, tzinfo=now.tzinfo)
+    start = epoch + ((now - lead - epoch) // width) * width
+    with db_transaction(engine) as conn:
+        started = db.detection_started(conn, brand.name, now)
+    rows = store.detection_rows(engine, brand.name, since=start, until=now)
+    judged = replay(
+        (to_event(row) for row in rows),
+        start=start,
+        end=now,
+        width=width,
+        lateness=timedelta(seconds=settings.detection.lateness),
+        params=params,
+    )
+    context = _Context(engine, brand.name, rows, now)
+    for item in judged:
+        if item.judged_at > now:
+            break
+        _apply(engine, settings, checked, brand.name, item.transition, item.judged_at,
+               historic=item.judged_at < started, context=context, result=result)  # fmt: skip
+
+
+def db_transaction(engine: Engine):  # type: ignore[no-untyped-def]
+    return store.transaction(engine, "cannot record alerts")
+
+
+def _apply(
+    engine: Engine,
+    settings: Settings,
+    checked: list[lifecycle.Route],
+    brand: str,
+    t: Transition,
+    judged_at: datetime,
+    *,
+    historic: bool,
+    context: _Context,
+    result: Evaluation,
+) -> None:
+    evidence = db.Evidence(
+        severity=t.severity,
+        observed=t.finding.observed,
+        expected=t.finding.expected,
+        score=t.finding.score,
+        probability=t.finding.probability,
+        window_start=t.finding.window_start,
+        window_end=t.finding.window_end,
+        explanation=explain(t.finding),
+    )
+    with db_transaction(engine) as conn:
+        if t.kind == "fired":
+            alert_id = db.open_alert(
+                conn, brand=brand, detector=t.detector, started_at=t.started,
+                fired_at=judged_at, evidence=evidence, historic=historic,
+            )  # fmt: skip
+            if alert_id is None:
+                return
+            result.historic += historic
+            result.fired += not historic
+        else:
+            stored = db.find_alert(conn, brand, t.detector, t.started)
+            if stored is None or stored.state != "firing":
+                return
+            alert_id = stored.id
+            historic = historic or stored.historic
+            if t.kind == "escalated":
+                if lifecycle.RANK.get(t.severity, 0) <= lifecycle.RANK.get(stored.severity, 0):
+                    return
+                db.escalate(conn, alert_id, evidence)
+                result.escalated += 1
+            else:
+                db.resolve(conn, alert_id, judged_at)
+                result.resolved += 1
+        if historic:
+            return
+        firing = db.firing(conn)
+        silences = db.active_silences(conn, context.now)
+        message = context.message(t.kind, alert_id, brand, t, evidence)
+        notes = _notifications(
+            settings, checked, message, firing, silences, context.now, result, alert_id
+        )
+        db.enqueue(conn, alert_id, notes, context.now)
+        if notes:
+            db.notified(conn, alert_id, context.now)
+        result.queued += len(notes)
+
+
+def _notifications(
+    settings: Settings,
+    checked: list[lifecycle.Route],
+    message: AlertMessage,
+    firing: Sequence[db.StoredAlert],
+    silences: Sequence[db.StoredSilence],
+    now: datetime,
+    result: Evaluation,
+    alert_id: int | None,
+) -> list[db.Notification]:
+    silence = lifecycle.silenced_by(silences, message.brand, message.detector, message.severity)
+    if silence is not None and message.kind != "test":
+        result.held.append(f"alert {alert_id}: silenced until {silence.ends_at:%Y-%m-%d %H:%M}")
+        return []
+    if settings.alerts.inhibit and message.kind in ("fired", "escalated", "repeat"):
+        storm = lifecycle.inhibited_by(
+            firing, alert_id, message.brand, message.detector, message.severity
+        )
+        if storm is not None:
+            result.held.append(f"alert {alert_id}: inhibited by the storm alert {storm.id}")
+            return []
+    notes = []
+    for route in checked:
+        if not route.hears(message.brand, message.detector, message.severity):
+            continue
+        for index, url in enumerate(route.urls):
+            long = urlsplit(url).scheme.lower() in ("mailto", "mailtos")
+            fmt = "html" if long and route.format == "html" else route.format
+            rendered = render(message, fmt, long=long)
+            notes.append(
+                db.Notification(
+                    route=f"{route.name}#{index}",
+                    kind=message.kind,
+                    title=rendered.title,
+                    body=rendered.body,
+                    body_format=rendered.body_format,
+                    next_attempt_at=route.due_at(message.severity, now),
+                )
+            )
+    return notes
+
+
+def _repeat(
+    engine: Engine,
+    settings: Settings,
+    checked: list[lifecycle.Route],
+    now: datetime,
+    result: Evaluation,
+) -> None:
+    """Repeat firing, unacknowledged, notified alerts every ``repeat_interval``."""
+    with db_transaction(engine) as conn:
+        firing = db.firing(conn)
+        silences = db.active_silences(conn, now)
+        for alert in firing:
+            if alert.historic or alert.acked_at is not None or alert.last_notified_at is None:
+                continue
+            interval = timedelta(seconds=settings.alerts.repeat_interval)
+            if now - alert.last_notified_at < interval:
+                continue
+            message = _message_from(alert, "repeat")
+            notes = _notifications(
+                settings, checked, message, firing, silences, now, result, alert.id
+            )
+            db.enqueue(conn, alert.id, notes, now)
+            db.notified(conn, alert.id, now)
+            result.repeats += bool(notes)
+            result.queued += len(notes)
+
+
+def _message_from(alert: db.StoredAlert, kind: str) -> AlertMessage:
+    return AlertMessage(
+        kind=kind,
+        alert_id=alert.id,
+        brand=alert.brand,
+        detector=alert.detector,
+        severity=alert.severity,
+        observed=alert.observed,
+        expected=alert.expected,
+        probability=alert.probability,
+        score=alert.score,
+        window_start=alert.window_start,
+        window_end=alert.window_end,
+        first_seen=alert.started_at,
+        explanation=alert.explanation,
+        series=(),
+        series_label="",
+        drilldown=f"listener alerts show {alert.id}",
+    )
+
+
+class _Context:
+    """What messages of one brand need besides the finding: its recent series and top mentions."""
+
+    def __init__(
+        self, engine: Engine, brand: str, rows: Sequence[store.DetectionRow], now: datetime
+    ):
+        self.engine, self.brand, self.now = engine, brand, now
+        hours = [0] * 24
+        for row in rows:
+            ago = int((now - row.event_at).total_seconds() // 3600)
+            if row.negative and 0 <= ago < 24:
+                hours[23 - ago] += 1
+        self.hours = tuple(hours)
+
+    def message(
+        self, kind: str, alert_id: int, brand: str, t: Transition, evidence: db.Evidence
+    ) -> AlertMessage:
+        found = store.query_mentions(
+            self.engine,
+            store.MentionFilter(
+                brand=brand,
+                since=t.peak.window_start,
+                until=t.peak.window_end,
+                sentiment="negative",
+                limit=200,
+            ),
+        )
+        domains = Counter(urlsplit(m.url).hostname or "" for m in found if m.url)
+        return AlertMessage(
+            kind=kind,
+            alert_id=alert_id,
+            brand=brand,
+            detector=t.detector,
+            severity=t.severity,
+            observed=evidence.observed,
+            expected=evidence.expected,
+            probability=evidence.probability,
+            score=evidence.score,
+            window_start=evidence.window_start,
+            window_end=evidence.window_end,
+            first_seen=t.started,
+            explanation=evidence.explanation,
+            series=self.hours,
+            series_label="negative mentions, last 24 h, hourly",
+            top_mentions=tuple(
+                MentionLine(
+                    title=m.title,
+                    source=m.source,
+                    url=m.url,
+                    domain=urlsplit(m.url).hostname if m.url else None,
+                )
+                for m in found[:10]
+            ),
+            top_domains=tuple((d, n) for d, n in domains.most_common(5) if d),
+            drilldown=f"listener alerts show {alert_id}",
+        )
+
+
+# -- delivery --------------------------------------------------------------------------------
+
+
+@dataclass
+class DeliveryReport:
+    delivered: int = 0
+    failed: int = 0
+    dead: int = 0
+    postponed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def deliver(
+    engine: Engine, settings: Settings, now: datetime, *, send: Sender = channel.send
+) -> DeliveryReport:
+    """Send every due outbox row once (see the module docstring)."""
+    report = DeliveryReport()
+    by_name = {r.name: r for r in settings.routes}
+    retry_for = timedelta(seconds=settings.alerts.retry_for)
+    for item in db.due(engine, now):
+        name, _, index = item.route.rpartition("#")
+        route = by_name.get(name)
+        if route is None or not index.isdigit() or int(index) >= len(route.urls):
+            db.failed(engine, item.id, error="the route is no longer configured", retry_at=None,
+                      now=now)  # fmt: skip
+            report.dead += 1
+            continue
+        if db.sent_since(engine, item.route, now - timedelta(hours=1)) >= route.max_per_hour:
+            db.failed(engine, item.id, error="rate limited (max_per_hour)",
+                      retry_at=now + timedelta(minutes=5), now=now)  # fmt: skip
+            report.postponed += 1
+            continue
+        url = route.urls[int(index)]
+        outcome = send(url, title=item.title, body=item.body, body_format=item.body_format)
+        if outcome.ok:
+            db.delivered(engine, item.id, now)
+            report.delivered += 1
+            continue
+        error = outcome.error or "delivery failed"
+        retry = lifecycle.retry_at(item.attempts, item.created_at, now, retry_for)
+        db.failed(engine, item.id, error=error, retry_at=retry, now=now)
+        report.errors.append(f"{name}: {error}")
+        if retry is None:
+            report.dead += 1
+            log.error("delivery %s to route %s is dead: %s", item.id, name, error)
+        else:
+            report.failed += 1
+            log.warning("delivery %s to route %s failed, retrying: %s", item.id, name, error)
+    return report
+
+
+def test_message(settings: Settings, now: datetime) -> AlertMessage:
+    brand = settings.brands[0].name if settings.brands else "listener"
+    return AlertMessage(
+        kind="test",
+        alert_id=None,
+        brand=brand,
+        detector="test",
+        severity="warning",
+        observed=0,
+        expected=0.0,
+        probability=None,
+        score=0.0,
+        window_start=now,
+        window_end=now,
+        first_seen=now,
+        explanation="A test message from `listener alerts test`: this route works.",
+        series=(),
+        series_label="",
+        drilldown="listener alerts",
+    )

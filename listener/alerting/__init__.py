@@ -1,0 +1,1 @@
+"""Alerting: lifecycle, rendering, outbox and delivery (the only apprise user)."""

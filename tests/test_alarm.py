@@ -1,0 +1,231 @@
+"""Alerts end to end on real databases and real receivers: detection -> episode -> outbox ->
+apprise -> an HTTP receiver on 127.0.0.1. Idempotent episodes, history not notified, retries and
+dead deliveries, acknowledgement, silences, hostile titles, and a crash between write and send."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from pytest_httpserver import HTTPServer
+from sqlalchemy import Engine
+from test_backtest import fill_history, negative_mention
+from werkzeug import Request, Response
+
+import listener.cli.alerts  # noqa: F401  (registers the commands)
+from listener.alarm import deliver, evaluate
+from listener.cli import cli
+from listener.config import Settings, validate_config
+from listener.storage import alerts as db
+from listener.storage import engine as dbengine
+from listener.storage import store
+
+CLOSED = "json://127.0.0.1:9/hook"  # discard port: nothing listens
+
+
+def settings_for(routes: str, extra: str = "") -> Settings:
+    import tomllib
+
+    text = f'[[brands]]\nname = "Velora"\n[alerts]\nretry_for = "1h"\n{extra}\n{routes}'
+    return validate_config(tomllib.loads(text), file=Path("listener.toml"), env={})
+
+
+def route(name: str, url: str, fmt: str = "markdown") -> str:
+    return f'[[routes]]\nname = "{name}"\nurls = ["{url}"]\nformat = "{fmt}"\n'
+
+
+def storm_now(engine: Engine, now: datetime, title: str = "Velora lock opened with a pen") -> None:
+    """Forty angry posts from many people in the last hour, fetched by one poll 25 minutes ago."""
+    rng = random.Random(9)
+    with store.transaction(engine, "test") as conn:
+        source = store.load_states(conn)["s"].id
+    arrival = now - timedelta(minutes=25)
+    batch = [
+        negative_mention(100_000 + n, now - timedelta(minutes=70 - n), f"new{n}") for n in range(40)
+    ]
+    batch[0] = negative_mention(100_000, now - timedelta(minutes=70), "new0")
+    from dataclasses import replace
+
+    item = replace(batch[0].item, title=title)
+    batch[0] = replace(batch[0], item=item)
+    rng.shuffle(batch)
+    with store.transaction(engine, "test") as conn:
+        store.record_success(
+            conn, source, now=arrival, next_poll_at=arrival, etag=None, last_modified=None,
+            mentions=batch,
+        )  # fmt: skip
+
+
+@pytest.fixture
+def receiver(httpserver: HTTPServer) -> list[dict[str, str]]:
+    got: list[dict[str, str]] = []
+
+    def handler(request: Request) -> Response:
+        got.append(json.loads(request.get_data()))
+        return Response("ok")
+
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(handler)
+    return got
+
+
+def hook(httpserver: HTTPServer) -> str:
+    return f"json://127.0.0.1:{httpserver.port}/hook"
+
+
+NOW = datetime.now(UTC).replace(second=0, microsecond=0)
+
+
+def test_history_is_recorded_quietly_and_a_new_storm_is_delivered_once(
+    engine: Engine, httpserver: HTTPServer, receiver: list[dict[str, str]]
+) -> None:
+    settings = settings_for(route("chat", hook(httpserver)))
+    fill_history(engine, NOW - timedelta(hours=3))  # an old storm two days ago
+    first = evaluate(engine, settings, NOW - timedelta(hours=3))
+    assert first.historic >= 1 and first.fired == 0 and first.queued == 0
+    assert deliver(engine, settings, NOW).delivered == 0 and receiver == []
+
+    storm_now(engine, NOW)
+    second = evaluate(engine, settings, NOW)
+    assert second.fired == 1 and second.queued == 1
+    report = deliver(engine, settings, NOW)
+    assert report.delivered == 1 and len(receiver) == 1
+    assert "Velora" in receiver[0]["title"] and "Storm" in receiver[0]["title"]
+    assert "listener alerts show" in receiver[0]["message"]
+
+    again = evaluate(engine, settings, NOW)  # the same verdicts: nothing new
+    assert (again.fired, again.queued) == (0, 0)
+    assert deliver(engine, settings, NOW).delivered == 0 and len(receiver) == 1
+    firing = db.list_alerts(engine, state="firing")
+    assert [a.detector for a in firing] == ["storm"] and not firing[0].historic
+
+
+def test_failed_deliveries_retry_then_die(engine: Engine) -> None:
+    settings = settings_for(route("down", CLOSED))
+    fill_history(engine, NOW - timedelta(hours=3))
+    evaluate(engine, settings, NOW - timedelta(hours=3))
+    storm_now(engine, NOW)
+    evaluate(engine, settings, NOW)
+    report = deliver(engine, settings, NOW)
+    assert report.failed == 1 and report.delivered == 0
+    [item] = db.outbox(engine)
+    assert item.attempts == 1 and item.last_error and item.next_attempt_at > NOW
+    assert deliver(engine, settings, NOW).failed == 0  # not due yet
+    later = NOW + timedelta(hours=2)  # beyond retry_for
+    assert deliver(engine, settings, later).dead == 1
+    [dead] = db.outbox(engine)
+    assert dead.dead_at is not None
+
+
+def test_ack_stops_repeats_and_silence_drops(
+    engine: Engine, httpserver: HTTPServer, receiver: list[dict[str, str]]
+) -> None:
+    settings = settings_for(
+        route("chat", hook(httpserver)), "[alerts.x]\n".replace("[alerts.x]\n", "")
+    )
+    settings = settings.model_copy(
+        update={"alerts": settings.alerts.model_copy(update={"repeat_interval": 60.0})}
+    )
+    fill_history(engine, NOW - timedelta(hours=3))
+    evaluate(engine, settings, NOW - timedelta(hours=3))
+    storm_now(engine, NOW)
+    evaluate(engine, settings, NOW)
+    deliver(engine, settings, NOW)
+    assert len(receiver) == 1
+    repeat = evaluate(engine, settings, NOW + timedelta(minutes=2))
+    assert repeat.repeats == 1
+    deliver(engine, settings, NOW + timedelta(minutes=2))
+    assert len(receiver) == 2
+    [alert] = db.list_alerts(engine, state="firing")
+    assert db.acknowledge(engine, alert.id, NOW + timedelta(minutes=3))
+    assert evaluate(engine, settings, NOW + timedelta(minutes=5)).repeats == 0
+    db.add_silence(
+        engine, brand="Velora", detector=None, severity=None, starts_at=NOW,
+        ends_at=NOW + timedelta(hours=6),
+    )  # fmt: skip
+    db.acknowledge(engine, alert.id, NOW)  # already acknowledged: still fine
+    quiet = evaluate(engine, settings, NOW + timedelta(hours=5))
+    assert quiet.queued == 0 and any("silenced" in line for line in quiet.held)
+
+
+def test_a_crash_between_writing_and_sending_loses_nothing(
+    tmp_path: Path, httpserver: HTTPServer, receiver: list[dict[str, str]]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    engine = dbengine.connect(url)
+    dbengine.upgrade(engine)
+    settings = settings_for(route("chat", hook(httpserver)))
+    fill_history(engine, NOW - timedelta(hours=3))
+    evaluate(engine, settings, NOW - timedelta(hours=3))
+    storm_now(engine, NOW)
+    evaluate(engine, settings, NOW)  # written, then the process "dies" before delivering
+    engine.dispose()
+    restarted = dbengine.connect(url)
+    assert len(db.outbox(restarted)) == 1
+    assert deliver(restarted, settings, NOW).delivered == 1
+    assert deliver(restarted, settings, NOW).delivered == 0
+    assert evaluate(restarted, settings, NOW).queued == 0
+    assert len(receiver) == 1
+    restarted.dispose()
+
+
+def test_hostile_titles_are_neutralised_in_the_chat_message(
+    engine: Engine, httpserver: HTTPServer, receiver: list[dict[str, str]]
+) -> None:
+    settings = settings_for(route("chat", hook(httpserver)))
+    fill_history(engine, NOW - timedelta(hours=3))
+    evaluate(engine, settings, NOW - timedelta(hours=3))
+    storm_now(engine, NOW, title="@everyone <!here> [free locks](http://evil.example) \x1b[31m")
+    evaluate(engine, settings, NOW)
+    deliver(engine, settings, NOW)
+    body = receiver[0]["message"]
+    assert "@everyone" not in body and "<!here>" not in body
+    assert "](http://evil.example)" not in body and "\x1b" not in body
+
+
+def run_cli(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), env={"LISTENER_CONFIG": ""})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_alerts_commands(
+    tmp_path: Path, httpserver: HTTPServer, receiver: list[dict[str, str]]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    engine = dbengine.connect(url)
+    dbengine.upgrade(engine)
+    config = tmp_path / "listener.toml"
+    config.write_text(
+        f'[database]\nurl = "{url}"\n[log]\nlevel = "error"\n[[brands]]\nname = "Velora"\n'
+        + route("chat", hook(httpserver))
+        + route("down", CLOSED, "text"),
+        encoding="utf-8",
+    )
+    settings = settings_for(route("chat", hook(httpserver)) + route("down", CLOSED, "text"))
+    fill_history(engine, NOW - timedelta(hours=3))
+    evaluate(engine, settings, NOW - timedelta(hours=3))
+    storm_now(engine, NOW)
+    evaluate(engine, settings, NOW)
+    engine.dispose()
+    c = ("--config", str(config))
+    code, out, _ = run_cli("alerts", *c, "--state", "firing", "--format", "json")
+    assert code == 0
+    [alert] = json.loads(out)
+    assert alert["detector"] == "storm" and alert["brand"] == "Velora"
+    code, out, _ = run_cli("alerts", "show", str(alert["id"]), *c)
+    assert code == 0 and "negative mentions in the window" in out and "why" in out
+    code, out, _ = run_cli("alerts", "outbox", *c, "--format", "json")
+    assert code == 0 and len(json.loads(out)) == 2
+    code, out, _ = run_cli("alerts", "ack", str(alert["id"]), *c)
+    assert code == 0 and "acknowledged" in out
+    code, out, _ = run_cli("alerts", "silence", "--brand", "Velora", "--for", "2h", *c)
+    assert code == 0 and "until" in out
+    code, out, _ = run_cli("alerts", "test", "--route", "chat", *c)
+    assert code == 0 and "delivered" in out and receiver[-1]["title"]
+    code, out, _ = run_cli("alerts", "test", *c)
+    assert code == 1 and "down" in out and "failed" in out
+    code, _, err = run_cli("alerts", "test", "--route", "nope", *c)
+    assert code == 2 and "nope" in err
