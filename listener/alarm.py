@@ -131,6 +131,38 @@ def _evaluate_brand(
             break
         _apply(engine, settings, checked, brand.name, item.transition, item.judged_at,
                historic=item.judged_at < started, context=context, result=result)  # fmt: skip
+    _announce_ongoing(engine, settings, checked, brand.name, context, result)
+
+
+def _announce_ongoing(
+    engine: Engine,
+    settings: Settings,
+    checked: list[lifecycle.Route],
+    brand: str,
+    context: _Context,
+    result: Evaluation,
+) -> None:
+    """An episode found in history that is still firing is news: notify it once. Episodes that
+    are over stay history."""
+    with db_transaction(engine) as conn:
+        firing = db.firing(conn)
+        silences = db.active_silences(conn, context.now)
+        for alert in firing:
+            if alert.brand != brand or not alert.historic or alert.last_notified_at is not None:
+                continue
+            db.unhide(conn, alert.id)
+            evidence = db.Evidence(
+                alert.severity, alert.observed, alert.expected, alert.score, alert.probability,
+                alert.window_start, alert.window_end, alert.explanation,
+            )  # fmt: skip
+            message = context.message("fired", alert.id, alert.detector, alert.started_at, evidence)
+            notes = _notifications(
+                settings, checked, message, firing, silences, context.now, result, alert.id
+            )
+            db.enqueue(conn, alert.id, notes, context.now)
+            db.notified(conn, alert.id, context.now)
+            result.fired += 1
+            result.queued += len(notes)
 
 
 def db_transaction(engine: Engine):  # type: ignore[no-untyped-def]
@@ -187,7 +219,7 @@ def _apply(
             return
         firing = db.firing(conn)
         silences = db.active_silences(conn, context.now)
-        message = context.message(t.kind, alert_id, brand, t, evidence)
+        message = context.message(t.kind, alert_id, t.detector, t.started, evidence)
         notes = _notifications(
             settings, checked, message, firing, silences, context.now, result, alert_id
         )
@@ -302,14 +334,15 @@ class _Context:
         self.hours = tuple(hours)
 
     def message(
-        self, kind: str, alert_id: int, brand: str, t: Transition, evidence: db.Evidence
+        self, kind: str, alert_id: int, detector: str, started: datetime, evidence: db.Evidence
     ) -> AlertMessage:
+        brand = self.brand
         found = store.query_mentions(
             self.engine,
             store.MentionFilter(
                 brand=brand,
-                since=t.peak.window_start,
-                until=t.peak.window_end,
+                since=evidence.window_start,
+                until=evidence.window_end,
                 sentiment="negative",
                 limit=200,
             ),
@@ -319,15 +352,15 @@ class _Context:
             kind=kind,
             alert_id=alert_id,
             brand=brand,
-            detector=t.detector,
-            severity=t.severity,
+            detector=detector,
+            severity=evidence.severity,
             observed=evidence.observed,
             expected=evidence.expected,
             probability=evidence.probability,
             score=evidence.score,
             window_start=evidence.window_start,
             window_end=evidence.window_end,
-            first_seen=t.started,
+            first_seen=started,
             explanation=evidence.explanation,
             series=self.hours,
             series_label="negative mentions, last 24 h, hourly",

@@ -215,7 +215,7 @@ def test_alerts_commands(
     assert code == 0
     [alert] = json.loads(out)
     assert alert["detector"] == "storm" and alert["brand"] == "Velora"
-    code, out, _ = run_cli("alerts", "show", str(alert["id"]), *c)
+    code, out, _ = run_cli("alerts", "show", str(alert["id"]), *c, "--format", "table")
     assert code == 0 and "negative mentions in the window" in out and "why" in out
     code, out, _ = run_cli("alerts", "outbox", *c, "--format", "json")
     assert code == 0 and len(json.loads(out)) == 2
@@ -229,3 +229,18 @@ def test_alerts_commands(
     assert code == 1 and "down" in out and "failed" in out
     code, _, err = run_cli("alerts", "test", "--route", "nope", *c)
     assert code == 2 and "nope" in err
+
+
+def test_first_run_notifies_only_what_is_still_going_on(
+    engine: Engine, httpserver: HTTPServer, receiver: list[dict[str, str]]
+) -> None:
+    settings = settings_for(route("chat", hook(httpserver)))
+    fill_history(engine, NOW - timedelta(hours=3))  # a storm two days ago: over
+    storm_now(engine, NOW)  # and one going on right now
+    first = evaluate(engine, settings, NOW)  # detection runs for the first time
+    assert first.historic >= 1 and first.fired == 1 and first.queued == 1
+    deliver(engine, settings, NOW)
+    assert len(receiver) == 1
+    alerts = db.list_alerts(engine)
+    assert sum(not a.historic for a in alerts) == 1
+    assert [a.state for a in alerts if a.historic] == ["resolved"] * (len(alerts) - 1)

@@ -42,7 +42,13 @@ def test_issue_shape_loads(tmp_path: Path) -> None:
 
 
 def test_example_config_loads_and_documents_every_key() -> None:
-    settings = load_config(ROOT / "config.example.toml", env={"BIKE_BLOGS_API_KEY": "k" * 8, "SLACK_URL": "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ"})
+    settings = load_config(
+        ROOT / "config.example.toml",
+        env={
+            "BIKE_BLOGS_API_KEY": "k" * 8,
+            "SLACK_URL": "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ",
+        },
+    )
     assert {s.kind for s in settings.sources} == {
         "feed",
         "google_news",

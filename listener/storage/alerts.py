@@ -185,6 +185,11 @@ def resolve(conn: Connection, alert_id: int, at: datetime) -> None:
     conn.execute(update(Alert).where(Alert.id == alert_id).values(state="resolved", resolved_at=at))
 
 
+def unhide(conn: Connection, alert_id: int) -> None:
+    """A historic episode that turned out to be ongoing becomes news."""
+    conn.execute(update(Alert).where(Alert.id == alert_id).values(historic=False))
+
+
 def notified(conn: Connection, alert_id: int, at: datetime) -> None:
     conn.execute(update(Alert).where(Alert.id == alert_id).values(last_notified_at=at))
 
@@ -304,15 +309,15 @@ class StoredSilence:
 
 def active_silences(conn: Connection, now: datetime) -> list[StoredSilence]:
     rows = conn.execute(
-        select(Silence).where(Silence.starts_at <= now, Silence.ends_at > now)
-    ).scalars()
+        select(Silence.__table__).where(Silence.starts_at <= now, Silence.ends_at > now)
+    )
     return [
         StoredSilence(r.id, r.brand, r.detector, r.severity, r.starts_at, r.ends_at, r.comment)
         for r in rows
     ]
 
 
-def _item(row: Outbox) -> OutboxItem:
+def _item(row: Any) -> OutboxItem:
     return OutboxItem(
         row.id,
         row.alert_id,
@@ -336,7 +341,7 @@ def due(engine: Engine, now: datetime, limit: int = 100) -> list[OutboxItem]:
     def work() -> list[OutboxItem]:
         with engine.connect() as conn:
             rows = conn.execute(
-                select(Outbox)
+                select(Outbox.__table__)
                 .where(
                     Outbox.delivered_at.is_(None),
                     Outbox.dead_at.is_(None),
@@ -344,7 +349,7 @@ def due(engine: Engine, now: datetime, limit: int = 100) -> list[OutboxItem]:
                 )
                 .order_by(Outbox.id)
                 .limit(limit)
-            ).scalars()
+            )
             return [_item(r) for r in rows]
 
     return guard("cannot read the outbox", work)
@@ -354,11 +359,11 @@ def outbox(
     engine: Engine, *, include_delivered: bool = False, limit: int = 100
 ) -> list[OutboxItem]:
     def work() -> list[OutboxItem]:
-        stmt = select(Outbox).order_by(Outbox.id.desc()).limit(limit)
+        stmt = select(Outbox.__table__).order_by(Outbox.id.desc()).limit(limit)
         if not include_delivered:
             stmt = stmt.where(Outbox.delivered_at.is_(None))
         with engine.connect() as conn:
-            return [_item(r) for r in conn.execute(stmt).scalars()]
+            return [_item(r) for r in conn.execute(stmt)]
 
     return guard("cannot read the outbox", work)
 
