@@ -17,6 +17,8 @@ from click.testing import CliRunner
 from feeds import rss
 from pytest_httpserver import HTTPServer
 
+import listener.cli.alerts
+import listener.cli.backtest
 import listener.cli.commands
 import listener.cli.demo
 import listener.cli.queries
@@ -226,8 +228,11 @@ def test_demo_runs_offline(tmp_path: Path) -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "4/4 sources ok" in proc.stdout
+    assert "5/5 sources ok" in proc.stdout
     assert "4 sources answered 304 Not Modified, 0 new mentions" in proc.stdout
+    # the live feed's storm is caught, alerted and delivered to the demo's local receiver
+    assert "1 notification(s) delivered" in proc.stdout
+    assert "Storm: Velora" in proc.stdout and "negative mentions in 60 min" in proc.stdout
     assert "listener mentions --config" in proc.stdout
     _, out, _ = invoke(
         "mentions",

@@ -88,6 +88,12 @@ def mailto(port: int, to: str = "pr@example.org", auth: str = "") -> str:
     return f"mailto://{auth}127.0.0.1:{port}?from=listener@example.org&to={to}&mode=insecure"
 
 
+def stall(conn: socket.socket, head: bytes) -> None:
+    """httpd handler: read the body, answer nothing; ends when the client gives up."""
+    while conn.recv(4096):
+        pass
+
+
 def assert_secret_free(delivery: Delivery, caplog: pytest.LogCaptureFixture) -> None:
     assert SECRET not in (delivery.error or "")
     assert SECRET not in delivery.target
@@ -244,10 +250,6 @@ def test_json_connection_refused_is_quick_and_clear(caplog: pytest.LogCaptureFix
 
 
 def test_a_stalled_server_is_given_up_after_the_timeout() -> None:
-    def stall(conn: socket.socket, head: bytes) -> None:
-        while conn.recv(4096):  # read the body, answer nothing; ends when the client gives up
-            pass
-
     with httpd.serve(stall) as base:
         url = base.replace("http://", "json://") + "/hook"
         started = time.monotonic()
@@ -256,6 +258,15 @@ def test_a_stalled_server_is_given_up_after_the_timeout() -> None:
     assert not delivery.ok
     assert delivery.error is not None
     assert "timed out" in delivery.error.lower()
+
+
+def test_the_urls_own_socket_timeouts_win() -> None:
+    with httpd.serve(stall) as base:
+        url = base.replace("http://", "json://") + "/hook?method=POST&rto=0.3"
+        started = time.monotonic()
+        delivery = send(url, title="t", body="b", body_format="text", timeout=60)
+    assert time.monotonic() - started < 5
+    assert "timed out" in (delivery.error or "").lower()
 
 
 def test_tokens_the_privacy_url_hides_are_masked_in_errors(
@@ -349,6 +360,13 @@ def test_check_url_explains_a_refusal_without_secrets(
     assert "\n" not in reason
     assert SECRET not in reason
     assert SECRET not in caplog.text
+
+
+def test_check_url_does_not_echo_apprise_half_masked_url() -> None:
+    reason = check_url(f"nonsense://user:{SECRET}@x")
+    assert reason is not None
+    assert reason.endswith("nonsense://***")
+    assert f"{SECRET[0]}...{SECRET[-1]}" not in reason  # apprise's own "S...d" form
 
 
 def test_describe_uses_the_privacy_url() -> None:

@@ -6,9 +6,11 @@ rendered title/body to one URL.
 Rules:
 - Nothing apprise leaves this module: ``send`` returns a ``Delivery`` verdict and never raises for
   delivery problems (apprise's own ``notify()`` style); no apprise type or exception escapes.
-- Secrets never leave either. A URL is shown as apprise prints it with ``privacy=True``; every
-  line taken from apprise's log is masked with the URL's password and with each path/query token
-  (longer than 8 characters) that the privacy URL hides.
+- Secrets never leave either. A URL is shown as apprise prints it with ``privacy=True``, plus
+  ``+Header=value`` values masked (apprise prints those, and webhook tokens live there); every line
+  taken from apprise's log is masked with the URL's password, its header values and each
+  path/query token (longer than 8 characters) that the privacy URL hides. An unloadable URL is
+  shown as ``scheme://***``.
 - apprise's log records are diverted while one of our calls runs. A context variable marks the
   call (apprise copies it into its worker threads), so concurrent sends never see each other's
   lines. The diverted lines build ``Delivery.error`` and are logged here, masked, at DEBUG; they
@@ -49,6 +51,7 @@ _MASK = "****"
 _TOKEN_MIN = 9  # path/query tokens longer than 8 characters may be secrets
 _TOKEN_SPLIT = re.compile(r"[/?&=@:#,;\s]+")
 _SCHEME = re.compile(r"^\s*([A-Za-z][A-Za-z0-9+.-]{0,31})://")
+_ANY_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]{0,31})://\S*")
 _EXCEPTION = re.compile(r"\bException: (.+)")
 _ERROR_MAX = 400  # characters; an error is one line for logs, the CLI and the outbox table
 
@@ -247,9 +250,27 @@ def _with_timeouts(url: str, timeout: float) -> str:
     return f"{base}?{query}{joiner}{extra}"
 
 
+def _inspect(url: str) -> tuple[str | None, list[logging.LogRecord]]:
+    """The URL as apprise prints it with privacy=True (header values masked too), or None when
+    apprise cannot load it; and what apprise logged meanwhile."""
+    with _capture() as records:
+        plugin = _load(url, _asset())
+    if plugin is None:
+        return None, records
+    public = _privacy_url(plugin)
+    return _Masker(url, public)(public), records
+
+
+def _unloadable(url: str) -> str:
+    match = _SCHEME.match(url)
+    return f"{match.group(1)}://***" if match else "***"
+
+
 def _rejected(url: str, records: Sequence[logging.LogRecord]) -> str:
-    reason = _summary(records, _Masker(url, _fallback_public(url)))
-    return f"apprise cannot use this URL: {reason or 'unknown reason'}"
+    reason = _summary(records, _Masker(url, _fallback_public(url))) or "unknown reason"
+    # apprise echoes an unloadable URL with only the middle of its secrets hidden ("p...w")
+    reason = _ANY_URL.sub(lambda m: f"{m.group(1)}://***", reason)
+    return f"apprise cannot use this URL: {reason}"
 
 
 def _relog(records: Sequence[logging.LogRecord], mask: _Masker) -> None:
@@ -263,23 +284,15 @@ def _relog(records: Sequence[logging.LogRecord], mask: _Masker) -> None:
 def check_url(url: str) -> str | None:
     """None when apprise understands the URL, else a one-line reason (used by config validation).
     The reason never contains the secret parts of the URL."""
-    with _capture() as records:
-        plugin = _load(url, _asset())
-    if plugin is not None:
-        return None
-    return _rejected(url, records)
+    public, records = _inspect(url)
+    return None if public is not None else _rejected(url, records)
 
 
 def describe(url: str) -> str:
-    """The URL as apprise prints it with privacy=True (for logs and the CLI); ``scheme://***``
-    when apprise cannot load it."""
-    with _capture():
-        plugin = _load(url, _asset())
-    if plugin is not None:
-        public = _privacy_url(plugin)
-        return _Masker(url, public)(public)
-    match = _SCHEME.match(url)
-    return f"{match.group(1)}://***" if match else "***"
+    """The URL as apprise prints it with privacy=True (for logs and the CLI; ``+Header`` values
+    masked too); ``scheme://***`` when apprise cannot load it."""
+    public, _ = _inspect(url)
+    return public if public is not None else _unloadable(url)
 
 
 def send(
@@ -307,14 +320,20 @@ def send(
         raise ValueError(f"body_format must be one of {sorted(_FORMATS)}, not {body_format!r}")
     if not 0 < timeout < 24 * 3600:
         raise ValueError(f"timeout must be a positive number of seconds, not {timeout!r}")
-    target = describe(url)
+    target, loading = _inspect(url)
+    if target is None:
+        return Delivery(
+            ok=False,
+            error=f"{_unloadable(url)}: {_rejected(url, loading)}",
+            target=_unloadable(url),
+        )
     one_line_title = " ".join(for_terminal(title).split())
     with _capture() as records:
         plugin = _load(_with_timeouts(url, timeout), _asset(timeout))
-        if plugin is None:
-            error = f"{_short(target)}: {_rejected(url, records)}"
-            _relog(records, _Masker(url, _fallback_public(url)))
-            return Delivery(ok=False, error=error, target=target)
+        if plugin is None:  # apprise loaded the URL a moment ago; only our cto/rto differ
+            return Delivery(
+                ok=False, error=f"{_short(target)}: {_rejected(url, records)}", target=target
+            )
         mask = _Masker(url, _privacy_url(plugin))
         try:
             notifier = apprise.Apprise(asset=plugin.asset)
