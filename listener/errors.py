@@ -43,15 +43,22 @@ class FetchError(SourceError):
     """Fetching failed.
 
     ``status`` is the HTTP status when there was one; ``retry_after`` is the delay in seconds a
-    server asked for (429/503 with Retry-After), else None.
+    server asked for (429/503 with Retry-After), else None; ``body`` the start of an error
+    answer's body (at most 4 KB, untrusted), for APIs that explain themselves there.
     """
 
     def __init__(
-        self, message: str, *, status: int | None = None, retry_after: float | None = None
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        body: bytes = b"",
     ) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+        self.body = body
 
 
 class ParseError(SourceError):

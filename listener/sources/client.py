@@ -26,7 +26,7 @@ import ssl
 import time
 import zlib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -76,6 +76,7 @@ class Response:
     last_modified: str | None
     permanent_url: str | None
     elapsed: float
+    headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
 
 
 def redact_url(url: str) -> str:
@@ -237,39 +238,95 @@ class Client:
         except zlib.error as exc:
             raise FetchError(f"body could not be decompressed from {where()}") from exc
         if not (200 <= status < 300 or status in (304, 410)):
-            reason = httpx.codes.get_reason_phrase(status)
-            retry = _retry_after(resp_headers.get("retry-after")) if status in (429, 503) else None
-            message = f"HTTP {status} {reason}".rstrip() + f" from {where()}"
-            raise FetchError(message, status=status, retry_after=retry)
+            raise _status_error(status, resp_headers, body, where())
         return Response(
             status=status,
             url=str(current),
-            body=body,
+            body=body if 200 <= status < 300 else b"",
             content_type=resp_headers.get("content-type"),
             etag=resp_headers.get("etag"),
             last_modified=resp_headers.get("last-modified"),
             permanent_url=str(current) if hops and permanent else None,
             elapsed=time.monotonic() - started,
+            headers={k.lower(): v for k, v in resp_headers.items()},
+        )
+
+    async def post(
+        self,
+        url: str,
+        *,
+        json: object = None,
+        form: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+    ) -> Response:
+        """POST a JSON document or a form (API logins, token requests). No redirects are
+        followed; the same limits, timeouts and error rules as ``get``. Raises FetchError."""
+        started = time.monotonic()
+        safe = redact_url(url)
+        try:
+            target = httpx.URL(url)
+        except (httpx.InvalidURL, TypeError, ValueError) as exc:
+            raise FetchError(f"invalid URL {safe}") from exc
+        _check_scheme(target, safe)
+        basic = httpx.BasicAuth(*auth) if auth else None
+        try:
+            async with asyncio.timeout(self._settings.total_timeout):
+                status, resp_headers, body = await self._hop(
+                    target, headers or {}, basic, method="POST", json=json, form=form
+                )
+        except TimeoutError as exc:
+            raise FetchError(f"timed out posting to {safe}") from exc
+        except httpx.TimeoutException as exc:
+            kind = type(exc).__name__.removesuffix("Timeout").lower()
+            raise FetchError(f"{kind} timeout posting to {safe}") from exc
+        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError) as exc:
+            detail = " ".join(str(exc).split())[:200] or "no detail"
+            raise FetchError(f"{type(exc).__name__} ({detail}) posting to {safe}") from exc
+        except zlib.error as exc:
+            raise FetchError(f"body could not be decompressed from {safe}") from exc
+        if not 200 <= status < 300:
+            raise _status_error(status, resp_headers, body, safe)
+        return Response(
+            status=status,
+            url=str(target),
+            body=body,
+            content_type=resp_headers.get("content-type"),
+            etag=None,
+            last_modified=None,
+            permanent_url=None,
+            elapsed=time.monotonic() - started,
+            headers={k.lower(): v for k, v in resp_headers.items()},
         )
 
     async def _hop(
-        self, url: httpx.URL, headers: Mapping[str, str], auth: httpx.BasicAuth | None
+        self,
+        url: httpx.URL,
+        headers: Mapping[str, str],
+        auth: httpx.BasicAuth | None,
+        *,
+        method: str = "GET",
+        json: object = None,
+        form: Mapping[str, str] | None = None,
     ) -> tuple[int, httpx.Headers, bytes]:
-        """One request, holding the host's slot; the body is read only for 2xx answers."""
+        """One request, holding the host's slot; the body is read for 2xx answers, and its first
+        4 KB for errors (APIs explain themselves there)."""
         semaphore = self._semaphores.get(url.host)
         if semaphore is None:
             semaphore = self._semaphores[url.host] = asyncio.Semaphore(
                 self._settings.per_host_limit
             )
         async with semaphore, self._connections:
-            request = self._http.build_request("GET", url, headers=headers)
+            request = self._http.build_request(
+                method, url, headers=headers, json=json, data=dict(form) if form else None
+            )
             response = await self._http.send(request, auth=auth, stream=True)
             try:
                 body = b""
                 if 200 <= response.status_code < 300:
                     body = await self._read_body(response, redact_url(str(url)))
                 else:
-                    await _drain(response)
+                    body = await _drain(response)
                 return response.status_code, response.headers, body
             finally:
                 await response.aclose()
@@ -334,14 +391,31 @@ class _PerOriginTransport(httpx.AsyncBaseTransport):
             await pool.aclose()
 
 
-async def _drain(response: httpx.Response, limit: int = 64 * 1024) -> None:
-    """Read and discard a small non-2xx body so that the connection can be kept alive (an unread
-    response closes its connection); a larger body is left and the connection closed."""
+async def _drain(response: httpx.Response, limit: int = 64 * 1024) -> bytes:
+    """Read a small non-2xx body so that the connection can be kept alive (an unread response
+    closes its connection); a larger body is left and the connection closed. Returns its first
+    4 KB as sent (possibly compressed: callers only look into it when it is plain)."""
     drained = 0
+    start = bytearray()
     async for chunk in response.aiter_raw():
         drained += len(chunk)
+        if len(start) < 4096:
+            start += chunk[: 4096 - len(start)]
         if drained > limit:
             break
+    return bytes(start)
+
+
+def _status_error(status: int, headers: httpx.Headers, body: bytes, where: str) -> FetchError:
+    reason = httpx.codes.get_reason_phrase(status)
+    retry = _retry_after(headers.get("retry-after")) if status in (429, 503) else None
+    if retry is None and status == 429:  # rate-limit headers without Retry-After
+        reset = headers.get("x-ratelimit-reset") or headers.get("ratelimit-reset")
+        if reset and reset.replace(".", "", 1).isdigit():
+            value = float(reset)
+            retry = max(0.0, value - time.time()) if value > 1e9 else value
+    message = f"HTTP {status} {reason}".rstrip() + f" from {where}"
+    return FetchError(message, status=status, retry_after=retry, body=body)
 
 
 def _check_scheme(url: httpx.URL, safe: str) -> None:
