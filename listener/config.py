@@ -280,12 +280,23 @@ class BrandSettings(_Section):
 
 class SourceSettings(_Section):
     name: str = Field(min_length=1)
-    kind: Literal["feed", "google_news", "reddit", "youtube", "mastodon"] = "feed"
+    kind: Literal[
+        "feed",
+        "google_news",
+        "reddit",
+        "youtube",
+        "mastodon",
+        "hackernews",
+        "bluesky",
+        "lemmy",
+        "stackexchange",
+        "json",
+    ] = "feed"
     url: str | None = None
     interval: Duration | None = None
     enabled: bool = True
     headers: dict[str, str] = Field(default_factory=dict)
-    # URL builders
+    # URL builders, and search kinds
     query: str | None = None
     language: str | None = None
     country: str | None = None
@@ -293,8 +304,20 @@ class SourceSettings(_Section):
     channel_id: str | None = None
     instance: str | None = None
     hashtag: str | None = None
+    # API kinds
+    base_url: str | None = None
+    page_cap: int = Field(default=5, ge=1, le=100)
+    client_id: str | None = None
+    client_secret: str | None = None
+    identifier: str | None = None
+    app_password: str | None = None
+    token: str | None = None
+    api_key: str | None = None
+    site: str | None = None
+    items_path: str | None = None
+    fields: dict[str, str] = Field(default_factory=dict)
 
-    @field_validator("url")
+    @field_validator("url", "base_url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         return None if value is None else _check_http_url(value)
@@ -311,15 +334,47 @@ class SourceSettings(_Section):
         required = {
             "feed": ("url",),
             "google_news": ("query",),
-            "youtube": ("channel_id",),
-            "mastodon": ("instance", "hashtag"),
+            "hackernews": ("query",),
+            "bluesky": ("query",),
+            "lemmy": ("instance", "query"),
+            "stackexchange": ("query", "site"),
+            "json": ("url", "items_path"),
         }.get(self.kind, ())
         for key in required:
             if not getattr(self, key):
                 raise ValueError(f"a source of kind '{self.kind}' needs '{key}'")
         if self.kind == "reddit" and not (self.subreddit or self.query):
             raise ValueError("a source of kind 'reddit' needs 'subreddit' or 'query'")
-        if self.kind != "feed" and self.url is not None:
+        if self.kind == "reddit" and bool(self.client_id) != bool(self.client_secret):
+            raise ValueError("reddit app credentials need both 'client_id' and 'client_secret'")
+        if self.kind == "youtube" and not (self.channel_id or self.query):
+            raise ValueError("a source of kind 'youtube' needs 'channel_id' or 'query'")
+        if self.kind == "youtube" and self.query and not self.api_key:
+            raise ValueError(
+                "youtube search needs 'api_key' (a YouTube Data API key); channel feeds "
+                "('channel_id' alone) need none"
+            )
+        if self.kind == "mastodon" and not (self.instance and (self.hashtag or self.query)):
+            raise ValueError(
+                "a source of kind 'mastodon' needs 'instance' and 'hashtag' or 'query'"
+            )
+        if self.kind == "mastodon" and self.query and not self.token:
+            raise ValueError(
+                "mastodon status search needs 'token' (an access token of the instance); "
+                "hashtag timelines need none"
+            )
+        if self.kind == "bluesky" and not (self.identifier and self.app_password):
+            raise ValueError(
+                "bluesky needs 'identifier' and 'app_password' (create an app password in "
+                "the Bluesky settings): unauthenticated search was closed in 2025"
+            )
+        if self.kind == "json" and not (
+            {"id", "title"} <= set(self.fields) or "text" in self.fields
+        ):
+            raise ValueError(
+                "a source of kind 'json' needs fields.id and fields.title or fields.text"
+            )
+        if self.kind not in ("feed", "json") and self.url is not None:
             raise ValueError(f"'url' is built from the other keys for kind '{self.kind}'")
         return self
 

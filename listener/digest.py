@@ -89,8 +89,19 @@ def digest(
     language and sentiment (scored on the text around the brand when the text is long).
     Raises ParseError."""
     parsed = feed.parse_feed(body, url=url, content_type=content_type)
+    return digest_items(matcher, scorer, source, parsed.items, parsed.warnings)
+
+
+def digest_items(
+    matcher: Matcher,
+    scorer: SentimentScorer,
+    source: str,
+    items: Sequence[Item],
+    warnings: Sequence[str] = (),
+) -> Digest:
+    """Turn the items that match a brand into Mentions (see ``digest``)."""
     mentions = []
-    for item in parsed.items:
+    for item in items:
         brands = matcher.match(document(item, source))
         if brands:
             # only mentions are worth the detector's time; the feed's language is the prior
@@ -111,7 +122,7 @@ def digest(
                     sentiment=score(scorer, item, brands),
                 )
             )
-    return Digest(len(parsed.items), parsed.warnings, tuple(mentions))
+    return Digest(len(items), tuple(warnings), tuple(mentions))
 
 
 def score(scorer: SentimentScorer, item: Item, brands: frozenset[str]) -> Score:
@@ -151,6 +162,11 @@ def _init_worker(brands: Sequence[BrandRule], spec: ScorerSpec) -> None:
 def _digest_in_worker(source: str, body: bytes, url: str, content_type: str | None) -> Digest:
     assert _worker is not None
     return digest(*_worker, source, body, url, content_type)
+
+
+def _digest_items_in_worker(source: str, items: Sequence[Item]) -> Digest:
+    assert _worker is not None
+    return digest_items(*_worker, source, items)
 
 
 class Digester:
@@ -202,6 +218,26 @@ class Digester:
                 self._executor = self._start()
             return await loop.run_in_executor(
                 self._executor, _digest_in_worker, source, body, url, content_type
+            )
+
+    async def run_items(self, source: str, items: Sequence[Item]) -> Digest:
+        """``digest_items`` off the event loop (API sources hand over items, not a body)."""
+        loop = asyncio.get_running_loop()
+        if self._workers == 0:
+            assert self.matcher is not None and self.scorer is not None
+            return await loop.run_in_executor(
+                self._executor, digest_items, self.matcher, self.scorer, source, items
+            )
+        executor = self._executor
+        try:
+            return await loop.run_in_executor(executor, _digest_items_in_worker, source, items)
+        except BrokenProcessPool:
+            if self._executor is executor:
+                log.warning("a parser worker died; starting new workers")
+                executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = self._start()
+            return await loop.run_in_executor(
+                self._executor, _digest_items_in_worker, source, items
             )
 
     def close(self) -> None:

@@ -23,6 +23,12 @@ class Item:
     author: str | None = None
     published_at: datetime | None = None
     language: str | None = None
+    # reach and engagement where the platform gives them (None: unknown)
+    reach: int | None = None  # the author's followers, karma or subscribers
+    points: int | None = None  # score, upvotes
+    likes: int | None = None
+    reposts: int | None = None
+    replies: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +46,7 @@ class Mention:
     fingerprint: int | None = None
     domain: str | None = None
     sentiment: Score | None = None
+    backfill: bool = False  # fetched on its source's first poll: history, not news
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +75,7 @@ class SourceState:
     last_success_at: datetime | None = None
     next_poll_at: datetime | None = None
     disabled_reason: str | None = None
+    cursor: str | None = None  # API sources: where the last poll stopped (id, time, token)
 
 
 @dataclass(frozen=True, slots=True)

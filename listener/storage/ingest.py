@@ -75,6 +75,12 @@ def ingest(conn: Connection, batches: Sequence[Batch]) -> list[StoreResult]:
             "event_at": event_at,
             "language": item.language,
             "domain": mention.domain,
+            "author_reach": item.reach,
+            "points": item.points,
+            "likes": item.likes,
+            "reposts": item.reposts,
+            "replies": item.replies,
+            "backfill": mention.backfill,
             **_score_columns(mention),
         }
         story_keys[key] = (mention.story_url, mention.fingerprint, item.title)
@@ -105,6 +111,11 @@ def ingest(conn: Connection, batches: Sequence[Batch]) -> list[StoreResult]:
             "text",
             "author",
             "language",
+            "author_reach",
+            "points",
+            "likes",
+            "reposts",
+            "replies",
             *_SCORE_COLUMNS,
         )
         names = (*keep, "published_at", "updated_at")

@@ -105,6 +105,7 @@ def _state(row: Any) -> SourceState:
         last_success_at=row.last_success_at,
         next_poll_at=row.next_poll_at,
         disabled_reason=row.disabled_reason,
+        cursor=row.cursor,
     )
 
 
@@ -119,6 +120,8 @@ class PollSuccess:
     last_modified: str | None
     permanent_url: str | None = None
     mentions: Sequence[Mention] = ()
+    cursor: str | None = None  # API sources: the new cursor (None keeps the stored one)
+    note: str | None = None  # a partial success (kept items, then an error), shown as last_error
 
 
 def record_successes(
@@ -139,9 +142,10 @@ def record_successes(
             last_attempt_at=bindparam("now"),
             last_success_at=bindparam("now"),
             consecutive_errors=0,
-            last_error=None,
+            last_error=bindparam("note", type_=Text()),
             next_poll_at=bindparam("next_poll_at"),
             url=func.coalesce(bindparam("new_url", type_=Text()), Source.url),
+            cursor=func.coalesce(bindparam("cursor", type_=Text()), Source.cursor),
         ),
         [
             {
@@ -151,6 +155,8 @@ def record_successes(
                 "now": poll.now,
                 "next_poll_at": poll.next_poll_at,
                 "new_url": poll.permanent_url,
+                "cursor": poll.cursor,
+                "note": poll.note,
             }
             for poll in polls
         ],

@@ -86,6 +86,7 @@ class Source(Base):
     next_poll_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     disabled_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    cursor: Mapped[str | None] = mapped_column(Text)  # API sources: where the last poll stopped
 
 
 class Story(Base):
@@ -142,6 +143,14 @@ class Mention(Base):
     sentiment_version: Mapped[str | None] = mapped_column(String(64))
     story_id: Mapped[int | None] = mapped_column(ForeignKey("stories.id", ondelete="SET NULL"))
     domain: Mapped[str | None] = mapped_column(String(255))
+    # reach and engagement where the platform gives them
+    author_reach: Mapped[int | None] = mapped_column(BigInteger)
+    points: Mapped[int | None] = mapped_column(BigInteger)
+    likes: Mapped[int | None] = mapped_column(BigInteger)
+    reposts: Mapped[int | None] = mapped_column(BigInteger)
+    replies: Mapped[int | None] = mapped_column(BigInteger)
+    # fetched on a source's first poll: history, counted for baselines, never news
+    backfill: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class MentionBrand(Base):
@@ -166,8 +175,9 @@ class Alert(Base):
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    brand_id: Mapped[int] = mapped_column(ForeignKey("brands.id", ondelete="CASCADE"))
-    detector: Mapped[str] = mapped_column(String(40))
+    # NULL for alerts about a source ("source:NAME" detectors), not a brand
+    brand_id: Mapped[int | None] = mapped_column(ForeignKey("brands.id", ondelete="CASCADE"))
+    detector: Mapped[str] = mapped_column(String(240))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)  # end of the bucket it fired at
     state: Mapped[str] = mapped_column(String(16))  # firing | resolved
     severity: Mapped[str] = mapped_column(String(16))

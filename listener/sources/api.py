@@ -1,0 +1,220 @@
+"""Public JSON API sources: the shared rules and helpers; one module per platform.
+
+Rules:
+- An adapter module (``hackernews``, ``reddit``, ``bluesky``, ``mastodon``, ``lemmy``,
+  ``stackexchange``, ``youtube_api``, ``jsonapi``) has two functions: ``identity(source) -> str``,
+  the URL naming what is polled (no secrets: a change of it resets the source's state), and
+  ``async fetch(ctx) -> Fetched``.
+- Every request goes through the shared ``Client`` (limits, timeouts, size caps, redirects);
+  adapters never import httpx.
+- Incremental: ``ctx.cursor`` is what the last poll stored (newest id, time or token; the
+  adapter's own format); an adapter fetches only what is newer, at most ``source.page_cap``
+  pages, and returns the new cursor. A cursor seen twice in one poll stops the paging (loops).
+- A malformed page after the first keeps the items already fetched: ``Fetched.note`` says what
+  went wrong and the cursor stays at the last good page. A malformed first page is a ParseError.
+- Platforms change under us: an adapter fails loudly (FetchError/ParseError with a sentence a
+  person understands: "401: app password rejected"), never silently returns nothing.
+- Numbers from the web are clamped to 64 bits; nesting deeper than Python's parser allows is a
+  ParseError, not a crash.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, cast
+from urllib.parse import urlencode, urlsplit, urlunsplit
+
+from listener.config import SourceSettings
+from listener.errors import ParseError
+from listener.models import Item
+from listener.sources.client import Client, Response, redact_url
+from listener.sources.html import html_to_text
+
+INT64 = 2**63 - 1
+
+# kind -> adapter module (imported when first used)
+ADAPTERS = {
+    "hackernews": "listener.sources.hackernews",
+    "reddit": "listener.sources.reddit",
+    "bluesky": "listener.sources.bluesky",
+    "mastodon": "listener.sources.mastodon",
+    "lemmy": "listener.sources.lemmy",
+    "stackexchange": "listener.sources.stackexchange",
+    "youtube": "listener.sources.youtube_api",
+    "json": "listener.sources.jsonapi",
+}
+
+
+def is_api(source: SourceSettings) -> bool:
+    """Whether the source is polled through a JSON API (YouTube channels without a query stay
+    a feed)."""
+    if source.kind == "youtube":
+        return source.query is not None
+    return source.kind in ADAPTERS
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    items: tuple[Item, ...]
+    cursor: str | None  # to store for the next poll; None keeps the stored one
+    note: str | None = None  # a later page failed: what went wrong (items so far are kept)
+    pages: int = 0
+
+
+@dataclass
+class ApiContext:
+    """What an adapter gets for one poll."""
+
+    client: Client
+    source: SourceSettings
+    cursor: str | None
+    now: datetime
+    # per-process state of the source (sessions, tokens), kept between polls
+    session: dict[str, Any] = field(default_factory=dict)
+
+
+class Adapter(Protocol):
+    def identity(self, source: SourceSettings) -> str: ...
+
+    fetch: Callable[[ApiContext], Awaitable[Fetched]]
+
+
+def adapter(source: SourceSettings) -> Any:
+    """The adapter module of an API source."""
+    return importlib.import_module(ADAPTERS[source.kind])
+
+
+def identity(source: SourceSettings) -> str:
+    return cast(str, adapter(source).identity(source))
+
+
+async def fetch(ctx: ApiContext) -> Fetched:
+    return cast(Fetched, await adapter(ctx.source).fetch(ctx))
+
+
+# -- helpers for adapters ---------------------------------------------------------------------
+
+
+def base(source: SourceSettings, default: str) -> str:
+    """The API root: ``base_url`` when configured (mirror, proxy, test server), else the
+    platform's public endpoint; no trailing slash."""
+    return (source.base_url or default).rstrip("/")
+
+
+def url(root: str, path: str, params: Mapping[str, object] | None = None) -> str:
+    parts = urlsplit(root + path)
+    query = urlencode({k: v for k, v in (params or {}).items() if v is not None}, doseq=True)
+    if parts.query:
+        query = f"{parts.query}&{query}" if query else parts.query
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, query, ""))
+
+
+def decode(response: Response, what: str) -> Any:
+    """The JSON document of a response; ParseError naming ``what`` and the URL otherwise."""
+    try:
+        return json.loads(response.body, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ParseError(f"{what}: not JSON from {redact_url(response.url)} ({exc})") from None
+    except RecursionError:
+        raise ParseError(
+            f"{what}: JSON nested too deeply from {redact_url(response.url)}"
+        ) from None
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+async def get_json(
+    ctx: ApiContext, target: str, what: str, headers: Mapping[str, str] | None = None
+) -> tuple[Any, Response]:
+    response = await ctx.client.get(target, headers={**ctx.source.headers, **(headers or {})})
+    return decode(response, what), response
+
+
+def dig(document: Any, path: str) -> Any:
+    """``a.b.0.c`` into nested dicts and lists; None when any step is missing."""
+    node = document
+    for step in [p for p in path.split(".") if p]:
+        if isinstance(node, dict):
+            node = node.get(step)
+        elif isinstance(node, list) and step.lstrip("-").isdigit():
+            index = int(step)
+            node = node[index] if -len(node) <= index < len(node) else None
+        else:
+            return None
+    return node
+
+
+def as_int(value: Any) -> int | None:
+    """A count from the web: ints, integral floats and digit strings, clamped to 64 bits."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return None
+        value = int(value)
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.lstrip("-").isdigit() or len(text) > 30:
+            return None
+        value = int(text)
+    if not isinstance(value, int):
+        return None
+    return max(-INT64, min(INT64, value))
+
+
+def as_text(value: Any, *, html: bool = False, limit: int = 100_000) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    text = text[:limit]
+    return html_to_text(text) if html else " ".join(text.split())
+
+
+def as_time(value: Any) -> datetime | None:
+    """ISO-8601 (with Z), or seconds/milliseconds since the epoch; UTC; None when unreadable."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        seconds = float(value) / (1000.0 if value > 1e11 else 1.0)
+        try:
+            return datetime.fromtimestamp(seconds, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if isinstance(value, str):
+        text = value.strip()
+        if text.replace(".", "", 1).isdigit():
+            return as_time(float(text))
+        try:
+            parsed = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            return None
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return None
+
+
+class Pages:
+    """Guards a paging loop: at most ``cap`` pages, and no cursor twice."""
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.count = 0
+        self._seen: set[str] = set()
+
+    def next(self, cursor: str | None) -> bool:
+        """Whether to fetch the page at ``cursor`` (None: there is none)."""
+        if cursor is None or self.count >= self.cap or cursor in self._seen:
+            return False
+        self._seen.add(cursor)
+        return True
+
+    def first(self) -> None:
+        self.count += 1
+
+    def fetched(self) -> None:
+        self.count += 1
