@@ -23,13 +23,14 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 
 from listener.alerting import deliver as channel
 from listener.alerting import lifecycle
-from listener.alerting.render import AlertMessage, MentionLine, render
+from listener.alerting.render import SOURCE_DOWN, AlertMessage, MentionLine, render
 from listener.config import BrandSettings, Settings, parse_quiet_hours
 from listener.detection.episodes import Transition
 from listener.detection.monitor import explain, replay
@@ -97,8 +98,118 @@ def evaluate(engine: Engine, settings: Settings, now: datetime) -> Evaluation:
     checked = routes(settings)
     for brand in settings.brands:
         _evaluate_brand(engine, settings, checked, brand, now, result)
+    _source_health(engine, settings, checked, now, result)
     _repeat(engine, settings, checked, now, result)
     return result
+
+
+def _source_health(
+    engine: Engine,
+    settings: Settings,
+    checked: list[lifecycle.Route],
+    now: datetime,
+    result: Evaluation,
+) -> None:
+    """A source failing for longer than ``alerts.source_down_after`` opens one "source down"
+    alert (detector ``source:NAME``, no brand); its first success resolves it."""
+    threshold = timedelta(seconds=settings.alerts.source_down_after)
+    with db_transaction(engine) as conn:
+        states = store.load_states(conn)
+        started = store.source_created(conn)
+        for source in settings.sources:
+            state = states.get(source.name)
+            if state is None or not source.enabled:
+                continue
+            detector = f"source:{source.name}"
+            open_alert = db.firing_source_alert(conn, detector)
+            since = state.last_success_at or started.get(source.name, now)
+            failing = state.consecutive_errors > 0 or state.disabled_reason is not None
+            reason = state.disabled_reason or state.last_error or "failing"
+            if failing and open_alert is None and now - since >= threshold:
+                evidence = db.Evidence(
+                    severity="critical" if state.disabled_reason else "warning",
+                    observed=state.consecutive_errors,
+                    expected=0.0,
+                    score=float(state.consecutive_errors),
+                    probability=None,
+                    window_start=since,
+                    window_end=now,
+                    explanation=(
+                        f"source {source.name} has failed {state.consecutive_errors} times in a "
+                        f"row since {since:%Y-%m-%d %H:%M} UTC: {reason}"
+                    ),
+                )
+                alert_id = db.open_source_alert(
+                    conn, detector=detector, started_at=since, fired_at=now, evidence=evidence
+                )
+                if alert_id is not None:
+                    result.fired += 1
+                    _notify_source(conn, settings, checked, alert_id, "fired", source.name,
+                                   evidence, now, result)  # fmt: skip
+            elif not failing and open_alert is not None:
+                db.resolve(conn, open_alert.id, now)
+                result.resolved += 1
+                evidence = db.Evidence(
+                    "warning", 0, 0.0, 0.0, None, open_alert.window_start, now,
+                    f"source {source.name} works again since {now:%Y-%m-%d %H:%M} UTC "
+                    f"(down since {open_alert.window_start:%Y-%m-%d %H:%M} UTC)",
+                )  # fmt: skip
+                _notify_source(conn, settings, checked, open_alert.id, "resolved", source.name,
+                               evidence, now, result)  # fmt: skip
+
+
+def _notify_source(
+    conn: Any,
+    settings: Settings,
+    checked: list[lifecycle.Route],
+    alert_id: int,
+    kind: str,
+    source: str,
+    evidence: db.Evidence,
+    now: datetime,
+    result: Evaluation,
+) -> None:
+    message = AlertMessage(
+        kind=kind,
+        alert_id=alert_id,
+        brand=source,
+        detector=SOURCE_DOWN,
+        severity=evidence.severity,
+        observed=evidence.observed,
+        expected=evidence.expected,
+        probability=None,
+        score=evidence.score,
+        window_start=evidence.window_start,
+        window_end=evidence.window_end,
+        first_seen=evidence.window_start,
+        explanation=evidence.explanation,
+        series=(),
+        series_label="",
+        drilldown="listener sources",
+    )
+    notes = []
+    for route in checked:
+        if route.brands or RANK_OF(evidence.severity) < RANK_OF(route.min_severity):
+            continue  # brand routes are for brands; source health goes to the general ones
+        for index, url in enumerate(route.urls):
+            rendered = render(message, route.format, long=urlsplit(url).scheme.startswith("mailto"))
+            notes.append(
+                db.Notification(
+                    f"{route.name}#{index}",
+                    kind,
+                    rendered.title,
+                    rendered.body,
+                    rendered.body_format,
+                    now,
+                )
+            )
+    db.enqueue(conn, alert_id, notes, now)
+    db.notified(conn, alert_id, now)
+    result.queued += len(notes)
+
+
+def RANK_OF(severity: str) -> int:
+    return lifecycle.RANK.get(severity, 0)
 
 
 def _evaluate_brand(

@@ -426,6 +426,7 @@ class AlertSettings(_Section):
     repeat_interval: Duration = 4 * 3600.0
     retry_for: Duration = 24 * 3600.0
     inhibit: bool = True
+    source_down_after: Duration = 3600.0
 
 
 class Settings(_Section):

@@ -244,3 +244,48 @@ def test_first_run_notifies_only_what_is_still_going_on(
     alerts = db.list_alerts(engine)
     assert sum(not a.historic for a in alerts) == 1
     assert [a.state for a in alerts if a.historic] == ["resolved"] * (len(alerts) - 1)
+
+
+def test_a_source_answering_401_opens_one_source_down_alert_and_one_recovery(
+    engine: Engine, httpserver: HTTPServer, receiver: list[dict[str, str]]
+) -> None:
+    from feeds import rss
+    from test_pipeline import Clock, make_settings, poll_all
+
+    from listener.storage.engine import upgrade  # noqa: F401  (the fixture migrated already)
+
+    start = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    httpserver.expect_request("/private.xml").respond_with_data("no", status=401)
+    settings = make_settings(
+        [{"name": "private", "url": httpserver.url_for("/private.xml")}],
+        routes=[{"name": "ops", "urls": [hook(httpserver)]}],
+        alerts={"source_down_after": "1h"},
+    )
+    clock = Clock(start)
+    poll_all(settings, engine, clock)
+    assert evaluate(engine, settings, start + timedelta(minutes=30)).fired == 0
+    for minutes in (60, 90):
+        clock.now = start + timedelta(minutes=minutes)
+        poll_all(settings, engine, clock)
+        evaluate(engine, settings, clock.now)
+        deliver(engine, settings, clock.now)
+    down = [r for r in receiver if "private" in r["title"]]
+    assert len(down) == 1 and "401" in down[0]["message"]
+    [alert] = db.list_alerts(engine, state="firing")
+    assert alert.detector == "source:private" and alert.brand == ""
+    httpserver.clear()
+    httpserver.expect_request("/hook", method="POST").respond_with_handler(
+        lambda request: (receiver.append(json.loads(request.get_data())), Response("ok"))[1]
+    )
+    httpserver.expect_request("/private.xml").respond_with_data(
+        rss([{"title": "Kryptonite news", "guid": "k1"}]), content_type="application/rss+xml"
+    )
+    clock.now = start + timedelta(minutes=120)
+    poll_all(settings, engine, clock)
+    evaluate(engine, settings, clock.now)
+    deliver(engine, settings, clock.now)
+    evaluate(engine, settings, clock.now + timedelta(minutes=5))
+    deliver(engine, settings, clock.now + timedelta(minutes=5))
+    titles = [r["title"] for r in receiver if "private" in r["title"]]
+    assert len(titles) == 2 and titles[1].startswith("[RESOLVED]")
+    assert db.list_alerts(engine, state="firing") == []

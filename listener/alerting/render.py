@@ -43,6 +43,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 FORMATS = ("text", "markdown", "html")
 KINDS = ("fired", "escalated", "repeat", "resolved", "test", "summary")
 TITLE_LIMIT = 120
+SOURCE_DOWN = "source down"  # the detector of alerts about a source; ``brand`` is its name
 
 _BLOCKS = "▁▂▃▄▅▆▇█"
 _ANSI = re.compile(
@@ -345,6 +346,10 @@ def title(message: AlertMessage) -> str:
     negative mentions in 15 min (20x expected)``."""
     if message.kind == "test":
         return "listener test message"
+    if message.detector == SOURCE_DOWN:  # about a source, not a brand: no mention counts
+        tag = "RESOLVED" if message.kind == "resolved" else neutralise(message.severity, 12).upper()
+        state = "works again" if message.kind == "resolved" else "failing"
+        return neutralise(f"[{tag}] Source down: {message.brand} — {state}", TITLE_LIMIT)
     detector = neutralise(message.detector, 20).capitalize()
     what = f"{message.observed} negative mentions in {_duration(_span(message))}"
     if message.kind == "resolved":
@@ -375,7 +380,20 @@ def _headline(message: AlertMessage) -> tuple[_Segment, ...]:
     return (f"{severity} {detector} alert for ", brand, f"{still}{number}")
 
 
+def _source_blocks(message: AlertMessage) -> list[_Block]:
+    blocks: list[_Block] = [
+        _Para(_headline(message), heading=True),
+        _Para((_Text(message.explanation, 2000),)),
+        _Para((f"Down since {_time(message.first_seen)} UTC",)),
+    ]
+    if message.drilldown:
+        blocks.append(_Para(("Details: ", _Text(message.drilldown, 200))))
+    return blocks
+
+
 def _blocks(message: AlertMessage, *, long: bool) -> list[_Block]:
+    if message.detector == SOURCE_DOWN:
+        return _source_blocks(message)
     numbers = (
         f"{message.observed} negative mentions in {_duration(_span(message))}, "
         f"expected {message.expected:.1f}"

@@ -92,7 +92,7 @@ def _alert(row: Any) -> StoredAlert:
 
 _ALERT_COLUMNS = (
     Alert.id,
-    Brand.name.label("brand"),
+    func.coalesce(Brand.name, "").label("brand"),
     Alert.detector,
     Alert.started_at,
     Alert.state,
@@ -142,7 +142,7 @@ def find_alert(
 ) -> StoredAlert | None:
     row = conn.execute(
         select(*_ALERT_COLUMNS)
-        .join(Brand, Brand.id == Alert.brand_id)
+        .outerjoin(Brand, Brand.id == Alert.brand_id)
         .where(Brand.name == brand, Alert.detector == detector, Alert.started_at == started_at)
     ).one_or_none()
     return _alert(row) if row is not None else None
@@ -175,6 +175,43 @@ def open_alert(
         .returning(Alert.id)
     )
     return conn.execute(stmt).scalar_one_or_none()
+
+
+def open_source_alert(
+    conn: Connection, *, detector: str, started_at: datetime, fired_at: datetime, evidence: Evidence
+) -> int | None:
+    """Open an alert about a source (no brand); None when one is firing already."""
+    firing_now = conn.execute(
+        select(Alert.id).where(
+            Alert.brand_id.is_(None), Alert.detector == detector, Alert.state == "firing"
+        )
+    ).first()
+    if firing_now is not None:
+        return None
+    return int(
+        conn.execute(
+            insert(Alert)
+            .values(
+                brand_id=None,
+                detector=detector,
+                started_at=started_at,
+                state="firing",
+                fired_at=fired_at,
+                historic=False,
+                **_evidence(evidence),
+            )
+            .returning(Alert.id)
+        ).scalar_one()
+    )
+
+
+def firing_source_alert(conn: Connection, detector: str) -> StoredAlert | None:
+    row = conn.execute(
+        select(*_ALERT_COLUMNS)
+        .outerjoin(Brand, Brand.id == Alert.brand_id)
+        .where(Alert.brand_id.is_(None), Alert.detector == detector, Alert.state == "firing")
+    ).first()
+    return _alert(row) if row is not None else None
 
 
 def escalate(conn: Connection, alert_id: int, evidence: Evidence) -> None:
@@ -221,7 +258,7 @@ def enqueue(
 def firing(conn: Connection) -> list[StoredAlert]:
     rows = conn.execute(
         select(*_ALERT_COLUMNS)
-        .join(Brand, Brand.id == Alert.brand_id)
+        .outerjoin(Brand, Brand.id == Alert.brand_id)
         .where(Alert.state == "firing")
         .order_by(Alert.id)
     )
@@ -232,7 +269,7 @@ def list_alerts(
     engine: Engine, *, state: str | None = None, brand: str | None = None, limit: int = 50
 ) -> list[StoredAlert]:
     def work() -> list[StoredAlert]:
-        stmt = select(*_ALERT_COLUMNS).join(Brand, Brand.id == Alert.brand_id)
+        stmt = select(*_ALERT_COLUMNS).outerjoin(Brand, Brand.id == Alert.brand_id)
         if state == "acknowledged":
             stmt = stmt.where(Alert.state == "firing", Alert.acked_at.is_not(None))
         elif state is not None:
@@ -250,7 +287,7 @@ def get_alert(engine: Engine, alert_id: int) -> StoredAlert | None:
         with engine.connect() as conn:
             row = conn.execute(
                 select(*_ALERT_COLUMNS)
-                .join(Brand, Brand.id == Alert.brand_id)
+                .outerjoin(Brand, Brand.id == Alert.brand_id)
                 .where(Alert.id == alert_id)
             ).one_or_none()
         return _alert(row) if row is not None else None

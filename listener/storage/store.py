@@ -88,6 +88,13 @@ def sync_catalog(
             )
 
 
+def source_created(conn: Connection) -> dict[str, datetime]:
+    """When each source was first configured."""
+    return {
+        row.name: row.created_at for row in conn.execute(select(Source.name, Source.created_at))
+    }
+
+
 def load_states(conn: Connection) -> dict[str, SourceState]:
     return {row.name: _state(row) for row in conn.execute(select(Source))}
 
@@ -309,6 +316,7 @@ __all__ = [
     "record_success",
     "record_successes",
     "relink",
+    "source_created",
     "sync_catalog",
     "transaction",
     "update_sentiments",
