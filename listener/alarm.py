@@ -8,6 +8,8 @@ Rules:
   transaction, before anything is sent.
 - Episodes judged before detection first ran for a brand are recorded as history, not notified:
   the first poll of a new brand or source does not page anyone for crises that are over.
+- With ``alerts.pending_for``, a new episode is pending (stored, not notified) until its
+  condition has held that long; one that clears before is resolved without a word.
 - Notifications are rendered per route (format, length) when written, so that what is delivered
   is exactly what was decided; silences drop them, inhibition (a firing storm) drops lesser ones,
   quiet hours hold them, ``repeat_interval`` repeats firing unacknowledged alerts.
@@ -84,6 +86,7 @@ def routes(settings: Settings) -> list[lifecycle.Route]:
 @dataclass
 class Evaluation:
     fired: int = 0
+    pending: int = 0
     escalated: int = 0
     resolved: int = 0
     historic: int = 0
@@ -243,6 +246,38 @@ def _evaluate_brand(
         _apply(engine, settings, checked, brand.name, item.transition, item.judged_at,
                historic=item.judged_at < started, context=context, result=result)  # fmt: skip
     _announce_ongoing(engine, settings, checked, brand.name, context, result)
+    _promote(engine, settings, checked, brand.name, context, result)
+
+
+def _promote(
+    engine: Engine,
+    settings: Settings,
+    checked: list[lifecycle.Route],
+    brand: str,
+    context: _Context,
+    result: Evaluation,
+) -> None:
+    """Pending alerts whose condition held for ``alerts.pending_for`` fire now."""
+    wait = timedelta(seconds=settings.alerts.pending_for)
+    with db_transaction(engine) as conn:
+        for alert in db.pending(conn, brand):
+            if context.now - alert.fired_at < wait:
+                continue
+            db.promote(conn, alert.id)
+            evidence = db.Evidence(
+                alert.severity, alert.observed, alert.expected, alert.score, alert.probability,
+                alert.window_start, alert.window_end, alert.explanation,
+            )  # fmt: skip
+            message = context.message("fired", alert.id, alert.detector, alert.started_at, evidence)
+            firing = db.firing(conn)
+            silences = db.active_silences(conn, context.now)
+            notes = _notifications(
+                settings, checked, message, firing, silences, context.now, result, alert.id
+            )
+            db.enqueue(conn, alert.id, notes, context.now)
+            db.notified(conn, alert.id, context.now)
+            result.fired += 1
+            result.queued += len(notes)
 
 
 def _announce_ongoing(
@@ -303,21 +338,25 @@ def _apply(
         explanation=explain(t.finding),
     )
     with db_transaction(engine) as conn:
+        waiting = settings.alerts.pending_for > 0 and not historic
         if t.kind == "fired":
             alert_id = db.open_alert(
                 conn, brand=brand, detector=t.detector, started_at=t.started,
-                fired_at=judged_at, evidence=evidence, historic=historic,
+                fired_at=judged_at, evidence=evidence, historic=historic, pending=waiting,
             )  # fmt: skip
             if alert_id is None:
                 return
             result.historic += historic
+            if waiting:
+                result.pending += 1
+                return
             result.fired += not historic
         else:
             stored = db.find_alert(conn, brand, t.detector, t.started)
-            if stored is None or stored.state != "firing":
+            if stored is None or stored.state not in ("firing", "pending"):
                 return
             alert_id = stored.id
-            historic = historic or stored.historic
+            historic = historic or stored.historic or stored.state == "pending"
             if t.kind == "escalated":
                 if lifecycle.RANK.get(t.severity, 0) <= lifecycle.RANK.get(stored.severity, 0):
                     return
@@ -508,36 +547,67 @@ def deliver(
     report = DeliveryReport()
     by_name = {r.name: r for r in settings.routes}
     retry_for = timedelta(seconds=settings.alerts.retry_for)
+    batches: dict[str, list[db.OutboxItem]] = {}
     for item in db.due(engine, now):
-        name, _, index = item.route.rpartition("#")
+        batches.setdefault(item.route, []).append(item)
+    for key, items in batches.items():
+        name, _, index = key.rpartition("#")
         route = by_name.get(name)
         if route is None or not index.isdigit() or int(index) >= len(route.urls):
-            db.failed(engine, item.id, error="the route is no longer configured", retry_at=None,
-                      now=now)  # fmt: skip
-            report.dead += 1
+            for item in items:
+                db.failed(engine, item.id, error="the route is no longer configured",
+                          retry_at=None, now=now)  # fmt: skip
+                report.dead += 1
             continue
-        if db.sent_since(engine, item.route, now - timedelta(hours=1)) >= route.max_per_hour:
-            db.failed(engine, item.id, error="rate limited (max_per_hour)",
-                      retry_at=now + timedelta(minutes=5), now=now)  # fmt: skip
-            report.postponed += 1
-            continue
-        url = route.urls[int(index)]
-        outcome = send(url, title=item.title, body=item.body, body_format=item.body_format)
-        if outcome.ok:
-            db.delivered(engine, item.id, now)
-            report.delivered += 1
-            continue
-        error = outcome.error or "delivery failed"
-        retry = lifecycle.retry_at(item.attempts, item.created_at, now, retry_for)
-        db.failed(engine, item.id, error=error, retry_at=retry, now=now)
-        report.errors.append(f"{name}: {error}")
-        if retry is None:
-            report.dead += 1
-            log.error("delivery %s to route %s is dead: %s", item.id, name, error)
+        held = [i for i in items if i.attempts == 0 and i.next_attempt_at - i.created_at >= HELD]
+        groups = [[i] for i in items if i not in held]
+        if len(held) > 1:  # the end of quiet hours: one catch-up summary instead of a burst
+            groups.append(held)
         else:
-            report.failed += 1
-            log.warning("delivery %s to route %s failed, retrying: %s", item.id, name, error)
+            groups.extend([i] for i in held)
+        url = route.urls[int(index)]
+        for group in groups:
+            sent = db.sent_since(engine, key, now - timedelta(hours=1))
+            if sent >= route.max_per_hour:
+                for item in group:
+                    db.failed(engine, item.id, error="rate limited (max_per_hour)",
+                              retry_at=now + timedelta(minutes=5), now=now)  # fmt: skip
+                    report.postponed += 1
+                continue
+            title, body, body_format = _combined(group)
+            outcome = send(url, title=title, body=body, body_format=body_format)
+            if outcome.ok:
+                for item in group:
+                    db.delivered(engine, item.id, now)
+                report.delivered += len(group)
+                continue
+            error = outcome.error or "delivery failed"
+            report.errors.append(f"{name}: {error}")
+            for item in group:
+                retry = lifecycle.retry_at(item.attempts, item.created_at, now, retry_for)
+                db.failed(engine, item.id, error=error, retry_at=retry, now=now)
+                if retry is None:
+                    report.dead += 1
+                    log.error("delivery %s to route %s is dead: %s", item.id, name, error)
+                else:
+                    report.failed += 1
+                    log.warning(
+                        "delivery %s to route %s failed, retrying: %s", item.id, name, error
+                    )
     return report
+
+
+HELD = timedelta(minutes=5)  # a notification due this long after it was written was held
+
+
+def _combined(items: list[db.OutboxItem]) -> tuple[str, str, str]:
+    """One message for one item; a catch-up summary for several held by quiet hours."""
+    if len(items) == 1:
+        return items[0].title, items[0].body, items[0].body_format
+    body_format = items[0].body_format
+    separator = "<hr>" if body_format == "html" else "\n\n---\n\n"
+    title = f"[SUMMARY] {len(items)} notifications held by quiet hours"
+    return title, separator.join(item.body for item in items), body_format
 
 
 def test_message(settings: Settings, now: datetime) -> AlertMessage:

@@ -427,6 +427,7 @@ class AlertSettings(_Section):
     retry_for: Duration = 24 * 3600.0
     inhibit: bool = True
     source_down_after: Duration = 3600.0
+    pending_for: Duration = 0.0
 
 
 class Settings(_Section):

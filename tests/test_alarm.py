@@ -289,3 +289,102 @@ def test_a_source_answering_401_opens_one_source_down_alert_and_one_recovery(
     titles = [r["title"] for r in receiver if "private" in r["title"]]
     assert len(titles) == 2 and titles[1].startswith("[RESOLVED]")
     assert db.list_alerts(engine, state="firing") == []
+
+
+def test_pending_alerts_fire_only_when_the_condition_held_long_enough(
+    engine: Engine, httpserver: HTTPServer, receiver: list[dict[str, str]]
+) -> None:
+    settings = settings_for(route("chat", hook(httpserver)), 'pending_for = "30m"')
+    fill_history(engine, NOW - timedelta(hours=3))
+    evaluate(engine, settings, NOW - timedelta(hours=3))
+    storm_now(engine, NOW)
+    first = evaluate(engine, settings, NOW)
+    assert (first.pending, first.fired, first.queued) == (1, 0, 0)
+    assert [a.state for a in db.list_alerts(engine, state="pending")] == ["pending"]
+    later = evaluate(engine, settings, NOW + timedelta(minutes=35))
+    assert (later.fired, later.queued) == (1, 1)
+    deliver(engine, settings, NOW + timedelta(minutes=35))
+    assert len(receiver) == 1
+
+
+def test_quiet_hours_hold_delivery_and_a_summary_follows(
+    engine: Engine, httpserver: HTTPServer, receiver: list[dict[str, str]]
+) -> None:
+    quiet = f"{(NOW - timedelta(hours=1)):%H:%M}-{(NOW + timedelta(hours=1)):%H:%M} UTC"
+    settings = settings_for(
+        route("chat", hook(httpserver))
+        + f'quiet_hours = "{quiet}"\ncritical_ignores_quiet_hours = false\n',
+        'repeat_interval = "1m"',
+    )
+    fill_history(engine, NOW - timedelta(hours=3))
+    evaluate(engine, settings, NOW - timedelta(hours=3))
+    storm_now(engine, NOW)
+    evaluate(engine, settings, NOW)
+    evaluate(engine, settings, NOW + timedelta(minutes=2))  # a repeat, also held
+    assert deliver(engine, settings, NOW + timedelta(minutes=3)).delivered == 0
+    assert receiver == []
+    after = NOW + timedelta(hours=1, minutes=1)
+    assert deliver(engine, settings, after).delivered == 2
+    [summary] = receiver
+    assert summary["title"].startswith("[SUMMARY] 2 notifications")
+
+
+KILL = """
+import os, signal, sys, tomllib
+from datetime import datetime
+from pathlib import Path
+from listener.alarm import deliver, evaluate
+from listener.alerting import deliver as channel
+from listener.config import load_config
+from listener.config import database_url
+from listener.storage import engine as db
+settings = load_config(sys.argv[1])
+engine = db.connect(database_url(settings))
+now = datetime.fromisoformat(sys.argv[3])
+if sys.argv[2] == "after-write":
+    evaluate(engine, settings, now)
+    os.kill(os.getpid(), signal.SIGKILL)
+def send_then_die(url, **kw):
+    outcome = channel.send(url, **kw)
+    os.kill(os.getpid(), signal.SIGKILL)
+deliver(engine, settings, now, send=send_then_die)
+"""
+
+
+def test_kill_9_at_any_moment_loses_no_notification(
+    tmp_path: Path, httpserver: HTTPServer, receiver: list[dict[str, str]]
+) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    engine = dbengine.connect(url)
+    dbengine.upgrade(engine)
+    config = tmp_path / "listener.toml"
+    config.write_text(
+        f'[database]\nurl = "{url}"\n[log]\nlevel = "error"\n[[brands]]\nname = "Velora"\n'
+        + route("chat", hook(httpserver)),
+        encoding="utf-8",
+    )
+    settings = settings_for(route("chat", hook(httpserver)))
+    fill_history(engine, NOW - timedelta(hours=3))
+    evaluate(engine, settings, NOW - timedelta(hours=3))
+    storm_now(engine, NOW)
+    script = tmp_path / "kill.py"
+    script.write_text(KILL, encoding="utf-8")
+
+    def run(stage: str) -> int:
+        cmd = [sys.executable, str(script), str(config), stage, NOW.isoformat()]
+        return subprocess.run(cmd, capture_output=True, timeout=120).returncode
+
+    assert run("after-write") == -9  # killed after the outbox row was committed
+    assert [i.delivered_at for i in db.outbox(engine)] == [None]
+    assert receiver == []
+    assert run("after-send") == -9  # killed between the channel's OK and the mark
+    assert len(receiver) == 1 and db.outbox(engine)[0].delivered_at is None
+    report = deliver(engine, settings, NOW + timedelta(minutes=1))  # restart
+    assert report.delivered == 1
+    assert len(receiver) == 2  # the documented duplicate: at least once, never lost
+    assert deliver(engine, settings, NOW + timedelta(minutes=2)).delivered == 0
+    assert len(receiver) == 2
+    engine.dispose()

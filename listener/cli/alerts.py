@@ -19,7 +19,7 @@ from listener.storage import alerts as db
 from listener.storage import store
 from listener.untrusted import for_terminal
 
-STATES = click.Choice(["firing", "resolved", "acknowledged"])
+STATES = click.Choice(["pending", "firing", "resolved", "acknowledged"])
 
 
 def detect_and_deliver(settings: Settings, engine: Engine) -> None:

@@ -157,8 +157,10 @@ def open_alert(
     fired_at: datetime,
     evidence: Evidence,
     historic: bool,
+    pending: bool = False,
 ) -> int | None:
-    """Open the episode; None when it is open (or was) already."""
+    """Open the episode (pending: not yet long enough to notify); None when it is open (or
+    was) already."""
     brand_id = conn.execute(select(Brand.id).where(Brand.name == brand)).scalar_one()
     stmt = (
         dialect_insert(conn, Alert)
@@ -166,7 +168,7 @@ def open_alert(
             brand_id=brand_id,
             detector=detector,
             started_at=started_at,
-            state="firing",
+            state="pending" if pending else "firing",
             fired_at=fired_at,
             historic=historic,
             **_evidence(evidence),
@@ -252,6 +254,23 @@ def enqueue(
             }
             for n in notifications
         ],
+    )
+
+
+def pending(conn: Connection, brand: str) -> list[StoredAlert]:
+    rows = conn.execute(
+        select(*_ALERT_COLUMNS)
+        .outerjoin(Brand, Brand.id == Alert.brand_id)
+        .where(Alert.state == "pending", Brand.name == brand)
+        .order_by(Alert.id)
+    )
+    return [_alert(row) for row in rows]
+
+
+def promote(conn: Connection, alert_id: int) -> None:
+    """A pending alert whose condition held long enough fires."""
+    conn.execute(
+        update(Alert).where(Alert.id == alert_id, Alert.state == "pending").values(state="firing")
     )
 
 
