@@ -42,19 +42,24 @@ def test_issue_shape_loads(tmp_path: Path) -> None:
 
 
 def test_example_config_loads_and_documents_every_key() -> None:
-    settings = load_config(
-        ROOT / "config.example.toml",
-        env={
-            "BIKE_BLOGS_API_KEY": "k" * 8,
-            "SLACK_URL": "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ",
-        },
-    )
+    env = {
+        "BIKE_BLOGS_API_KEY": "k" * 8,
+        "SLACK_URL": "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ",
+        "BLUESKY_APP_PASSWORD": "abcd-efgh-ijkl-mnop",
+        "YOUTUBE_API_KEY": "AIza" + "x" * 35,
+    }
+    settings = load_config(ROOT / "config.example.toml", env=env)
     assert {s.kind for s in settings.sources} == {
         "feed",
         "google_news",
         "reddit",
         "youtube",
         "mastodon",
+        "hackernews",
+        "bluesky",
+        "lemmy",
+        "stackexchange",
+        "json",
     }
     text = (ROOT / "config.example.toml").read_text(encoding="utf-8")
     lines = text.splitlines()
