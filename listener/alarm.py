@@ -498,6 +498,8 @@ class _Context:
             ),
         )
         domains = Counter(urlsplit(m.url).hostname or "" for m in found if m.url)
+        # ranked by reach when known (followers, karma), then by engagement, then newest first
+        found = sorted(found, key=lambda m: (-(m.reach or 0), -((m.likes or 0) + (m.points or 0))))
         return AlertMessage(
             kind=kind,
             alert_id=alert_id,
@@ -516,10 +518,11 @@ class _Context:
             series_label="negative mentions, last 24 h, hourly",
             top_mentions=tuple(
                 MentionLine(
-                    title=m.title,
+                    title=m.title or m.text[:140],
                     source=m.source,
                     url=m.url,
                     domain=urlsplit(m.url).hostname if m.url else None,
+                    reach=m.reach,
                 )
                 for m in found[:10]
             ),

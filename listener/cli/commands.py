@@ -140,6 +140,7 @@ MENTION_COLUMNS: list[tuple[str, str, int | None]] = [
     ("author", "author", 16),
     ("language", "lang", 4),
     ("sentiment", "sentiment", 9),
+    ("engagement", "engagement", 22),
     ("url", "url", 50),
 ]
 CSV_COLUMNS = (
@@ -155,6 +156,12 @@ CSV_COLUMNS = (
     "language",
     "sentiment",
     "sentiment_score",
+    "reach",
+    "points",
+    "likes",
+    "reposts",
+    "replies",
+    "backfill",
 )
 
 
@@ -166,6 +173,7 @@ def emit_mention_table(
     for mention in found:
         record = mention_record(mention)
         record["title"] = mention.title or mention.text[:200]
+        record["engagement"] = engagement(mention)
         records.append(record)
     columns = [column for column in MENTION_COLUMNS if column[0] not in drop]
     emit(records, "table", columns=columns, title=title)
@@ -188,8 +196,37 @@ def mention_record(mention: store.StoredMention) -> dict[str, Any]:
         language=mention.language,
         sentiment=mention.sentiment,
         sentiment_score=mention.sentiment_score,
+        reach=mention.reach,
+        points=mention.points,
+        likes=mention.likes,
+        reposts=mention.reposts,
+        replies=mention.replies,
+        backfill=mention.backfill,
     )
     return record
+
+
+def engagement(mention: store.StoredMention) -> str:
+    """ "12k reach, 340 likes" style, for the table; empty when the platform gives nothing."""
+    parts = [
+        f"{_short_count(value)} {label}"
+        for value, label in (
+            (mention.reach, "reach"),
+            (mention.points, "points"),
+            (mention.likes, "likes"),
+            (mention.reposts, "reposts"),
+            (mention.replies, "replies"),
+        )
+        if value is not None
+    ]
+    return ", ".join(parts[:3])
+
+
+def _short_count(value: int) -> str:
+    for size, unit in ((1_000_000_000, "G"), (1_000_000, "M"), (1_000, "k")):
+        if abs(value) >= size:
+            return f"{value / size:.1f}{unit}".replace(".0", "")
+    return str(value)
 
 
 @cli.command("mentions")

@@ -29,6 +29,12 @@ class StoredMention:
     language: str | None
     sentiment: str | None
     sentiment_score: float | None
+    reach: int | None = None
+    points: int | None = None
+    likes: int | None = None
+    reposts: int | None = None
+    replies: int | None = None
+    backfill: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +161,12 @@ def query_mentions(engine: Engine, where: MentionFilter) -> list[StoredMention]:
                 language=row.language,
                 sentiment=row.sentiment,
                 sentiment_score=row.sentiment_score,
+                reach=row.author_reach,
+                points=row.points,
+                likes=row.likes,
+                reposts=row.reposts,
+                replies=row.replies,
+                backfill=bool(row.backfill),
             )
             for row in found
         ]
