@@ -1,6 +1,16 @@
 """The daemon: APScheduler (AsyncIOScheduler) runs one job per source on its interval, with
-jitter and never two runs of one source at once; signal handlers only set a flag; the main
-coroutine waits for it and shuts down within a bounded grace period.
+jitter and never two runs of one source at once, plus detection and delivery every bucket.
+
+Rules:
+- Signal handlers only set flags or schedule work; the main coroutine does it. SIGTERM/SIGINT
+  stop gracefully: running polls get ``GRACE_SECONDS`` to finish (their writes complete or roll
+  back, nothing is half-stored), then they are cancelled; a second SIGINT exits at once.
+- SIGHUP reloads the configuration: a valid one replaces sources, brands, routes and schedules
+  at once (a new poller is prepared before the old one is retired); an invalid one is logged in
+  one line and the old configuration keeps running.
+- systemd (Type=notify): READY=1 when polling has started, RELOADING=1/READY=1 around a reload,
+  STOPPING=1 on shutdown, WATCHDOG=1 every half WatchdogSec but only while the event loop runs
+  and the database answers.
 """
 
 from __future__ import annotations
@@ -9,24 +19,35 @@ import asyncio
 import logging
 import random
 import signal
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
-from listener.config import Settings, SourceSettings
+from listener.config import Settings, SourceSettings, load_config
+from listener.daemon.notify import monotonic_usec, notify, watchdog_interval
 from listener.errors import ListenerError
-from listener.pipeline import Poller, http_settings
+from listener.pipeline import Poller, compile_brands, http_settings
 from listener.sources.client import Client
 
 log = logging.getLogger(__name__)
 GRACE_SECONDS = 20.0
+DB_CHECK_SECONDS = 10.0
+
+
+@dataclass
+class _Runtime:
+    settings: Settings
+    poller: Poller
+    running: set[asyncio.Task[object]] = field(default_factory=set)
 
 
 async def run_daemon(settings: Settings, engine: Engine) -> int:
     """Run until SIGTERM/SIGINT. Returns the process exit code."""
     stop = asyncio.Event()
+    reload_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     interrupts = 0
 
@@ -40,90 +61,186 @@ async def run_daemon(settings: Settings, engine: Engine) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, on_signal, signum)
+    loop.add_signal_handler(signal.SIGHUP, reload_requested.set)
 
     async with Client(http_settings(settings)) as client:
         poller = Poller(settings, engine, client)
         await poller.prepare()
+        runtime = _Runtime(settings, poller)
         scheduler = AsyncIOScheduler(timezone=UTC)
-        running: set[asyncio.Task[object]] = set()
+        _schedule(scheduler, runtime, engine)
+        scheduler.start()
+        watchdog = asyncio.create_task(_watchdog(engine))
+        notify("READY=1", f"STATUS=polling {len(_enabled(settings))} sources")
+        log.info(
+            "listener running: %d sources, %d brands",
+            len(_enabled(settings)),
+            len(settings.brands),
+        )
+        while not stop.is_set():
+            waiters: set[asyncio.Task[object]] = {
+                asyncio.create_task(stop.wait()),
+                asyncio.create_task(reload_requested.wait()),
+            }
+            _, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            if reload_requested.is_set() and not stop.is_set():
+                reload_requested.clear()
+                await _reload(scheduler, runtime, engine, client)
+        notify("STOPPING=1")
+        log.info("stopping: waiting up to %ds for running work", GRACE_SECONDS)
+        watchdog.cancel()
+        scheduler.shutdown(wait=False)
+        if runtime.running:
+            _, pending_work = await asyncio.wait(set(runtime.running), timeout=GRACE_SECONDS)
+            for task in pending_work:
+                task.cancel()
+        runtime.poller.close()
+    log.info("stopped")
+    return 0
 
-        async def poll_job(source: SourceSettings) -> None:
-            task = asyncio.current_task()
+
+def _enabled(settings: Settings) -> list[SourceSettings]:
+    return [s for s in settings.sources if s.enabled]
+
+
+def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) -> None:
+    """(Re)create every job from ``runtime.settings``."""
+    for job in scheduler.get_jobs():
+        job.remove()
+    settings = runtime.settings
+    now = datetime.now(UTC)
+
+    async def tracked(coroutine: object) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            runtime.running.add(task)
+        try:
+            await coroutine  # type: ignore[misc]
+        finally:
             if task is not None:
-                running.add(task)
-            try:
-                outcome = await poller.poll(source)
-                if outcome.status == "ok":
-                    log.info(
-                        "polled %s: %d items, %d new, %d updated",
-                        source.name,
-                        outcome.items,
-                        outcome.new,
-                        outcome.updated,
-                    )
-            finally:
-                if task is not None:
-                    running.discard(task)
+                runtime.running.discard(task)
 
-        now = datetime.now(UTC)
-        enabled = [s for s in settings.sources if s.enabled]
-        for source in enabled:
-            interval = settings.source_interval(source)
-            # spread the first polls over the jitter window instead of all at once
-            first = now + timedelta(
-                seconds=random.uniform(0, min(settings.polling.jitter, interval))  # noqa: S311 (not crypto)
-            )
-            scheduler.add_job(
-                poll_job,
-                IntervalTrigger(seconds=interval, jitter=settings.polling.jitter, timezone=UTC),
-                args=[source],
-                id=f"poll:{source.name}",
-                name=f"poll {source.name}",
-                max_instances=1,
-                coalesce=True,
-                misfire_grace_time=int(interval),
-                next_run_time=first,
-            )
+    async def poll_job(source: SourceSettings) -> None:
+        async def work() -> None:
+            outcome = await runtime.poller.poll(source)
+            if outcome.status == "ok":
+                log.info(
+                    "polled %s: %d items, %d new, %d updated",
+                    source.name,
+                    outcome.items,
+                    outcome.new,
+                    outcome.updated,
+                )
 
-        async def alert_job() -> None:
-            """Detection and delivery, every bucket, in a worker thread (off the event loop)."""
-            from listener.alarm import deliver, evaluate
+        await tracked(work())
 
-            def work() -> None:
-                now = datetime.now(UTC)
-                result = evaluate(engine, settings, now)
-                report = deliver(engine, settings, now)
-                if result.fired or result.escalated or result.resolved or report.delivered:
-                    log.info(
-                        "alerts: %d fired, %d escalated, %d resolved; %d delivered, %d failed",
-                        result.fired, result.escalated, result.resolved, report.delivered,
-                        report.failed,
-                    )  # fmt: skip
+    async def alert_job() -> None:
+        from listener.alarm import deliver, evaluate
 
+        current = runtime.settings
+
+        def work() -> None:
+            moment = datetime.now(UTC)
+            result = evaluate(engine, current, moment)
+            report = deliver(engine, current, moment)
+            if result.fired or result.escalated or result.resolved or report.delivered:
+                log.info(
+                    "alerts: %d fired, %d escalated, %d resolved; %d delivered, %d failed",
+                    result.fired, result.escalated, result.resolved, report.delivered,
+                    report.failed,
+                )  # fmt: skip
+
+        async def run() -> None:
             try:
                 await asyncio.to_thread(work)
             except ListenerError as exc:
                 log.error("alerting: %s", exc)
 
-        if settings.brands:
-            scheduler.add_job(
-                alert_job,
-                IntervalTrigger(seconds=settings.detection.bucket, timezone=UTC),
-                id="alerts",
-                name="detect and deliver",
-                max_instances=1,
-                coalesce=True,
-                next_run_time=now + timedelta(seconds=min(60.0, settings.detection.bucket)),
-            )
-        scheduler.start()
-        log.info("listener running: %d sources, %d brands", len(enabled), len(settings.brands))
-        await stop.wait()
-        log.info("stopping: waiting up to %ds for running polls", GRACE_SECONDS)
-        scheduler.shutdown(wait=False)
-        if running:
-            _, pending = await asyncio.wait(set(running), timeout=GRACE_SECONDS)
-            for task in pending:
-                task.cancel()
-        poller.close()
-    log.info("stopped")
-    return 0
+        await tracked(run())
+
+    for source in _enabled(settings):
+        interval = settings.source_interval(source)
+        # spread the first polls over the jitter window instead of all at once
+        first = now + timedelta(
+            seconds=random.uniform(0, min(settings.polling.jitter, interval))  # noqa: S311 (not crypto)
+        )
+        scheduler.add_job(
+            poll_job,
+            IntervalTrigger(seconds=interval, jitter=settings.polling.jitter, timezone=UTC),
+            args=[source],
+            id=f"poll:{source.name}",
+            name=f"poll {source.name}",
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=int(interval),
+            next_run_time=first,
+        )
+    if settings.brands:
+        scheduler.add_job(
+            alert_job,
+            IntervalTrigger(seconds=settings.detection.bucket, timezone=UTC),
+            id="alerts",
+            name="detect and deliver",
+            max_instances=1,
+            coalesce=True,
+            next_run_time=now + timedelta(seconds=min(60.0, settings.detection.bucket)),
+        )
+
+
+async def _reload(
+    scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine, client: Client
+) -> None:
+    """SIGHUP: swap in a valid new configuration, keep the old one otherwise."""
+    notify("RELOADING=1", monotonic_usec())
+    path = runtime.settings.path
+    try:
+        settings = await asyncio.to_thread(load_config, str(path) if path else None)
+        compile_brands(settings)
+        if settings.routes:
+            from listener.alarm import routes
+
+            routes(settings)
+        if settings.database != runtime.settings.database:
+            raise ListenerError("[database] cannot change on reload; restart the service")
+        poller = Poller(settings, engine, client)
+        await poller.prepare()
+    except ListenerError as exc:
+        log.error("reload failed, still running the previous configuration: %s", exc)
+        notify("READY=1", "STATUS=reload failed; running the previous configuration")
+        return
+    old = runtime.poller
+    runtime.settings, runtime.poller = settings, poller
+    _schedule(scheduler, runtime, engine)
+    # polls already running on the old poller finish before it is retired
+    retiring = set(runtime.running)
+    if retiring:
+        await asyncio.wait(retiring, timeout=GRACE_SECONDS)
+    old.close()
+    log.info(
+        "configuration reloaded: %d sources, %d brands",
+        len(_enabled(settings)),
+        len(settings.brands),
+    )
+    notify("READY=1", f"STATUS=polling {len(_enabled(settings))} sources")
+
+
+async def _watchdog(engine: Engine) -> None:
+    """WATCHDOG=1 every half WatchdogSec while the loop runs and the database answers."""
+    interval = watchdog_interval()
+    if interval is None:
+        return
+
+    def check() -> None:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT count(*) FROM brands"))  # reads the file, not just the socket
+
+    while True:
+        try:
+            await asyncio.wait_for(asyncio.to_thread(check), timeout=DB_CHECK_SECONDS)
+        except Exception as exc:  # the database is not healthy: no ping, systemd decides
+            log.error("watchdog: database check failed: %s", " ".join(str(exc).split())[:200])
+        else:
+            notify("WATCHDOG=1")
+        await asyncio.sleep(interval)
