@@ -278,6 +278,14 @@ class BrandSettings(_Section):
         return self
 
 
+JSON_FIELDS = frozenset(
+    {
+        "id", "title", "text", "url", "author", "published", "reach", "points", "likes",
+        "reposts", "replies", "language", "html", "next",
+    }
+)  # fmt: skip
+
+
 class SourceSettings(_Section):
     name: str = Field(min_length=1)
     kind: Literal[
@@ -341,8 +349,17 @@ class SourceSettings(_Section):
             "json": ("url", "items_path"),
         }.get(self.kind, ())
         for key in required:
-            if not getattr(self, key):
+            value = getattr(self, key)
+            if value is None or (key != "items_path" and not value):
                 raise ValueError(f"a source of kind '{self.kind}' needs '{key}'")
+        unknown = sorted(set(self.fields) - JSON_FIELDS)
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], sorted(JSON_FIELDS), n=1)
+            hint = f"; did you mean '{close[0]}'?" if close else ""
+            raise ValueError(
+                f"fields.{unknown[0]} is not a field listener knows{hint} "
+                f"(known: {', '.join(sorted(JSON_FIELDS))})"
+            )
         if self.kind == "reddit" and not (self.subreddit or self.query):
             raise ValueError("a source of kind 'reddit' needs 'subreddit' or 'query'")
         if self.kind == "reddit" and bool(self.client_id) != bool(self.client_secret):

@@ -162,6 +162,12 @@ class Poller:
         await self._writer.run(lambda conn: store.sync_catalog(conn, brands, sources, now))
         self._states = await self._writer.run(store.load_states)
 
+    async def source_id(self, name: str) -> int:
+        """The database id of a configured source."""
+        if name not in self._states:
+            await self.prepare()
+        return self._states[name].id
+
     async def poll_all(
         self,
         *,

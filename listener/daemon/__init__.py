@@ -8,6 +8,9 @@ Rules:
 - SIGHUP reloads the configuration: a valid one replaces sources, brands, routes and schedules
   at once (a new poller is prepared before the old one is retired); an invalid one is logged in
   one line and the old configuration keeps running.
+- Several instances (PostgreSQL): each poll is claimed in the database first, so exactly one
+  instance polls a source per interval; one instance, holding the leader lock, runs detection
+  and delivery; every instance writes a heartbeat. On SQLite a second daemon is refused.
 - systemd (Type=notify): READY=1 when polling has started, RELOADING=1/READY=1 around a reload,
   STOPPING=1 on shutdown, WATCHDOG=1 every half WatchdogSec but only while the event loop runs
   and the database answers.
@@ -16,11 +19,13 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import signal
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
@@ -31,9 +36,11 @@ from listener.daemon.notify import monotonic_usec, notify, watchdog_interval
 from listener.errors import ListenerError
 from listener.pipeline import Poller, compile_brands, http_settings
 from listener.sources.client import Client
+from listener.storage import instances
 
 log = logging.getLogger(__name__)
 GRACE_SECONDS = 20.0
+HEARTBEAT_SECONDS = 30.0
 DB_CHECK_SECONDS = 10.0
 
 
@@ -41,7 +48,10 @@ DB_CHECK_SECONDS = 10.0
 class _Runtime:
     settings: Settings
     poller: Poller
+    me: str
+    leadership: instances.Leadership
     running: set[asyncio.Task[object]] = field(default_factory=set)
+    last_cycle_at: datetime | None = None
 
 
 async def run_daemon(settings: Settings, engine: Engine) -> int:
@@ -63,10 +73,19 @@ async def run_daemon(settings: Settings, engine: Engine) -> int:
         loop.add_signal_handler(signum, on_signal, signum)
     loop.add_signal_handler(signal.SIGHUP, reload_requested.set)
 
+    started = datetime.now(UTC)
+    single = None
+    if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        single = instances.SingleInstance(Path(str(engine.url.database)))
+        single.acquire()  # a second daemon on one SQLite file is refused with a clear message
     async with Client(http_settings(settings)) as client:
         poller = Poller(settings, engine, client)
         await poller.prepare()
-        runtime = _Runtime(settings, poller)
+        me = instances.instance_id(started)
+        runtime = _Runtime(settings, poller, me, instances.Leadership(engine))
+        await asyncio.to_thread(
+            instances.heartbeat, engine, me, started=started, now=started, leader=False
+        )
         scheduler = AsyncIOScheduler(timezone=UTC)
         _schedule(scheduler, runtime, engine)
         scheduler.start()
@@ -97,6 +116,12 @@ async def run_daemon(settings: Settings, engine: Engine) -> int:
             for task in pending_work:
                 task.cancel()
         runtime.poller.close()
+        with contextlib.suppress(ListenerError):
+            await asyncio.to_thread(instances.release_all, engine, me)
+            await asyncio.to_thread(instances.forget, engine, me)
+        runtime.leadership.release()
+    if single is not None:
+        single.release()
     log.info("stopped")
     return 0
 
@@ -124,7 +149,19 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
 
     async def poll_job(source: SourceSettings) -> None:
         async def work() -> None:
-            outcome = await runtime.poller.poll(source)
+            moment = datetime.now(UTC)
+            interval = runtime.settings.source_interval(source)
+            source_id = await runtime.poller.source_id(source.name)
+            until = moment + timedelta(seconds=interval * 0.9)
+            due_by = moment + timedelta(seconds=runtime.settings.polling.jitter + 5)
+            mine = await asyncio.to_thread(
+                instances.claim, engine, source_id, runtime.me, moment, until, due_by
+            )
+            if not mine:
+                log.debug("source %s is polled by another instance", source.name)
+                return
+            outcome = await runtime.poller.poll(source, force=True)
+            runtime.last_cycle_at = datetime.now(UTC)
             if outcome.status == "ok":
                 log.info(
                     "polled %s: %d items, %d new, %d updated",
@@ -153,6 +190,8 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
                 )  # fmt: skip
 
         async def run() -> None:
+            if not await asyncio.to_thread(runtime.leadership.try_lead):
+                return  # another instance leads detection and delivery
             try:
                 await asyncio.to_thread(work)
             except ListenerError as exc:
@@ -177,6 +216,31 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
             misfire_grace_time=int(interval),
             next_run_time=first,
         )
+
+    async def heartbeat_job() -> None:
+        try:
+            await asyncio.to_thread(
+                instances.heartbeat,
+                engine,
+                runtime.me,
+                started=started_at,
+                now=datetime.now(UTC),
+                leader=runtime.leadership.leading,
+                last_cycle_at=runtime.last_cycle_at,
+            )
+        except ListenerError as exc:
+            log.error("heartbeat: %s", exc)
+
+    started_at = now
+    scheduler.add_job(
+        heartbeat_job,
+        IntervalTrigger(seconds=HEARTBEAT_SECONDS, timezone=UTC),
+        id="heartbeat",
+        name="heartbeat",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=now + timedelta(seconds=1),
+    )
     if settings.brands:
         scheduler.add_job(
             alert_job,

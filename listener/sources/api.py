@@ -168,11 +168,17 @@ def as_int(value: Any) -> int | None:
     return max(-INT64, min(INT64, value))
 
 
+_CONTROL = dict.fromkeys([*range(0, 9), 11, 12, *range(14, 32), 127], None)
+
+
 def as_text(value: Any, *, html: bool = False, limit: int = 100_000) -> str:
+    """Text from the web for storage: no NUL or other C0 controls (PostgreSQL refuses NUL),
+    no lone surrogates (from ``\ud800`` escapes), HTML reduced to text when ``html``."""
     if value is None:
         return ""
     text = value if isinstance(value, str) else str(value)
-    text = text[:limit]
+    text = text[:limit].translate(_CONTROL)
+    text = text.encode("utf-8", "replace").decode("utf-8")
     return html_to_text(text) if html else " ".join(text.split())
 
 

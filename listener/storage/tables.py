@@ -87,6 +87,9 @@ class Source(Base):
     disabled_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     cursor: Mapped[str | None] = mapped_column(Text)  # API sources: where the last poll stopped
+    # several instances: who polls this source now, and until when the claim holds
+    claimed_by: Mapped[str | None] = mapped_column(String(200))
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Story(Base):
@@ -228,3 +231,18 @@ class Outbox(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     dead_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Instance(Base):
+    """A running daemon: its heartbeat, and whether it leads detection and delivery."""
+
+    __tablename__ = "instances"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)  # host:pid:start
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    leader: Mapped[bool] = mapped_column(Boolean)
+    last_cycle_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    version: Mapped[str] = mapped_column(String(40))
