@@ -21,6 +21,7 @@ import listener.cli.alerts
 import listener.cli.backtest
 import listener.cli.commands
 import listener.cli.demo
+import listener.cli.ops
 import listener.cli.queries
 import listener.cli.sentiment  # noqa: F401  (registers the commands)
 from listener.cli import cli
@@ -259,6 +260,16 @@ def test_demo_runs_offline(tmp_path: Path) -> None:
     for command in suggested:
         code, _, err = invoke(*shlex.split(command))
         assert code == 0, f"{command}: {err}"
+    config = str(tmp_path / "demo" / "listener.toml")
+    _, out, _ = invoke("status", "--config", config, "--format", "json")
+    [status] = json.loads(out)
+    assert status["sources"] == 5 and status["alerts_firing"] and status["database_bytes"] > 0
+    _, out, _ = invoke("stats", "--config", config, "--brand", "Velora", "--since", "12h",
+                       "--format", "json")  # fmt: skip
+    bars = json.loads(out)
+    assert (
+        sum(b["negative"] for b in bars) >= 30 and max(b["negative_share"] or 0 for b in bars) > 0.5
+    )
 
 
 def test_run_polls_and_stops_on_sigterm(setup: Path, tmp_path: Path) -> None:

@@ -124,6 +124,7 @@ def main() -> None:
         backtest,
         commands,
         demo,
+        ops,
         queries,
         sentiment,
     )

@@ -96,6 +96,8 @@ def demo(app: App, directory: Path | None) -> None:
         f"{program} alerts --config {cfg}",
         f"{program} alerts show 1 --config {cfg}",
         f"{program} backtest --config {cfg} --brand Velora --since 2d",
+        f"{program} stats --config {cfg} --brand Velora --since 12h",
+        f"{program} status --config {cfg}",
         f"{program} check-config --config {cfg}",
     ):
         click.echo(f"  {command}")
