@@ -246,6 +246,12 @@ class BrandSettings(_Section):
     mute_authors: tuple[str, ...] = ()
     mute_domains: tuple[str, ...] = ()
     detection: BrandDetectionSettings = Field(default_factory=BrandDetectionSettings)
+    keep_mentions: Duration | None = None  # this brand's retention (default: [retention])
+
+    @field_validator("keep_mentions")
+    @classmethod
+    def _keep(cls, value: float | None) -> float | None:
+        return _retention(value)
 
     @field_validator("name")
     @classmethod
@@ -439,6 +445,28 @@ class RouteSettings(_Section):
         return value
 
 
+MIN_RETENTION = 35 * 86400.0  # detection reads 28 days of baseline plus a 4-day window
+
+
+def _retention(value: float | None) -> float | None:
+    if value == 0:
+        return None  # "0d": keep forever
+    if value is not None and value < MIN_RETENTION:
+        raise ValueError(
+            "must be at least 35d (the detectors read 32 days of history), or 0d for forever"
+        )
+    return value
+
+
+class RetentionSettings(_Section):
+    keep_mentions: Duration | None = 365 * 86400.0  # None: keep forever
+
+    @field_validator("keep_mentions")
+    @classmethod
+    def _at_least(cls, value: float | None) -> float | None:
+        return _retention(value)
+
+
 class AlertSettings(_Section):
     repeat_interval: Duration = 4 * 3600.0
     retry_for: Duration = 24 * 3600.0
@@ -457,6 +485,7 @@ class Settings(_Section):
     sentiment: SentimentSettings = Field(default_factory=SentimentSettings)
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
+    retention: RetentionSettings = Field(default_factory=RetentionSettings)
     routes: tuple[RouteSettings, ...] = ()
     brands: tuple[BrandSettings, ...] = ()
     sources: tuple[SourceSettings, ...] = ()

@@ -155,3 +155,24 @@ def stats(app: App, brand: str, since: str, bucket: str, fmt: str | None) -> Non
 def _width(width: timedelta) -> str:
     hours = width.total_seconds() / 3600
     return f"{hours:g} h" if hours < 24 else f"{hours / 24:g} d"
+
+
+@cli.command("prune")
+@config_option
+@pass_app
+def prune_command(app: App) -> None:
+    """Delete mentions older than their brand's retention (daily counts are kept)."""
+    from listener.housekeeping import cutoffs, prune
+
+    settings = app.settings()
+    now = datetime.now(UTC)
+    plan = cutoffs(settings, now)
+    if not plan:
+        click.echo("Retention: every brand keeps its mentions forever; nothing to prune.")
+        return
+    result = prune(app.engine(), settings, now)
+    click.echo(
+        f"Pruned {result.mentions} mentions ({result.links} brand links, {result.stories} "
+        f"stories) older than their brand's retention; daily counts kept."
+        + (" The SQLite file was compacted." if result.vacuumed else "")
+    )

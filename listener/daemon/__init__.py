@@ -241,6 +241,30 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
         coalesce=True,
         next_run_time=now + timedelta(seconds=1),
     )
+
+    async def prune_job() -> None:
+        from listener.housekeeping import prune
+
+        if not await asyncio.to_thread(runtime.leadership.try_lead):
+            return  # the leader prunes
+        current = runtime.settings
+        try:
+            result = await asyncio.to_thread(prune, engine, current, datetime.now(UTC))
+        except ListenerError as exc:
+            log.error("retention: %s", exc)
+            return
+        if result.mentions:
+            log.info("retention: pruned %d mentions", result.mentions)
+
+    scheduler.add_job(
+        prune_job,
+        IntervalTrigger(hours=24, timezone=UTC),
+        id="retention",
+        name="retention",
+        max_instances=1,
+        coalesce=True,
+        next_run_time=now + timedelta(minutes=10),
+    )
     if settings.brands:
         scheduler.add_job(
             alert_job,

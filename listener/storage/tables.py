@@ -6,12 +6,13 @@ and always hands back timezone-aware UTC datetimes.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Dialect,
     Float,
@@ -246,3 +247,16 @@ class Instance(Base):
     leader: Mapped[bool] = mapped_column(Boolean)
     last_cycle_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[str] = mapped_column(String(40))
+
+
+class DailyCount(Base):
+    """Per brand and UTC day: mentions and negative mentions, kept when mentions are pruned."""
+
+    __tablename__ = "daily_counts"
+
+    brand_id: Mapped[int] = mapped_column(
+        ForeignKey("brands.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    mentions: Mapped[int] = mapped_column(Integer)
+    negative: Mapped[int] = mapped_column(Integer)
