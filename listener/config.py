@@ -467,6 +467,20 @@ class RetentionSettings(_Section):
         return _retention(value)
 
 
+class MetricsSettings(_Section):
+    listen: str | None = None  # "127.0.0.1:9108"; unset: no HTTP endpoint
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("expected host:port, like 127.0.0.1:9108")
+        return value
+
+
 class AlertSettings(_Section):
     repeat_interval: Duration = 4 * 3600.0
     retry_for: Duration = 24 * 3600.0
@@ -486,6 +500,7 @@ class Settings(_Section):
     detection: DetectionSettings = Field(default_factory=DetectionSettings)
     alerts: AlertSettings = Field(default_factory=AlertSettings)
     retention: RetentionSettings = Field(default_factory=RetentionSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     routes: tuple[RouteSettings, ...] = ()
     brands: tuple[BrandSettings, ...] = ()
     sources: tuple[SourceSettings, ...] = ()

@@ -70,6 +70,24 @@ def start(
         )
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def get(url: str) -> tuple[int, str]:
+    import urllib.error
+    import urllib.request
+
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never via a proxy
+    try:
+        with direct.open(url, timeout=10) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
 def test_ready_watchdog_reload_and_stop(
     tmp_path: Path, httpserver: HTTPServer, notifications: Notifications
 ) -> None:
@@ -80,17 +98,31 @@ def test_ready_watchdog_reload_and_stop(
         rss([{"title": "Deutsche Bahn news", "guid": "2"}]), content_type="text/xml"
     )
     config = tmp_path / "listener.toml"
-    config.write_text(config_text(tmp_path / "l.db", httpserver.url_for("/feed")))
+    port = free_port()
+    metrics = f'[metrics]\nlisten = "127.0.0.1:{port}"\n'
+    config.write_text(config_text(tmp_path / "l.db", httpserver.url_for("/feed"), metrics))
     assert invoke("db", "upgrade", "--config", str(config))[0] == 0
     log = tmp_path / "run.log"
     proc = start(config, notifications.path, log)
     try:
         notifications.wait_for("READY=1")
         notifications.wait_for("WATCHDOG=1", timeout=10)
+        assert get(f"http://127.0.0.1:{port}/healthz") == (200, "ok\n")
+        deadline = time.monotonic() + 45  # the first poll comes within the 30 s jitter
+        body = ""
+        while time.monotonic() < deadline and 'status="ok"' not in body:
+            time.sleep(0.3)
+            body = get(f"http://127.0.0.1:{port}/metrics")[1]
+        assert 'listener_polls_total{source="blog",status="ok"} 1.0' in body
+        assert "listener_mentions_ingested_total 1.0" in body
+        assert 'listener_poll_seconds_bucket{le="60.0",source="blog"}' in body
+        assert get(f"http://127.0.0.1:{port}/nope")[0] == 404
 
         # a valid new configuration: one more source
         extra = f'[[sources]]\nname = "other"\nurl = "{httpserver.url_for("/other")}"\n'
         config.write_text(config_text(tmp_path / "l.db", httpserver.url_for("/feed"), extra))
+        _drain(notifications)  # systemd reads its socket all the time; the test catches up here
+        notifications.seen.clear()
         proc.send_signal(signal.SIGHUP)
         seen = notifications.wait_for("READY=1")
         assert any("RELOADING=1" in m and "MONOTONIC_USEC=" in m for m in seen)
@@ -98,6 +130,8 @@ def test_ready_watchdog_reload_and_stop(
 
         # a broken one: logged once, the old configuration keeps running
         config.write_text("[[sources]]\nname = 'broken'\nintervall = '5m'\n")
+        _drain(notifications)
+        notifications.seen.clear()
         proc.send_signal(signal.SIGHUP)
         seen = notifications.wait_for("READY=1")
         assert "reload failed" in seen[-1]

@@ -23,6 +23,7 @@ import contextlib
 import logging
 import random
 import signal
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +33,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine, text
 
 from listener.config import Settings, SourceSettings, load_config
+from listener.daemon.metrics import Metrics, serve
 from listener.daemon.notify import monotonic_usec, notify, watchdog_interval
 from listener.errors import ListenerError
 from listener.pipeline import Poller, compile_brands, http_settings
@@ -40,6 +42,7 @@ from listener.storage import instances
 
 log = logging.getLogger(__name__)
 GRACE_SECONDS = 20.0
+HEALTH_SECONDS = 30.0
 HEARTBEAT_SECONDS = 30.0
 DB_CHECK_SECONDS = 10.0
 
@@ -52,6 +55,7 @@ class _Runtime:
     leadership: instances.Leadership
     running: set[asyncio.Task[object]] = field(default_factory=set)
     last_cycle_at: datetime | None = None
+    metrics: Metrics = field(default_factory=Metrics)
 
 
 async def run_daemon(settings: Settings, engine: Engine) -> int:
@@ -89,7 +93,11 @@ async def run_daemon(settings: Settings, engine: Engine) -> int:
         scheduler = AsyncIOScheduler(timezone=UTC)
         _schedule(scheduler, runtime, engine)
         scheduler.start()
-        watchdog = asyncio.create_task(_watchdog(engine))
+        endpoint = None
+        if settings.metrics.listen:
+            host, _, port = settings.metrics.listen.rpartition(":")
+            endpoint = await serve(runtime.metrics, host.strip("[]"), int(port))
+        watchdog = asyncio.create_task(_watchdog(engine, runtime.metrics))
         notify("READY=1", f"STATUS=polling {len(_enabled(settings))} sources")
         log.info(
             "listener running: %d sources, %d brands",
@@ -110,6 +118,8 @@ async def run_daemon(settings: Settings, engine: Engine) -> int:
         notify("STOPPING=1")
         log.info("stopping: waiting up to %ds for running work", GRACE_SECONDS)
         watchdog.cancel()
+        if endpoint is not None:
+            endpoint.close()
         scheduler.shutdown(wait=False)
         if runtime.running:
             _, pending_work = await asyncio.wait(set(runtime.running), timeout=GRACE_SECONDS)
@@ -162,6 +172,12 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
                 return
             outcome = await runtime.poller.poll(source, force=True)
             runtime.last_cycle_at = datetime.now(UTC)
+            metrics = runtime.metrics
+            metrics.polls.labels(source.name, outcome.status).inc()
+            metrics.poll_seconds.labels(source.name).observe(outcome.elapsed)
+            metrics.mentions.inc(outcome.new)
+            if outcome.status == "failed":
+                metrics.poll_errors.labels(source.name).inc()
             if outcome.status == "ok":
                 log.info(
                     "polled %s: %d items, %d new, %d updated",
@@ -179,9 +195,17 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
         current = runtime.settings
 
         def work() -> None:
+            from listener.storage import alerts as alert_store
+
             moment = datetime.now(UTC)
-            result = evaluate(engine, current, moment)
-            report = deliver(engine, current, moment)
+            with runtime.metrics.detector_seconds.time():
+                result = evaluate(engine, current, moment)
+                report = deliver(engine, current, moment)
+            for state in ("pending", "firing", "resolved"):
+                found = alert_store.list_alerts(engine, state=state, limit=100_000)
+                runtime.metrics.alerts.labels(state).set(len(found))
+            for state, count in alert_store.backlog(engine).items():
+                runtime.metrics.outbox.labels(state).set(count)
             if result.fired or result.escalated or result.resolved or report.delivered:
                 log.info(
                     "alerts: %d fired, %d escalated, %d resolved; %d delivered, %d failed",
@@ -314,11 +338,12 @@ async def _reload(
     notify("READY=1", f"STATUS=polling {len(_enabled(settings))} sources")
 
 
-async def _watchdog(engine: Engine) -> None:
-    """WATCHDOG=1 every half WatchdogSec while the loop runs and the database answers."""
+async def _watchdog(engine: Engine, metrics: Metrics) -> None:
+    """Health: the database is asked regularly; WATCHDOG=1 every half WatchdogSec (with a
+    watchdog) while the loop runs and the database answers; /healthz says the same."""
     interval = watchdog_interval()
-    if interval is None:
-        return
+    every = interval if interval is not None else HEALTH_SECONDS
+    metrics.health_window = max(2 * every + DB_CHECK_SECONDS, 30.0)
 
     def check() -> None:
         with engine.connect() as conn:
@@ -328,7 +353,12 @@ async def _watchdog(engine: Engine) -> None:
         try:
             await asyncio.wait_for(asyncio.to_thread(check), timeout=DB_CHECK_SECONDS)
         except Exception as exc:  # the database is not healthy: no ping, systemd decides
-            log.error("watchdog: database check failed: %s", " ".join(str(exc).split())[:200])
+            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+            metrics.problem = "database check failed"
+            log.error("watchdog: database check failed: %s", reason)
         else:
-            notify("WATCHDOG=1")
-        await asyncio.sleep(interval)
+            metrics.problem = ""
+            metrics.healthy_at = time.monotonic()
+            if interval is not None:
+                notify("WATCHDOG=1")
+        await asyncio.sleep(every)

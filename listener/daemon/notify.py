@@ -1,5 +1,6 @@
 """sd_notify without libsystemd: one datagram to $NOTIFY_SOCKET (READY, RELOADING, STOPPING,
-WATCHDOG, STATUS). Silent and harmless when not started by systemd."""
+WATCHDOG, STATUS). Silent and harmless when not started by systemd, and never blocking: when
+the receiver's queue is full the message is dropped (the next watchdog ping comes soon)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ def notify(*fields: str) -> bool:
     address = "\0" + path[1:] if path.startswith("@") else path
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+            sock.setblocking(False)  # a full notify queue must never stall the event loop
             sock.connect(address)
             sock.sendall("\n".join(fields).encode("utf-8", "replace"))
     except OSError:
