@@ -22,9 +22,9 @@ from listener.untrusted import for_terminal
 STATES = click.Choice(["pending", "firing", "resolved", "acknowledged"])
 
 
-def detect_and_deliver(settings: Settings, engine: Engine) -> None:
+def detect_and_deliver(settings: Settings, engine: Engine, now: datetime | None = None) -> None:
     """What the daemon does after polling: detection, then delivery of due notifications."""
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     result = evaluate(engine, settings, now)
     report = deliver(engine, settings, now)
     click.echo(

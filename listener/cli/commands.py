@@ -17,7 +17,7 @@ from listener.cli import App, cli, config_option, pass_app
 from listener.cli.output import emit, format_option, iso, resolve_format
 from listener.config import Settings, database_url, parse_duration
 from listener.errors import ConfigError
-from listener.pipeline import Poller, PollOutcome, http_settings, source_url, summarize
+from listener.pipeline import Poller, PollOutcome, http_settings, source_url, summarize, utcnow
 from listener.sources.client import Client, redact_url
 from listener.storage import engine as db
 from listener.storage import store
@@ -373,9 +373,11 @@ def sources(app: App, fmt: str | None) -> None:
 # -- poll, run ----------------------------------------------------------------------------------
 
 
-async def poll_cycle(settings: Settings, engine: Any, show_progress: bool) -> list[PollOutcome]:
+async def poll_cycle(
+    settings: Settings, engine: Any, show_progress: bool, now: datetime | None = None
+) -> list[PollOutcome]:
     async with Client(http_settings(settings)) as client:
-        poller = Poller(settings, engine, client)
+        poller = Poller(settings, engine, client, clock=(lambda: now) if now else utcnow)
         try:
             await poller.prepare()
             total = sum(1 for s in settings.sources if s.enabled)
@@ -408,9 +410,15 @@ async def poll_cycle(settings: Settings, engine: Any, show_progress: bool) -> li
     default=True,
     help="Run one full cycle over all enabled sources and exit (the default).",
 )
+@click.option(
+    "--now",
+    "at",
+    help="Pretend it is this time (ISO date/time): for replaying a scenario, demos and tests.",
+)
 @pass_app
-def poll(app: App, once: bool) -> None:
-    """Poll every enabled source once, store new mentions, print a summary.
+def poll(app: App, once: bool, at: str | None) -> None:
+    """Poll every enabled source once, store new mentions, run detection and delivery, print a
+    summary.
 
     Sources that are backing off after errors are polled anyway; sources disabled after
     410 Gone are not.
@@ -419,8 +427,9 @@ def poll(app: App, once: bool) -> None:
     if not settings.sources:
         raise ConfigError(f"{settings.path}: sources: no sources configured; hint: add [[sources]]")
     engine = app.engine()
+    now = parse_when(at, "--now", datetime.now(UTC)) if at else None
     started = time.monotonic()
-    outcomes = asyncio.run(poll_cycle(settings, engine, sys.stderr.isatty()))
+    outcomes = asyncio.run(poll_cycle(settings, engine, sys.stderr.isatty(), now))
     elapsed = time.monotonic() - started
     counts = summarize(outcomes)
     for outcome in outcomes:
@@ -437,7 +446,7 @@ def poll(app: App, once: bool) -> None:
     if settings.brands:
         from listener.cli.alerts import detect_and_deliver
 
-        detect_and_deliver(settings, engine)
+        detect_and_deliver(settings, engine, now)
     if counts["failed"] and counts["failed"] == counts["sources"]:
         sys.exit(1)
 
