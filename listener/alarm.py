@@ -39,7 +39,7 @@ from listener.detection.monitor import explain, replay
 from listener.errors import ConfigError
 from listener.storage import alerts as db
 from listener.storage import store
-from listener.watch import detection_params, to_event
+from listener.watch import detection_params, replay_start, to_event
 
 log = logging.getLogger(__name__)
 
@@ -226,8 +226,9 @@ def _evaluate_brand(
     params = detection_params(settings, brand)
     width = timedelta(seconds=settings.detection.bucket)
     lead = timedelta(days=max(params.storm.baseline_days, params.smoulder.baseline_days) + 6)
-    epoch = datetime(2000, 1, 3, tzinfo=now.tzinfo)
-    start = epoch + ((now - lead - epoch) // width) * width
+    # whole UTC days: every run judges the same buckets and hours, so verdicts (and the episode
+    # keys they open) are the same whichever run sees them first
+    start = replay_start(now - lead)
     with db_transaction(engine) as conn:
         started = db.detection_started(conn, brand.name, now)
     rows = store.detection_rows(engine, brand.name, since=start, until=now)

@@ -71,12 +71,8 @@ def source_url(source: SourceSettings) -> str:
         return urls.google_news_url(
             source.query or "", language=source.language or "en", country=source.country or "US"
         )
-    if source.kind == "reddit":
-        return urls.reddit_url(subreddit=source.subreddit, query=source.query)
     if source.kind == "youtube":
         return urls.youtube_url(source.channel_id or "")
-    if source.kind == "mastodon":
-        return urls.mastodon_url(source.instance or "", source.hashtag or "")
     assert source.url is not None
     return source.url
 

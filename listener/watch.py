@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
@@ -103,7 +103,7 @@ def backtest(
     width = timedelta(seconds=settings.detection.bucket)
     lead = timedelta(days=max(params.storm.baseline_days, params.smoulder.baseline_days))
     lead += timedelta(days=params.smoulder.window_days)
-    start = _floor(since - lead, width)
+    start = replay_start(since - lead)
     rows = store.detection_rows(engine, brand.name, since=start, until=until)
     judged = replay(
         (to_event(row) for row in rows),
@@ -129,6 +129,7 @@ def _inside(judged: Iterator[Judged], since: datetime) -> Iterator[Judged]:
             yield item
 
 
-def _floor(when: datetime, width: timedelta) -> datetime:
-    epoch = datetime(2000, 1, 3, tzinfo=when.tzinfo)  # a Monday: day and week boundaries align
-    return epoch + ((when - epoch) // width) * width
+def replay_start(when: datetime) -> datetime:
+    """Midnight UTC of ``when``'s day: replays that start there judge the same buckets and the
+    same hours (smoulder's roll-up) whenever they run, so their verdicts agree."""
+    return when.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -231,9 +231,11 @@ def test_demo_runs_offline(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "5/5 sources ok" in proc.stdout
     assert "4 sources answered 304 Not Modified, 0 new mentions" in proc.stdout
-    # the live feed's storm is caught, alerted and delivered to the demo's local receiver
-    assert "1 notification(s) delivered" in proc.stdout
+    # the replayed crises are caught, alerted, delivered to the demo's receiver, and resolved
+    assert "[WARNING] Smoulder: Nordbahn" in proc.stdout  # the slow burn
     assert "Storm: Velora" in proc.stdout and "negative mentions in 60 min" in proc.stdout
+    assert "[RESOLVED] Storm: Velora" in proc.stdout
+    assert "alerts fired" in proc.stdout
     assert "listener mentions --config" in proc.stdout
     _, out, _ = invoke(
         "mentions",
@@ -264,7 +266,7 @@ def test_demo_runs_offline(tmp_path: Path) -> None:
     _, out, _ = invoke("status", "--config", config, "--format", "json")
     [status] = json.loads(out)
     assert status["sources"] == 5 and status["alerts_firing"] and status["database_bytes"] > 0
-    _, out, _ = invoke("stats", "--config", config, "--brand", "Velora", "--since", "12h",
+    _, out, _ = invoke("stats", "--config", config, "--brand", "Velora", "--since", "24h",
                        "--format", "json")  # fmt: skip
     bars = json.loads(out)
     assert (

@@ -22,6 +22,7 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from listener.detection import stats
@@ -61,8 +62,12 @@ class _Window:
 
 
 def window_lengths(series: Series, params: StormParams) -> list[int]:
-    width = series.width.total_seconds()
-    return sorted({max(1, round(seconds / width)) for seconds in params.windows})
+    return list(_lengths(series.width.total_seconds(), params.windows))
+
+
+@functools.lru_cache(maxsize=64)
+def _lengths(width: float, windows: tuple[float, ...]) -> tuple[int, ...]:
+    return tuple(sorted({max(1, round(seconds / width)) for seconds in windows}))
 
 
 def detect_storm(series: Series, now: int, params: StormParams) -> Finding:
@@ -198,6 +203,10 @@ def _baseline_share(series: Series, now: int, length: int, params: StormParams) 
 def _finding(
     series: Series, now: int, level: Level, window: _Window | None, cold: bool, reason: str
 ) -> Finding:
+    if window is None:  # the common quiet case: no evidence to describe
+        end = series.time_of(now + 1)
+        return Finding("storm", end, level, 0.0, series.negative[now], 0.0, end - series.width,
+                       end, cold_start=cold, reason=reason)  # fmt: skip
     length = window.length if window else 1
     distinct = series.distinct(now, length) if window else None
     return Finding(
