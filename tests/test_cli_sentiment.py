@@ -57,7 +57,14 @@ def test_rescore_updates_stored_mentions(tmp_path: Path) -> None:
         cli, ["rescore", "--config", config, "--brand", "Nordbahn"], env={"LISTENER_CONFIG": ""}
     )
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.startswith("Rescored 5 mentions with lexlr-")
+    counted = CliRunner().invoke(
+        cli,
+        ["mentions", "--config", config, "--brand", "Nordbahn", "--limit", "0", "--format", "json"],
+        env={"LISTENER_CONFIG": ""},
+    )
+    stored = len(json.loads(counted.stdout))
+    assert stored > 5
+    assert result.stdout.startswith(f"Rescored {stored} mentions with lexlr-")
     result = CliRunner().invoke(
         cli,
         [

@@ -109,6 +109,7 @@ def test_three_instances_poll_each_source_once_per_interval(
             proc.wait(timeout=40)
     assert len(rows) == 3  # three heartbeats
     polls = [hits[f"/feed{i}.xml"] for i in range(SOURCES)]
+    print(f"3 instances, {SOURCES} sources, {elapsed:.0f} s at a 10 s interval: polls {polls}")
     # one poll per source per interval (10 s, claims for 9 s): without claims, three times as many
     most = int(elapsed / 9) + 1
     assert all(1 <= n <= most for n in polls), (polls, most)
