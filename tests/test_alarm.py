@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -38,8 +39,11 @@ def route(name: str, url: str, fmt: str = "markdown") -> str:
     return f'[[routes]]\nname = "{name}"\nurls = ["{url}"]\nformat = "{fmt}"\n'
 
 
-def storm_now(engine: Engine, now: datetime, title: str = "Velora lock opened with a pen") -> None:
-    """Forty angry posts from many people in the last hour, fetched by one poll 25 minutes ago."""
+def storm_now(
+    engine: Engine, now: datetime, title: str = "Velora lock opened with a pen", every: bool = False
+) -> None:
+    """Forty angry posts from many people in the last hour, fetched by one poll 25 minutes ago
+    (the first, or with ``every`` each of them, titled ``title``)."""
     rng = random.Random(9)
     with store.transaction(engine, "test") as conn:
         source = store.load_states(conn)["s"].id
@@ -50,8 +54,9 @@ def storm_now(engine: Engine, now: datetime, title: str = "Velora lock opened wi
     batch[0] = negative_mention(100_000, now - timedelta(minutes=70), "new0")
     from dataclasses import replace
 
-    item = replace(batch[0].item, title=title)
-    batch[0] = replace(batch[0], item=item)
+    for n in range(len(batch) if every else 1):
+        item = replace(batch[n].item, title=f"{title} {n}" if every else title)
+        batch[n] = replace(batch[n], item=item)
     rng.shuffle(batch)
     with store.transaction(engine, "test") as conn:
         store.record_success(
@@ -388,3 +393,48 @@ def test_kill_9_at_any_moment_loses_no_notification(
     assert deliver(engine, settings, NOW + timedelta(minutes=2)).delivered == 0
     assert len(receiver) == 2
     engine.dispose()
+
+
+HOSTILE = (
+    "<!channel> @everyone [x](http://evil.example) <script>alert(1)</script> \x1b[31m"
+    "\r\nBcc: a@evil.example"
+)
+
+
+def test_a_hostile_title_arrives_escaped_in_chat_and_email(
+    engine: Engine, httpserver: HTTPServer, receiver: list[dict[str, str]]
+) -> None:
+    from aiosmtpd.controller import Controller
+    from test_deliver import Inbox, free_port, mailto
+
+    inbox = Inbox()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        settings = settings_for(
+            route("chat", hook(httpserver)) + route("mail", mailto(port), "html")
+        )
+        fill_history(engine, NOW - timedelta(hours=3))
+        evaluate(engine, settings, NOW - timedelta(hours=3))
+        storm_now(engine, NOW, title=HOSTILE, every=True)
+        evaluate(engine, settings, NOW)
+        report = deliver(engine, settings, NOW)
+        assert report.delivered == 2, report
+    finally:
+        controller.stop()
+    chat = receiver[0]["title"] + receiver[0]["message"]
+    [mail] = inbox.messages
+    html = mail.message.get_body(("html",))
+    plain = mail.message.get_body(("plain",))
+    assert html is not None and plain is not None
+    bodies = {"chat": chat, "html": html.get_content(), "plain": plain.get_content()}
+    for name, body in bodies.items():
+        for bad in ("<!channel>", "@everyone", "<script", "\x1b[", 'href="http://evil'):
+            assert bad not in body, (name, bad)
+    # Markdown link syntax is only dangerous where Markdown is rendered: the chat message
+    assert "](http://evil.example)" not in bodies["chat"]
+    assert "Bcc" not in str(mail.message.get("Bcc", "")) and mail.rcpt_tos == ["pr@example.org"]
+    assert "Velora" in bodies["html"] and "Velora" in bodies["chat"]
+    for body in bodies.values():  # the title did arrive, defused (Markdown escapes the parens)
+        assert re.search(r"\\?\(at\\?\)everyone", body), body[-300:]
