@@ -32,6 +32,7 @@ from sqlalchemy import Engine
 
 from listener.alerting import deliver as channel
 from listener.alerting import lifecycle
+from listener.alerting.digest import BrandDigest, render_digest
 from listener.alerting.render import SOURCE_DOWN, AlertMessage, MentionLine, render
 from listener.config import BrandSettings, Settings, parse_quiet_hours
 from listener.detection.episodes import Transition
@@ -66,6 +67,10 @@ def routes(settings: Settings) -> list[lifecycle.Route]:
             start, end, zone = parse_quiet_hours(route.quiet_hours)
             quiet = lifecycle.QuietHours(start, end, zone)
         repeat = route.repeat_interval or settings.alerts.repeat_interval
+        minute, _, zone = parse_quiet_hours(
+            f"{route.digest_at.split()[0]}-{route.digest_at.split()[0]} "
+            + " ".join(route.digest_at.split()[1:])
+        )
         out.append(
             lifecycle.Route(
                 name=route.name,
@@ -78,6 +83,9 @@ def routes(settings: Settings) -> list[lifecycle.Route]:
                 critical_ignores_quiet_hours=route.critical_ignores_quiet_hours,
                 max_per_hour=route.max_per_hour,
                 repeat_interval=timedelta(seconds=repeat),
+                digest=route.digest,
+                digest_minute=minute,
+                digest_zone=zone,
             )
         )
     return out
@@ -103,7 +111,72 @@ def evaluate(engine: Engine, settings: Settings, now: datetime) -> Evaluation:
         _evaluate_brand(engine, settings, checked, brand, now, result)
     _source_health(engine, settings, checked, now, result)
     _repeat(engine, settings, checked, now, result)
+    _digests(engine, settings, checked, now, result)
     return result
+
+
+def _digests(
+    engine: Engine,
+    settings: Settings,
+    checked: list[lifecycle.Route],
+    now: datetime,
+    result: Evaluation,
+) -> None:
+    """Each digest route gets one summary per period, at its scheduled time."""
+    for route in checked:
+        if not route.digest:
+            continue
+        due = route.last_digest_time(now)
+        key = f"{route.name}#0"
+        if (
+            db.last_created(engine, key, kind="digest") is not None
+            and (db.last_created(engine, key, kind="digest") or due) >= due
+        ):
+            continue
+        period = timedelta(days=7 if route.digest == "weekly" else 1)
+        start = due - period
+        brands = [b.name for b in settings.brands if route.hears(b.name, "digest", "critical")]
+        blocks = [_brand_digest(engine, brand, start, due) for brand in brands]
+        notes = []
+        for index, _url in enumerate(route.urls):
+            fmt = route.format
+            rendered = render_digest(route.digest, start, due, blocks, fmt)
+            notes.append(
+                db.Notification(
+                    f"{route.name}#{index}",
+                    "digest",
+                    rendered.title,
+                    rendered.body,
+                    rendered.body_format,
+                    now,
+                )
+            )
+        with db_transaction(engine) as conn:
+            db.enqueue(conn, None, notes, now)
+        result.queued += len(notes)
+
+
+def _brand_digest(engine: Engine, brand: str, start: datetime, end: datetime) -> BrandDigest:
+    found = store.query_mentions(
+        engine, store.MentionFilter(brand=brand, since=start, until=end, limit=None)
+    )
+    mix = Counter(m.sentiment for m in found)
+    negative = sorted(
+        (m for m in found if m.sentiment == "negative"),
+        key=lambda m: (-(m.reach or 0), -((m.likes or 0) + (m.points or 0))),
+    )
+    alerts = [
+        a for a in db.list_alerts(engine, brand=brand, limit=200) if start <= a.fired_at < end
+    ]
+    return BrandDigest(
+        brand=brand,
+        mentions=len(found),
+        negative=mix.get("negative", 0),
+        neutral=mix.get("neutral", 0),
+        positive=mix.get("positive", 0),
+        top_negative=tuple((m.title or m.text[:140], m.url) for m in negative[:5]),
+        alerts=tuple(f"#{a.id} {a.severity} {a.detector}: {a.explanation[:200]}" for a in alerts),
+    )
 
 
 def _source_health(
@@ -403,8 +476,8 @@ def _notifications(
             return []
     notes = []
     for route in checked:
-        if not route.hears(message.brand, message.detector, message.severity):
-            continue
+        if route.digest or not route.hears(message.brand, message.detector, message.severity):
+            continue  # digest routes get summaries, not single alerts
         for index, url in enumerate(route.urls):
             long = urlsplit(url).scheme.lower() in ("mailto", "mailtos")
             fmt = "html" if long and route.format == "html" else route.format

@@ -436,6 +436,14 @@ class RouteSettings(_Section):
     critical_ignores_quiet_hours: bool = True
     max_per_hour: int = Field(default=20, ge=1)
     repeat_interval: Duration | None = None
+    digest: Literal["daily", "weekly"] | None = None  # a summary instead of single alerts
+    digest_at: str = "08:00 UTC"  # local time of day (weekly: on Mondays)
+
+    @field_validator("digest_at")
+    @classmethod
+    def _digest_at(cls, value: str) -> str:
+        parse_quiet_hours(f"{value.split()[0]}-{value.split()[0]} {' '.join(value.split()[1:])}")
+        return value
 
     @field_validator("quiet_hours")
     @classmethod

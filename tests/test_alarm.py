@@ -438,3 +438,36 @@ def test_a_hostile_title_arrives_escaped_in_chat_and_email(
     assert "Velora" in bodies["html"] and "Velora" in bodies["chat"]
     for body in bodies.values():  # the title did arrive, defused (Markdown escapes the parens)
         assert re.search(r"\\?\(at\\?\)everyone", body), body[-300:]
+
+
+def test_digest_routes_get_one_summary_per_period(
+    engine: Engine, httpserver: HTTPServer, receiver: list[dict[str, str]]
+) -> None:
+    digests: list[dict[str, str]] = []
+    httpserver.expect_request("/digest", method="POST").respond_with_handler(
+        lambda request: (digests.append(json.loads(request.get_data())), Response("ok"))[1]
+    )
+    at = (NOW - timedelta(minutes=10)).strftime("%H:%M")
+    digest_url = f"json://127.0.0.1:{httpserver.port}/digest"
+    settings = settings_for(
+        route("chat", hook(httpserver))
+        + route("daily", digest_url, "text")
+        + f'digest = "daily"\ndigest_at = "{at} UTC"\n'
+    )
+    fill_history(engine, NOW - timedelta(hours=3))
+    evaluate(engine, settings, NOW - timedelta(hours=3))  # the first digest: the day before
+    storm_now(engine, NOW)
+    evaluate(engine, settings, NOW)
+    deliver(engine, settings, NOW)
+    assert len(receiver) == 1  # the single alert went to the chat route only
+    assert len(digests) == 2  # yesterday's (written at the first run) and today's
+    today = digests[-1]
+    assert today["title"].startswith("[DIGEST] daily summary")
+    assert "Velora:" in today["message"] and "negative" in today["message"]
+    assert "alert: #" in today["message"]  # the storm alert of the period
+    evaluate(engine, settings, NOW + timedelta(minutes=30))
+    deliver(engine, settings, NOW + timedelta(minutes=30))
+    assert len(digests) == 2  # one per period
+    evaluate(engine, settings, NOW + timedelta(days=1))
+    deliver(engine, settings, NOW + timedelta(days=1))
+    assert len(digests) == 3

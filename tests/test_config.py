@@ -47,6 +47,8 @@ def test_example_config_loads_and_documents_every_key() -> None:
         "SLACK_URL": "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7FQ",
         "BLUESKY_APP_PASSWORD": "abcd-efgh-ijkl-mnop",
         "YOUTUBE_API_KEY": "AIza" + "x" * 35,
+        "SMTP_USER": "listener",
+        "SMTP_PASSWORD": "s3cret-pass",
     }
     settings = load_config(ROOT / "config.example.toml", env=env)
     assert {s.kind for s in settings.sources} == {

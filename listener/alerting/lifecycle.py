@@ -86,6 +86,22 @@ class Route:
     critical_ignores_quiet_hours: bool = True
     max_per_hour: int = 20
     repeat_interval: timedelta | None = None
+    digest: str | None = None  # "daily" | "weekly": summaries instead of single alerts
+    digest_minute: int = 8 * 60
+    digest_zone: str = "UTC"
+
+    def last_digest_time(self, now: datetime) -> datetime:
+        """The latest scheduled digest time at or before ``now`` (UTC)."""
+        zone = ZoneInfo(self.digest_zone)
+        local = now.astimezone(zone)
+        at = local.replace(
+            hour=self.digest_minute // 60, minute=self.digest_minute % 60, second=0, microsecond=0
+        )
+        if at > local:
+            at -= timedelta(days=1)
+        if self.digest == "weekly":
+            at -= timedelta(days=at.weekday())  # Mondays
+        return at.astimezone(UTC)
 
     def hears(self, brand: str, detector: str, severity: str) -> bool:
         if RANK.get(severity, 0) < RANK[self.min_severity]:

@@ -444,6 +444,21 @@ def failed(
         conn.execute(update(Outbox).where(Outbox.id == item_id).values(**values))
 
 
+def last_created(engine: Engine, route: str, *, kind: str) -> datetime | None:
+    """When the newest outbox row of this route and kind was written."""
+
+    def work() -> datetime | None:
+        with engine.connect() as conn:
+            value: datetime | None = conn.execute(
+                select(func.max(Outbox.created_at)).where(
+                    Outbox.route == route, Outbox.kind == kind
+                )
+            ).scalar()
+            return value
+
+    return guard("cannot read the outbox", work)
+
+
 def sent_since(engine: Engine, route: str, since: datetime) -> int:
     def work() -> int:
         with engine.connect() as conn:
