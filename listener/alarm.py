@@ -21,6 +21,7 @@ Rules:
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -543,6 +544,15 @@ def _message_from(alert: db.StoredAlert, kind: str) -> AlertMessage:
     )
 
 
+_WORD = re.compile(r"[^\W\d_]{4,}", re.UNICODE)
+_COMMON = frozenset(
+    "this that with have from they been were what when will would there their about which "
+    "your just like than then them also only into more some very after before because could "
+    "should über eine einer einem einen nicht noch sich sind wird wurde haben auch aber oder "
+    "dass wenn mehr schon immer heute".split()
+)
+
+
 class _Context:
     """What messages of one brand need besides the finding: its recent series and top mentions."""
 
@@ -556,6 +566,25 @@ class _Context:
             if row.negative and 0 <= ago < 24:
                 hours[23 - ago] += 1
         self.hours = tuple(hours)
+
+    def new_terms(self, found: Sequence[store.StoredMention], since: datetime) -> tuple[str, ...]:
+        """Words at least two mentions of the window use that the brand's previous week did not."""
+        window: Counter[str] = Counter()
+        for m in found:
+            window.update({w.casefold() for w in _WORD.findall(f"{m.title} {m.text}")})
+        before = store.query_mentions(
+            self.engine,
+            store.MentionFilter(
+                brand=self.brand, since=since - timedelta(days=7), until=since, limit=2000
+            ),
+        )
+        known = {w.casefold() for m in before for w in _WORD.findall(f"{m.title} {m.text}")}
+        brand = {w.casefold() for w in _WORD.findall(self.brand)}
+        fresh = [
+            (n, w) for w, n in window.items()
+            if n >= 2 and w not in known and w not in _COMMON and w not in brand
+        ]  # fmt: skip
+        return tuple(w for _, w in sorted(fresh, key=lambda x: (-x[0], x[1]))[:8])
 
     def message(
         self, kind: str, alert_id: int, detector: str, started: datetime, evidence: db.Evidence
@@ -601,6 +630,7 @@ class _Context:
                 for m in found[:10]
             ),
             top_domains=tuple((d, n) for d, n in domains.most_common(5) if d),
+            new_terms=self.new_terms(found, evidence.window_start),
             drilldown=f"listener alerts show {alert_id}",
         )
 

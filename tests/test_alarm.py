@@ -471,3 +471,17 @@ def test_digest_routes_get_one_summary_per_period(
     evaluate(engine, settings, NOW + timedelta(days=1))
     deliver(engine, settings, NOW + timedelta(days=1))
     assert len(digests) == 3
+
+
+def test_new_terms_are_words_the_window_uses_and_the_week_before_did_not(engine: Engine) -> None:
+    from listener.alarm import _Context
+
+    fill_history(engine, NOW - timedelta(hours=3))
+    storm_now(engine, NOW, title="Velora lock picked with a ballpoint", every=True)
+    window_start = NOW - timedelta(minutes=75)
+    found = store.query_mentions(
+        engine, store.MentionFilter(brand="Velora", since=window_start, until=NOW, limit=None)
+    )
+    terms = _Context(engine, "Velora", [], NOW).new_terms(found, window_start)
+    assert "ballpoint" in terms and "picked" in terms
+    assert "post" not in terms and "text" not in terms and "velora" not in terms
