@@ -109,6 +109,7 @@ def test_http_error_names_status_and_url(httpserver: HTTPServer) -> None:
         (503, "IN-ONE-HOUR", (3500, 3601)),  # an HTTP date an hour ahead, made when the test runs
         (503, "Wed, 01 May 2019 10:00:00 GMT", (0.0, 0.0)),  # in the past: never negative
         (429, "soon-ish", None),
+        (429, "ISO-RESET", None),
         (429, None, None),
     ],
 )
@@ -118,6 +119,14 @@ def test_retry_after(
     retry_after: str | None,
     expected: tuple[float, float] | None,
 ) -> None:
+    if retry_after == "ISO-RESET":  # Mastodon: no Retry-After, X-RateLimit-Reset as ISO time
+        reset = (datetime.now(UTC) + timedelta(minutes=5)).isoformat().replace("+00:00", "Z")
+        httpserver.expect_request("/feed").respond_with_data(
+            "slow down", status=429, headers={"X-RateLimit-Reset": reset}
+        )
+        error = fetch_error(httpserver.url_for("/feed"))
+        assert error.retry_after is not None and 290 <= error.retry_after <= 301
+        return
     if retry_after == "IN-ONE-HOUR":
         retry_after = format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True)
     headers = {"Retry-After": retry_after} if retry_after is not None else {}

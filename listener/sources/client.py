@@ -410,10 +410,18 @@ def _status_error(status: int, headers: httpx.Headers, body: bytes, where: str) 
     reason = httpx.codes.get_reason_phrase(status)
     retry = _retry_after(headers.get("retry-after")) if status in (429, 503) else None
     if retry is None and status == 429:  # rate-limit headers without Retry-After
-        reset = headers.get("x-ratelimit-reset") or headers.get("ratelimit-reset")
-        if reset and reset.replace(".", "", 1).isdigit():
+        reset = (headers.get("x-ratelimit-reset") or headers.get("ratelimit-reset") or "").strip()
+        if reset.replace(".", "", 1).isdigit():  # epoch seconds, or seconds from now
             value = float(reset)
             retry = max(0.0, value - time.time()) if value > 1e9 else value
+        elif reset:  # an ISO date (Mastodon)
+            try:
+                when = datetime.fromisoformat(reset.replace("Z", "+00:00"))
+            except ValueError:
+                when = None
+            if when is not None:
+                when = when if when.tzinfo else when.replace(tzinfo=UTC)
+                retry = max(0.0, (when - datetime.now(UTC)).total_seconds())
     message = f"HTTP {status} {reason}".rstrip() + f" from {where}"
     return FetchError(message, status=status, retry_after=retry, body=body)
 
