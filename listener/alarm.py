@@ -13,9 +13,7 @@ Rules:
 - Notifications are rendered per route (format, length) when written, so that what is delivered
   is exactly what was decided; silences drop them, inhibition (a firing storm) drops lesser ones,
   quiet hours hold them, ``repeat_interval`` repeats firing unacknowledged alerts.
-- ``deliver`` sends due outbox rows through the apprise adapter with retries and backoff, marks
-  them delivered only after success and dead after ``alerts.retry_for``. A crash between a
-  successful send and its mark sends that one message again after the restart (at least once).
+- Delivery of the outbox is ``listener.dispatch.deliver``.
 """
 
 from __future__ import annotations
@@ -23,7 +21,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,8 +42,6 @@ from listener.storage import store
 from listener.watch import detection_params, replay_start, to_event
 
 log = logging.getLogger(__name__)
-
-Sender = Callable[..., channel.Delivery]
 
 
 def routes(settings: Settings) -> list[lifecycle.Route]:
@@ -633,88 +629,6 @@ class _Context:
             new_terms=self.new_terms(found, evidence.window_start),
             drilldown=f"listener alerts show {alert_id}",
         )
-
-
-# -- delivery --------------------------------------------------------------------------------
-
-
-@dataclass
-class DeliveryReport:
-    delivered: int = 0
-    failed: int = 0
-    dead: int = 0
-    postponed: int = 0
-    errors: list[str] = field(default_factory=list)
-
-
-def deliver(
-    engine: Engine, settings: Settings, now: datetime, *, send: Sender = channel.send
-) -> DeliveryReport:
-    """Send every due outbox row once (see the module docstring)."""
-    report = DeliveryReport()
-    by_name = {r.name: r for r in settings.routes}
-    retry_for = timedelta(seconds=settings.alerts.retry_for)
-    batches: dict[str, list[db.OutboxItem]] = {}
-    for item in db.due(engine, now):
-        batches.setdefault(item.route, []).append(item)
-    for key, items in batches.items():
-        name, _, index = key.rpartition("#")
-        route = by_name.get(name)
-        if route is None or not index.isdigit() or int(index) >= len(route.urls):
-            for item in items:
-                db.failed(engine, item.id, error="the route is no longer configured",
-                          retry_at=None, now=now)  # fmt: skip
-                report.dead += 1
-            continue
-        held = [i for i in items if i.attempts == 0 and i.next_attempt_at - i.created_at >= HELD]
-        groups = [[i] for i in items if i not in held]
-        if len(held) > 1:  # the end of quiet hours: one catch-up summary instead of a burst
-            groups.append(held)
-        else:
-            groups.extend([i] for i in held)
-        url = route.urls[int(index)]
-        for group in groups:
-            sent = db.sent_since(engine, key, now - timedelta(hours=1))
-            if sent >= route.max_per_hour:
-                for item in group:
-                    db.failed(engine, item.id, error="rate limited (max_per_hour)",
-                              retry_at=now + timedelta(minutes=5), now=now)  # fmt: skip
-                    report.postponed += 1
-                continue
-            title, body, body_format = _combined(group)
-            outcome = send(url, title=title, body=body, body_format=body_format)
-            if outcome.ok:
-                for item in group:
-                    db.delivered(engine, item.id, now)
-                report.delivered += len(group)
-                continue
-            error = outcome.error or "delivery failed"
-            report.errors.append(f"{name}: {error}")
-            for item in group:
-                retry = lifecycle.retry_at(item.attempts, item.created_at, now, retry_for)
-                db.failed(engine, item.id, error=error, retry_at=retry, now=now)
-                if retry is None:
-                    report.dead += 1
-                    log.error("delivery %s to route %s is dead: %s", item.id, name, error)
-                else:
-                    report.failed += 1
-                    log.warning(
-                        "delivery %s to route %s failed, retrying: %s", item.id, name, error
-                    )
-    return report
-
-
-HELD = timedelta(minutes=5)  # a notification due this long after it was written was held
-
-
-def _combined(items: list[db.OutboxItem]) -> tuple[str, str, str]:
-    """One message for one item; a catch-up summary for several held by quiet hours."""
-    if len(items) == 1:
-        return items[0].title, items[0].body, items[0].body_format
-    body_format = items[0].body_format
-    separator = "<hr>" if body_format == "html" else "\n\n---\n\n"
-    title = f"[SUMMARY] {len(items)} notifications held by quiet hours"
-    return title, separator.join(item.body for item in items), body_format
 
 
 def test_message(settings: Settings, now: datetime) -> AlertMessage:

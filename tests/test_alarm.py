@@ -18,9 +18,10 @@ from test_backtest import fill_history, negative_mention
 from werkzeug import Request, Response
 
 import listener.cli.alerts  # noqa: F401  (registers the commands)
-from listener.alarm import deliver, evaluate
+from listener.alarm import evaluate
 from listener.cli import cli
 from listener.config import Settings, validate_config
+from listener.dispatch import deliver
 from listener.storage import alerts as db
 from listener.storage import engine as dbengine
 from listener.storage import store
@@ -338,7 +339,8 @@ KILL = """
 import os, signal, sys, tomllib
 from datetime import datetime
 from pathlib import Path
-from listener.alarm import deliver, evaluate
+from listener.alarm import evaluate
+from listener.dispatch import deliver
 from listener.alerting import deliver as channel
 from listener.config import load_config
 from listener.config import database_url

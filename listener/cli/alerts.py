@@ -8,12 +8,13 @@ from typing import Any
 import click
 from sqlalchemy import Engine
 
-from listener.alarm import deliver, evaluate, routes, test_message
+from listener.alarm import evaluate, routes, test_message
 from listener.alerting import deliver as channel
 from listener.alerting.render import render
 from listener.cli import App, cli, config_option, pass_app
 from listener.cli.output import emit, format_option, iso, resolve_format
 from listener.config import Settings, parse_duration
+from listener.dispatch import deliver
 from listener.errors import ConfigError
 from listener.storage import alerts as db
 from listener.storage import store

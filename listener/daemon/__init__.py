@@ -190,7 +190,8 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
         await tracked(work())
 
     async def alert_job() -> None:
-        from listener.alarm import deliver, evaluate
+        from listener.alarm import evaluate
+        from listener.dispatch import deliver
 
         current = runtime.settings
 
