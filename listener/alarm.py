@@ -29,7 +29,6 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 
-from listener.alerting import deliver as channel
 from listener.alerting import lifecycle
 from listener.alerting.digest import BrandDigest, render_digest
 from listener.alerting.render import SOURCE_DOWN, AlertMessage, MentionLine, render
@@ -37,20 +36,30 @@ from listener.config import BrandSettings, Settings, parse_quiet_hours
 from listener.detection.episodes import Transition
 from listener.detection.monitor import explain, replay
 from listener.errors import ConfigError
+from listener.pipeline import compile_brands
 from listener.storage import alerts as db
 from listener.storage import store
-from listener.watch import detection_params, replay_start, to_event
+from listener.watch import detection_params, history_needed, replay_start, to_event
 
 log = logging.getLogger(__name__)
 
 
+def check(settings: Settings) -> None:
+    """Everything a configuration must pass before it runs: brand queries, routes."""
+    compile_brands(settings)
+    if settings.routes:
+        routes(settings)
+
+
 def routes(settings: Settings) -> list[lifecycle.Route]:
     """Configured routes, checked: every URL understood by apprise, every brand configured."""
+    if settings.routes:  # apprise loads ~200 plugins (0.5 s): only when there are routes
+        from listener.alerting.deliver import check_url
     known = {b.name.casefold() for b in settings.brands}
     out = []
     for index, route in enumerate(settings.routes):
         for i, url in enumerate(route.urls):
-            problem = channel.check_url(url)
+            problem = check_url(url)
             if problem is not None:
                 raise ConfigError(f"{settings.path}: routes[{index}].urls[{i}]: {problem}")
         for brand in route.brands:
@@ -125,29 +134,25 @@ def _digests(
             continue
         due = route.last_digest_time(now)
         key = f"{route.name}#0"
-        if (
-            db.last_created(engine, key, kind="digest") is not None
-            and (db.last_created(engine, key, kind="digest") or due) >= due
-        ):
-            continue
+        last = db.last_created(engine, key, kind="digest")
+        if last is not None and last >= due:
+            continue  # this period's digest is written already
         period = timedelta(days=7 if route.digest == "weekly" else 1)
         start = due - period
         brands = [b.name for b in settings.brands if route.hears(b.name, "digest", "critical")]
         blocks = [_brand_digest(engine, brand, start, due) for brand in brands]
-        notes = []
-        for index, _url in enumerate(route.urls):
-            fmt = route.format
-            rendered = render_digest(route.digest, start, due, blocks, fmt)
-            notes.append(
-                db.Notification(
-                    f"{route.name}#{index}",
-                    "digest",
-                    rendered.title,
-                    rendered.body,
-                    rendered.body_format,
-                    now,
-                )
+        rendered = render_digest(route.digest, start, due, blocks, route.format)
+        notes = [
+            db.Notification(
+                f"{route.name}#{index}",
+                "digest",
+                rendered.title,
+                rendered.body,
+                rendered.body_format,
+                now,
             )
+            for index in range(len(route.urls))
+        ]
         with db_transaction(engine) as conn:
             db.enqueue(conn, None, notes, now)
         result.queued += len(notes)
@@ -242,6 +247,8 @@ def _notify_source(
     now: datetime,
     result: Evaluation,
 ) -> None:
+    """Source health goes to the routes without a brand filter (brand routes are for brands);
+    silences and inhibition are about brands and do not hold it."""
     message = AlertMessage(
         kind=kind,
         alert_id=alert_id,
@@ -260,29 +267,10 @@ def _notify_source(
         series_label="",
         drilldown="listener sources",
     )
-    notes = []
-    for route in checked:
-        if route.brands or RANK_OF(evidence.severity) < RANK_OF(route.min_severity):
-            continue  # brand routes are for brands; source health goes to the general ones
-        for index, url in enumerate(route.urls):
-            rendered = render(message, route.format, long=urlsplit(url).scheme.startswith("mailto"))
-            notes.append(
-                db.Notification(
-                    f"{route.name}#{index}",
-                    kind,
-                    rendered.title,
-                    rendered.body,
-                    rendered.body_format,
-                    now,
-                )
-            )
+    notes = _fan_out(checked, message, now)
     db.enqueue(conn, alert_id, notes, now)
     db.notified(conn, alert_id, now)
     result.queued += len(notes)
-
-
-def RANK_OF(severity: str) -> int:
-    return lifecycle.RANK.get(severity, 0)
 
 
 def _evaluate_brand(
@@ -295,10 +283,9 @@ def _evaluate_brand(
 ) -> None:
     params = detection_params(settings, brand)
     width = timedelta(seconds=settings.detection.bucket)
-    lead = timedelta(days=max(params.storm.baseline_days, params.smoulder.baseline_days) + 6)
     # whole UTC days: every run judges the same buckets and hours, so verdicts (and the episode
     # keys they open) are the same whichever run sees them first
-    start = replay_start(now - lead)
+    start = replay_start(now - history_needed(params))
     with db_transaction(engine) as conn:
         started = db.detection_started(conn, brand.name, now)
     rows = store.detection_rows(engine, brand.name, since=start, until=now)
@@ -335,20 +322,7 @@ def _promote(
             if context.now - alert.fired_at < wait:
                 continue
             db.promote(conn, alert.id)
-            evidence = db.Evidence(
-                alert.severity, alert.observed, alert.expected, alert.score, alert.probability,
-                alert.window_start, alert.window_end, alert.explanation,
-            )  # fmt: skip
-            message = context.message("fired", alert.id, alert.detector, alert.started_at, evidence)
-            firing = db.firing(conn)
-            silences = db.active_silences(conn, context.now)
-            notes = _notifications(
-                settings, checked, message, firing, silences, context.now, result, alert.id
-            )
-            db.enqueue(conn, alert.id, notes, context.now)
-            db.notified(conn, alert.id, context.now)
-            result.fired += 1
-            result.queued += len(notes)
+            _fire_now(conn, settings, checked, alert, context, result)
 
 
 def _announce_ongoing(
@@ -362,24 +336,49 @@ def _announce_ongoing(
     """An episode found in history that is still firing is news: notify it once. Episodes that
     are over stay history."""
     with db_transaction(engine) as conn:
-        firing = db.firing(conn)
-        silences = db.active_silences(conn, context.now)
-        for alert in firing:
+        for alert in db.firing(conn):
             if alert.brand != brand or not alert.historic or alert.last_notified_at is not None:
                 continue
             db.unhide(conn, alert.id)
-            evidence = db.Evidence(
-                alert.severity, alert.observed, alert.expected, alert.score, alert.probability,
-                alert.window_start, alert.window_end, alert.explanation,
-            )  # fmt: skip
-            message = context.message("fired", alert.id, alert.detector, alert.started_at, evidence)
-            notes = _notifications(
-                settings, checked, message, firing, silences, context.now, result, alert.id
-            )
-            db.enqueue(conn, alert.id, notes, context.now)
-            db.notified(conn, alert.id, context.now)
-            result.fired += 1
-            result.queued += len(notes)
+            _fire_now(conn, settings, checked, alert, context, result)
+
+
+def _fire_now(
+    conn: Any,
+    settings: Settings,
+    checked: list[lifecycle.Route],
+    alert: db.StoredAlert,
+    context: _Context,
+    result: Evaluation,
+) -> None:
+    """Notify a stored alert as fired now (a pending one that held, an ongoing one from
+    history)."""
+    evidence = db.Evidence(
+        alert.severity, alert.observed, alert.expected, alert.score, alert.probability,
+        alert.window_start, alert.window_end, alert.explanation,
+    )  # fmt: skip
+    message = context.message("fired", alert.id, alert.detector, alert.started_at, evidence)
+    _queue(conn, settings, checked, message, alert.id, context.now, result)
+    db.notified(conn, alert.id, context.now)
+    result.fired += 1
+
+
+def _queue(
+    conn: Any,
+    settings: Settings,
+    checked: list[lifecycle.Route],
+    message: AlertMessage,
+    alert_id: int,
+    now: datetime,
+    result: Evaluation,
+) -> int:
+    """Write the notifications ``message`` makes (after silences and inhibition); their number."""
+    firing = db.firing(conn)
+    silences = db.active_silences(conn, now)
+    notes = _notifications(settings, checked, message, firing, silences, now, result, alert_id)
+    db.enqueue(conn, alert_id, notes, now)
+    result.queued += len(notes)
+    return len(notes)
 
 
 def db_transaction(engine: Engine):  # type: ignore[no-untyped-def]
@@ -438,16 +437,9 @@ def _apply(
                 result.resolved += 1
         if historic:
             return
-        firing = db.firing(conn)
-        silences = db.active_silences(conn, context.now)
         message = context.message(t.kind, alert_id, t.detector, t.started, evidence)
-        notes = _notifications(
-            settings, checked, message, firing, silences, context.now, result, alert_id
-        )
-        db.enqueue(conn, alert_id, notes, context.now)
-        if notes:
+        if _queue(conn, settings, checked, message, alert_id, context.now, result):
             db.notified(conn, alert_id, context.now)
-        result.queued += len(notes)
 
 
 def _notifications(
@@ -471,14 +463,21 @@ def _notifications(
         if storm is not None:
             result.held.append(f"alert {alert_id}: inhibited by the storm alert {storm.id}")
             return []
+    return _fan_out(checked, message, now)
+
+
+def _fan_out(
+    checked: list[lifecycle.Route], message: AlertMessage, now: datetime
+) -> list[db.Notification]:
+    """One rendered notification per URL of every route that hears of ``message`` (digest
+    routes get summaries instead); email (mailto) gets the long message."""
     notes = []
     for route in checked:
         if route.digest or not route.hears(message.brand, message.detector, message.severity):
-            continue  # digest routes get summaries, not single alerts
+            continue
         for index, url in enumerate(route.urls):
             long = urlsplit(url).scheme.lower() in ("mailto", "mailtos")
-            fmt = "html" if long and route.format == "html" else route.format
-            rendered = render(message, fmt, long=long)
+            rendered = render(message, route.format, long=long)
             notes.append(
                 db.Notification(
                     route=f"{route.name}#{index}",
@@ -500,23 +499,17 @@ def _repeat(
     result: Evaluation,
 ) -> None:
     """Repeat firing, unacknowledged, notified alerts every ``repeat_interval``."""
+    interval = timedelta(seconds=settings.alerts.repeat_interval)
     with db_transaction(engine) as conn:
-        firing = db.firing(conn)
-        silences = db.active_silences(conn, now)
-        for alert in firing:
+        for alert in db.firing(conn):
             if alert.historic or alert.acked_at is not None or alert.last_notified_at is None:
                 continue
-            interval = timedelta(seconds=settings.alerts.repeat_interval)
             if now - alert.last_notified_at < interval:
                 continue
-            message = _message_from(alert, "repeat")
-            notes = _notifications(
-                settings, checked, message, firing, silences, now, result, alert.id
-            )
-            db.enqueue(conn, alert.id, notes, now)
+            queued = _queue(conn, settings, checked, _message_from(alert, "repeat"), alert.id,
+                            now, result)  # fmt: skip
             db.notified(conn, alert.id, now)
-            result.repeats += bool(notes)
-            result.queued += len(notes)
+            result.repeats += bool(queued)
 
 
 def _message_from(alert: db.StoredAlert, kind: str) -> AlertMessage:

@@ -101,9 +101,7 @@ def backtest(
     it bucket by bucket; returns the transitions judged in ``[since, until)``."""
     params = params or detection_params(settings, brand)
     width = timedelta(seconds=settings.detection.bucket)
-    lead = timedelta(days=max(params.storm.baseline_days, params.smoulder.baseline_days))
-    lead += timedelta(days=params.smoulder.window_days)
-    start = replay_start(since - lead)
+    start = replay_start(since - history_needed(params))
     rows = store.detection_rows(engine, brand.name, since=start, until=until)
     judged = replay(
         (to_event(row) for row in rows),
@@ -127,6 +125,13 @@ def _inside(judged: Iterator[Judged], since: datetime) -> Iterator[Judged]:
     for item in judged:
         if item.judged_at >= since:
             yield item
+
+
+def history_needed(params: DetectionParams) -> timedelta:
+    """How far before the first judged bucket a replay starts: the longest baseline, the
+    smoulder window, and two days of margin (judgements lag the bucket by ``lateness``)."""
+    days = max(params.storm.baseline_days, params.smoulder.baseline_days)
+    return timedelta(days=days + params.smoulder.window_days + 2)
 
 
 def replay_start(when: datetime) -> datetime:

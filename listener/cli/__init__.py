@@ -40,13 +40,9 @@ class App:
             settings = load_config(self.config_path)
             level = "debug" if self.debug else settings.log.level
             logsetup.setup(level, settings.log.format, settings.secrets)
-            from listener.pipeline import compile_brands
+            from listener.alarm import check
 
-            compile_brands(settings)  # every brand query is checked before any command runs
-            if settings.routes:
-                from listener.alarm import routes
-
-                routes(settings)  # every apprise URL and route brand is checked too
+            check(settings)  # brand queries, apprise URLs, route brands: before any command
             self._settings = settings
         return self._settings
 

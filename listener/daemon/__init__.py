@@ -32,11 +32,12 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine, text
 
+from listener.alarm import check
 from listener.config import Settings, SourceSettings, load_config
 from listener.daemon.metrics import Metrics, serve
 from listener.daemon.notify import monotonic_usec, notify, watchdog_interval
 from listener.errors import ListenerError
-from listener.pipeline import Poller, compile_brands, http_settings
+from listener.pipeline import Poller, http_settings
 from listener.sources.client import Client
 from listener.storage import instances
 
@@ -310,11 +311,7 @@ async def _reload(
     path = runtime.settings.path
     try:
         settings = await asyncio.to_thread(load_config, str(path) if path else None)
-        compile_brands(settings)
-        if settings.routes:
-            from listener.alarm import routes
-
-            routes(settings)
+        check(settings)
         if settings.database != runtime.settings.database:
             raise ListenerError("[database] cannot change on reload; restart the service")
         poller = Poller(settings, engine, client)
