@@ -330,22 +330,36 @@ def _at(start: datetime, day: int, hour: int, minute: int = 0) -> datetime:
 # ---------------------------------------------------------------------------------- scenarios
 
 
+def _lookalike(
+    name: str, description: str, end: datetime, events: tuple[Event, ...], at: datetime | None
+) -> Scenario:
+    """A scenario without a crisis: nothing should alert; ``at`` marks the look-alike event."""
+    return Scenario(
+        name=name,
+        description=description,
+        start=START,
+        end=end,
+        events=events,
+        crisis_onset=None,
+        crisis_end=None,
+        expect_alert=False,
+        polling=POLLING,
+        event_at=at,
+    )
+
+
 def _quiet_brand(seed: int) -> Scenario:
     rng = _rng(seed)
     world = _World(rng, QUIET)
     days = HISTORY_DAYS + 14
     end = START + timedelta(days=days)
     mentions = world.background(QUIET, START, days)
-    return Scenario(
-        name="quiet-brand",
-        description="a few mentions a day (about 4, 20% negative) for 8 weeks, nothing happens",
-        start=START,
-        end=end,
-        events=_events(rng, START, end, mentions, POLLING),
-        crisis_onset=None,
-        crisis_end=None,
-        expect_alert=False,
-        polling=POLLING,
+    return _lookalike(
+        "quiet-brand",
+        "a few mentions a day (about 4, 20% negative) for 8 weeks, nothing happens",
+        end,
+        _events(rng, START, end, mentions, POLLING),
+        None,
     )
 
 
@@ -447,16 +461,12 @@ def _seasonal_large(seed: int) -> Scenario:
     days = HISTORY_DAYS + 7
     end = START + timedelta(days=days)
     mentions = world.background(LARGE, START, days)
-    return Scenario(
-        name="seasonal-large",
-        description="large brand (~3000/day, 12% negative), strong daily and weekly cycle",
-        start=START,
-        end=end,
-        events=_events(rng, START, end, mentions, POLLING),
-        crisis_onset=None,
-        crisis_end=None,
-        expect_alert=False,
-        polling=POLLING,
+    return _lookalike(
+        "seasonal-large",
+        "large brand (~3000/day, 12% negative), strong daily and weekly cycle",
+        end,
+        _events(rng, START, end, mentions, POLLING),
+        None,
     )
 
 
@@ -477,17 +487,12 @@ def _syndicated(seed: int) -> Scenario:
             domain = world.domains[rng.randrange(len(world.domains))]
         used.add(domain)
         mentions.append(_Mention(t0 + offset, True, story, f"desk@{domain}", domain))
-    return Scenario(
-        name="syndicated",
-        description="medium brand; one negative wire story copied by 40 sites within 30 minutes",
-        start=START,
-        end=end,
-        events=_events(rng, START, end, mentions, POLLING),
-        crisis_onset=None,
-        crisis_end=None,
-        expect_alert=False,
-        polling=POLLING,
-        event_at=at,
+    return _lookalike(
+        "syndicated",
+        "medium brand; one negative wire story copied by 40 sites within 30 minutes",
+        end,
+        _events(rng, START, end, mentions, POLLING),
+        at,
     )
 
 
@@ -499,19 +504,14 @@ def _outage_catchup(seed: int) -> Scenario:
     down = _at(START, HISTORY_DAYS + 2, 8)  # a Wednesday, 08:00-16:00 UTC
     up = down + timedelta(hours=8)
     mentions = world.background(MEDIUM, START, days)
-    return Scenario(
-        name="outage-catchup",
-        description="medium brand; all sources down for 8 hours, the backlog arrives at once",
-        start=START,
-        end=end,
-        events=_events(
+    return _lookalike(
+        "outage-catchup",
+        "medium brand; all sources down for 8 hours, the backlog arrives at once",
+        end,
+        _events(
             rng, START, end, mentions, POLLING, outage=(_seconds(START, down), _seconds(START, up))
         ),
-        crisis_onset=None,
-        crisis_end=None,
-        expect_alert=False,
-        polling=POLLING,
-        event_at=down,
+        down,
     )
 
 
@@ -537,17 +537,12 @@ def _positive_spike(seed: int) -> Scenario:
     episode = _Episode(world, "launch", big=3, big_share=0.3, repost=0.2, fresh=0.5)
     for at in _poisson_times(rng, t0, t0 + length, extra_rate):
         mentions.append(episode.mention(at, rng.random() < 0.13))
-    return Scenario(
-        name="positive-spike",
-        description="medium brand; product launch, six times the volume for 12 hours, usual tone",
-        start=START,
-        end=end,
-        events=_events(rng, START, end, mentions, POLLING),
-        crisis_onset=None,
-        crisis_end=None,
-        expect_alert=False,
-        polling=POLLING,
-        event_at=launch,
+    return _lookalike(
+        "positive-spike",
+        "medium brand; product launch, six times the volume for 12 hours, usual tone",
+        end,
+        _events(rng, START, end, mentions, POLLING),
+        launch,
     )
 
 
@@ -564,17 +559,12 @@ def _spammer(seed: int) -> Scenario:
         mentions.append(
             _Mention(t0 + rng.uniform(0, HOUR_S), True, world.story("spam"), "angry_rider", domain)
         )
-    return Scenario(
-        name="spammer",
-        description="medium brand; one author posts 60 negative mentions within an hour",
-        start=START,
-        end=end,
-        events=_events(rng, START, end, mentions, POLLING),
-        crisis_onset=None,
-        crisis_end=None,
-        expect_alert=False,
-        polling=POLLING,
-        event_at=at,
+    return _lookalike(
+        "spammer",
+        "medium brand; one author posts 60 negative mentions within an hour",
+        end,
+        _events(rng, START, end, mentions, POLLING),
+        at,
     )
 
 
