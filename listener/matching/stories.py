@@ -119,7 +119,7 @@ def _unwrap_amp_cache(host: str, path: str, query: str) -> str | None:
     else:
         return None
     inner_scheme = "http"
-    if inner.startswith("s/"):
+    if inner == "s" or inner.startswith("s/"):  # the https marker, with or without its slash
         inner_scheme, inner = "https", inner[2:]
     if not inner or inner.startswith("/"):
         return None
@@ -139,7 +139,12 @@ def story_url(url: str) -> str:
     if inner is not None:
         return story_url(inner)
     query = "&".join(p for p in parts.query.split("&") if not _is_amp_param(p))
-    return urlunsplit(("https", _fold_host(parts.netloc), _fold_path(parts.path), query, ""))
+    path = _fold_path(parts.path)
+    # folding can uncover an AMP cache path (``/amp/c/...`` on a cache host): unwrap that too,
+    # so that story_url(story_url(u)) == story_url(u); every round removes a prefix or a host
+    if path != parts.path and _unwrap_amp_cache(parts.hostname or "", path, query) is not None:
+        return story_url(urlunsplit((parts.scheme, parts.netloc, path, query, "")))
+    return urlunsplit(("https", _fold_host(parts.netloc), path, query, ""))
 
 
 # --- fingerprint ---------------------------------------------------------------------------
