@@ -27,6 +27,13 @@ def _binary(name: str) -> str | None:
     return candidates[0] if candidates else None
 
 
+def _runuser() -> str | None:
+    """runuser lives in /usr/sbin, which a root shell's PATH does not always hold."""
+    return shutil.which("runuser") or next(
+        (p for p in ("/usr/sbin/runuser", "/sbin/runuser") if os.access(p, os.X_OK)), None
+    )
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -39,7 +46,7 @@ def available() -> str | None:
         return None
     if not (_binary("initdb") and _binary("pg_ctl")):
         return "PostgreSQL server binaries (initdb, pg_ctl) not found"
-    if os.geteuid() == 0 and not shutil.which("runuser"):
+    if os.geteuid() == 0 and not _runuser():
         return "running as root without runuser"
     return None
 
@@ -58,7 +65,7 @@ def server() -> Iterator[str]:
     prefix: list[str] = []
     if os.geteuid() == 0:
         shutil.chown(base, "postgres", "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
+        prefix = [_runuser() or "runuser", "-u", "postgres", "--"]
     port = _free_port()
     log = base / "server.log"
 
