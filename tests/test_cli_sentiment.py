@@ -22,6 +22,18 @@ def test_one_text_says_why() -> None:
     assert reasons  # the rules that fired are listed
 
 
+def test_one_text_names_the_words_that_moved_it() -> None:
+    # "abartig" is in no hand-written rule, only in the German Polarity Lexicon and the model.
+    result = CliRunner().invoke(
+        cli, ["sentiment", "--lang", "de", "Der Kundendienst war abartig, nie wieder"]
+    )
+    assert result.exit_code == 0, result.stderr
+    words = [line.split()[1] for line in result.stdout.splitlines() if "  word: " in line]
+    assert words[0] == "abartig"
+    negated = CliRunner().invoke(cli, ["sentiment", "--lang", "en", "the food was not good"])
+    assert "word: good [negated] (-" in negated.stdout
+
+
 def test_jsonl_streams_in_order_and_reports_bad_lines() -> None:
     lines = [
         json.dumps({"text": "I want a refund, the lock broke after two days"}),

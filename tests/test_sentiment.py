@@ -57,15 +57,7 @@ NOT_NEGATIVE: list[object] = [
     ("de", "Nicht schlecht, das neue Update"),
     ("de", "Das war gar nicht so schlimm"),
     ("en", "The store opens at 9am on Monday."),
-    pytest.param(
-        "de",
-        "Die Filiale öffnet am Montag um 9 Uhr.",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="de 'plain' threshold tuned on dev is 0.22; "
-            "this neutral text gets P(negative) 0.24 from the model",
-        ),
-    ),
+    ("de", "Die Filiale öffnet am Montag um 9 Uhr."),
 ]
 
 
@@ -243,6 +235,7 @@ def _write_subset(data: Path) -> None:
 
 def test_training_reproduces_bytes(tmp_path: Path) -> None:
     pytest.importorskip("numpy")
+    pytest.importorskip("scipy")
     _write_subset(tmp_path / "data")
     outs = []
     for run in ("a", "b"):

@@ -31,6 +31,7 @@ def _verdict(scorer: Scorer, text: str, lang: str | None) -> dict[str, Any]:
         "confidence": round(result.confidence, 4),
         "lang": language,
         "reasons": list(result.reasons),
+        "words": [[word, push] for word, push in scorer.words(text, language)],
         "version": scorer.version,
     }
 
@@ -58,8 +59,11 @@ def sentiment(text: str | None, lang: str | None, jsonl: bool) -> None:
         f"{verdict['label']}  score {verdict['score']:+.2f}  confidence "
         f"{verdict['confidence']:.2f}  lang {verdict['lang']}"
     )
-    for reason in verdict["reasons"] or ["(model weights only; no rule fired)"]:
+    for reason in verdict["reasons"] or ["(no rule fired)"]:
         click.echo(f"  {for_terminal(reason)}")
+    for word, push in verdict["words"]:  # "!word": the word under a negation
+        shown = f"{word[1:]} [negated]" if word.startswith("!") else word
+        click.echo(f"  word: {for_terminal(shown)} ({push:+.2f})")
 
 
 def _stream(scorer: Scorer, lang: str | None) -> None:

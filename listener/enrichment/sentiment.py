@@ -6,9 +6,12 @@ Owns turning a text into a `Sentiment` (label, score in [-1, 1], confidence, rea
 - Offline and self-contained: the weights live in `listener/enrichment/model/` (en.tsv, de.tsv,
   meta.json), the lexicons beside this module; nothing is downloaded, no third-party runtime deps.
 - Model: per language a multinomial logistic regression over word uni/bi-grams with negation
-  marking and contrast weighting plus lexicon masses (see `sentiment_rules`), trained by
-  `scripts/train_sentiment.py` from the permissively licensed data described in
-  ../shared/data/sentiment/SOURCES.md. Attributions for that data: `listener/NOTICE`.
+  marking and contrast weighting, English character 3-5-grams, German stems, polarity-list
+  masses (VADER's lexicon, the German Polarity Lexicon) and the rules' lexicon masses (see
+  `sentiment_rules`), trained by `scripts/train_sentiment.py` from the permissively licensed
+  data described in ../shared/data/sentiment/SOURCES.md. Attributions: `listener/NOTICE`.
+- Speed: a word's weights (the word, its sub-words, its polarity mass) are added up once per
+  model and remembered (`UNIT_MEMO_MAX` words); bigrams are looked up in a dict of their own.
 - Rules on top: a hand-set prior for complaint words/phrases and emoji (under-represented in the
   training data), and for negated polarity words ("not bad" away from negative, "nicht gut"
   towards it). The negative label is given when P(negative) reaches a per-language threshold
@@ -29,7 +32,7 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
 from typing import NamedTuple
@@ -44,6 +47,8 @@ RULE_EMOJI = 0.35  # added to the negative/positive logit per unit of emoji mass
 RULE_NOT_NEG = 0.5  # "not bad": taken from the negative logit per unit (hand-set)
 RULE_NOT_POS = 0.4  # "nicht gut": added to the negative logit per unit (hand-set)
 OTHER_LANG_CONFIDENCE = 0.5
+UNIT_MEMO_MAX = 300_000  # words whose summed weights a model remembers
+_ZEROS = repeat(0j)
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,11 +90,34 @@ class Probabilities(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class _Model:
-    weights: dict[str, complex]
+    weights: dict[str, complex]  # of everything but bigrams
+    pairs: dict[str, complex]  # of bigrams: apart, a small dict is faster to look up
     bias: complex
     thresholds: tuple[float, float]  # P(negative) needed with / without negative rule evidence
     lexicon: rules.Lexicon
     compounds: bool
+    units: dict[str, complex] = field(default_factory=dict)  # unit -> summed weights (memo)
+
+    def total(self, units: list[str]) -> complex:
+        """Sum of the weights of word `units`: each expanded by `rules.expand`, plus its
+        `rules.polarity` mass."""
+        memo = self.units
+        try:
+            return sum(map(memo.__getitem__, units), 0j)
+        except KeyError:
+            if len(memo) > UNIT_MEMO_MAX:
+                memo.clear()
+            get, lex = self.weights.get, self.lexicon
+            total = 0j
+            for unit in units:
+                value = memo.get(unit)
+                if value is None:
+                    value = sum([get(f, 0j) for f in rules.expand(unit, lex)], 0j)
+                    if mass := rules.polarity(unit, lex):
+                        value += get(mass[0], 0j) * mass[1]
+                    memo[unit] = value
+                total += value
+            return total
 
 
 class Scorer:
@@ -107,9 +135,11 @@ class Scorer:
         self._models: dict[str, _Model] = {}
         for lang in ("en", "de"):
             weights = read_weights(directory / f"{lang}.tsv")
+            bias = weights.pop("@bias", 0j)
             self._models[lang] = _Model(
-                weights=weights,
-                bias=weights.pop("@bias", 0j),
+                weights={f: w for f, w in weights.items() if " " not in f},
+                pairs={f: w for f, w in weights.items() if " " in f},
+                bias=bias,
                 thresholds=(
                     float(meta["thresholds"][lang]),
                     float(meta["thresholds"][f"{lang}_plain"]),
@@ -129,9 +159,12 @@ class Scorer:
     def _probabilities(model: _Model, text: str) -> tuple[float, float, float, bool, list[str]]:
         analysis = rules.analyse(text, model.lexicon, model.compounds)
         get = model.weights.get
-        z = model.bias + sum(map(get, analysis.after, repeat(0j)))
+        pair = model.pairs.get
+        z = model.bias + model.total(analysis.after) + sum(map(pair, analysis.pairs_after, _ZEROS))
         if analysis.before:
-            z += rules.CONTRAST_BEFORE * sum(map(get, analysis.before, repeat(0j)))
+            z += rules.CONTRAST_BEFORE * (
+                model.total(analysis.before) + sum(map(pair, analysis.pairs_before, _ZEROS))
+            )
         dense = analysis.dense
         for name, value in dense.items():
             if value:
@@ -149,6 +182,20 @@ class Scorer:
         total = 1.0 + neg + pos
         evidence = bool(dense["@neg"] or cmp or emo_neg or not_pos)
         return neg / total, 1.0 / total, pos / total, evidence, analysis.reasons
+
+    def words(self, text: str, lang: str, limit: int = 4) -> list[tuple[str, float]]:
+        """The words that moved the score most, with how far: the model's positive minus
+        negative logit of each word (sub-words and polarity mass included, halved before a
+        contrast), strongest first. For explanations; not on the scoring path."""
+        model = self._models.get(lang) or self._models["en"]
+        analysis = rules.analyse(text, model.lexicon, model.compounds)
+        pushes: dict[str, float] = {}
+        for units, weight in ((analysis.before, rules.CONTRAST_BEFORE), (analysis.after, 1.0)):
+            for unit in units:
+                value = model.total([unit]) * weight
+                pushes[unit] = pushes.get(unit, 0.0) + value.imag - value.real
+        ranked = sorted(pushes.items(), key=lambda item: (-abs(item[1]), item[0]))
+        return [(unit, round(push, 2)) for unit, push in ranked[:limit] if abs(push) >= 0.05]
 
     def score(self, text: str, lang: str) -> Sentiment:
         model = self._models.get(lang)

@@ -21,18 +21,38 @@ the features it is scored on. Rules applied:
 - complaint words and two-word phrases (refund, delayed, Rückruf, Datenleck, "never again",
   "nie wieder") and emoji are counted separately: the training data has few of them, so the
   scorer adds a fixed, hand-set prior for them on top of what the model learned.
+- third-party polarity lists (VADER's lexicon for English, the German Polarity Lexicon for
+  German, polarity_*.tsv) give a word a mass on one of four features the model weighs: @x- and
+  @x+ for plain words, @xn- and @xn+ for negated ones (`polarity()`); German words are also
+  looked up without an inflection ending ("enttäuschende" -> "enttäuschend"). They carry
+  polarity to words the training data lacks.
+- sub-words (English): a word also counts by its character 3- to 5-grams ("#<ref", "#und>"), so
+  unseen spellings and derivations ("refundless", "scammy") get weight from their parts.
 
-Lexicons are the lexicon_*.txt files beside this module (hand-written for listener).
+A word's features are given as one *unit* (the word, or "!word" when negated); `expand()` turns
+a unit into its features (the word, its German stem, its character n-grams) and `polarity()`
+into its polarity-list mass, so the scorer can add a word's weights up once and memoise the sum.
+
+Lexicons are the lexicon_*.txt files beside this module (hand-written for listener) and the
+polarity_*.tsv lists (imported by scripts/import_polarity.py; attributions in listener/NOTICE).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import compress
+from operator import itemgetter
 from pathlib import Path
 
 HERE = Path(__file__).parent
-LEXICON_FILES = ("lexicon_en.txt", "lexicon_de.txt", "lexicon_emoji.txt")
+LEXICON_FILES = (
+    "lexicon_en.txt",
+    "lexicon_de.txt",
+    "lexicon_emoji.txt",
+    "polarity_en.tsv",
+    "polarity_de.tsv",
+)
 
 _TOKEN = re.compile(  # words first: faster, and no other alternative can start with \w
     r"\w+(?:['-]\w+)*"  # words, "don't", "kundenservice-katastrophe"
@@ -50,11 +70,15 @@ CONTRAST_BEFORE = 0.5  # weight of the features before a contrast word
 COMPOUND_MIN = 8
 HEAD_MIN = 4
 STEM, STEM_MIN = 5, 7  # German: long words also count by their first letters ("~enttä")
+GRAM_MIN, GRAM_MAX = 3, 5  # English: character n-grams of "<word>"
+INFLECTIONS = ("en", "em", "er", "es", "e", "n", "s")  # German endings tried for polarity_de
 
-# Per-token facts memoised by `_token`: (kind, exclamation count or emoji value, token, features,
-# features when negated, matched head term, head polarity, head is complaint, intensifier boost,
-# first word of a complaint phrase).
-_Tok = tuple[int, float, str, tuple[str, ...], tuple[str, ...], str, float, bool, float, bool]
+# Per-token facts memoised by `_token`: (kind, exclamation count or emoji value, token, unit,
+# unit when negated, matched head term, head polarity, head is complaint, intensifier boost,
+# first word of a complaint phrase, the token and a space (a bigram's start), whether the second
+# loop of `_analyse` must look at it).
+_Tok = tuple[int, float, str, str, str, str, float, bool, float, bool, str, bool]
+_KIND, _TEXT, _UNIT, _PAIR_START, _ATTENTION = (itemgetter(i) for i in (0, 2, 3, 10, 11))
 _WORD, _NEGATOR, _CONTRAST, _EMOJI, _BREAK = range(5)
 # Added to the kind of a token that may be part of an elongation ("soooo", or ":d" + "dd"): every
 # \w character is inside a token, so a text without such a token has nothing to shorten.
@@ -74,6 +98,9 @@ class Lexicon:
     intensifiers: dict[str, float]
     contrast: frozenset[str]
     emoji: dict[str, float]
+    external: dict[str, float] = field(default_factory=dict)  # polarity_*.tsv
+    subwords: bool = False  # expand words into character n-grams
+    stems: bool = False  # expand long words into their first letters (German)
     heads: dict[str, tuple[str, float, bool]] = field(default_factory=dict)  # compound cache
     tokens: dict[bool, dict[str, _Tok]] = field(  # per-token cache of `analyse`, by `compounds`
         default_factory=lambda: {False: {}, True: {}}
@@ -113,17 +140,76 @@ def load_lexicon(lang: str, directory: Path = HERE) -> Lexicon:
     final = (
         frozenset({"nicht", "nie", "niemals", "kaum"} & negators) if lang == "de" else frozenset()
     )
+    external = {}
+    for line in (directory / f"polarity_{lang}.tsv").read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            word, mass = line.split("\t")
+            external[word] = float(mass)
     return Lexicon(
-        polarity, complaint, frozenset(negators), final, intensifiers, frozenset(contrast), emoji
+        polarity,
+        complaint,
+        frozenset(negators),
+        final,
+        intensifiers,
+        frozenset(contrast),
+        emoji,
+        external,
+        subwords=lang == "en",
+        stems=lang == "de",
     )
+
+
+def expand(unit: str, lex: Lexicon) -> tuple[str, ...]:
+    """The features of a word unit ("word" or "!word"): itself, its German stem, its character
+    n-grams (marked "!" too when the word is negated)."""
+    negated = unit[:1] == "!"
+    word = unit[1:] if negated else unit
+    feats = [unit]
+    if lex.stems and len(word) >= STEM_MIN:
+        feats.append("~" + word[:STEM])
+    if lex.subwords and word[:1].isalpha():
+        mark = "!#" if negated else "#"
+        padded = "<" + word + ">"
+        n = len(padded)
+        grams = dict.fromkeys(
+            padded[i : i + k]
+            for k in range(GRAM_MIN, GRAM_MAX + 1)
+            for i in range(n - k + 1)
+            if k < n
+        )
+        feats += [mark + g for g in grams]
+    return tuple(feats)
+
+
+def polarity(unit: str, lex: Lexicon) -> tuple[str, float] | None:
+    """The polarity-list feature of a word unit and its mass (> 0), or None."""
+    negated = unit[:1] == "!"
+    word = unit[1:] if negated else unit
+    if word in lex.negators or word in lex.contrast or word in lex.emoji:
+        return None
+    value = _external(word, lex)
+    if not value:
+        return None
+    return ("@xn" if negated else "@x") + ("-" if value < 0 else "+"), abs(value)
+
+
+def _external(word: str, lex: Lexicon) -> float:
+    value = lex.external.get(word)
+    if value is None and lex.stems:
+        for ending in INFLECTIONS:
+            if word.endswith(ending) and (value := lex.external.get(word[: -len(ending)])):
+                break
+    return value or 0.0
 
 
 @dataclass(slots=True)
 class Analysis:
     """Features and rule evidence of one text."""
 
-    before: list[str]  # sparse features before the last contrast word (weight CONTRAST_BEFORE)
-    after: list[str]  # sparse features after it (or of the whole text: weight 1)
+    before: list[str]  # word units before the last contrast word (weight CONTRAST_BEFORE)
+    after: list[str]  # word units after it (or of the whole text: weight 1)
+    pairs_before: list[str]  # bigrams ("word word") ending before the contrast word
+    pairs_after: list[str]  # the other bigrams
     dense: dict[str, float]  # lexicon masses: @neg @pos @cmp @emo- @emo+ @not-neg @not-pos
     reasons: list[str]
     contrast: bool
@@ -165,12 +251,14 @@ def _token(tok: str, lex: Lexicon, compounds: bool) -> _Tok:
             _BREAK,
             float(len(tok)) if tok[0] == "!" else 0.0,
             tok,
-            (),
-            (),
+            "",
+            "",
             "",
             0.0,
             False,
             1.0,
+            False,
+            "",
             False,
         )
     extra = 0.0
@@ -184,11 +272,30 @@ def _token(tok: str, lex: Lexicon, compounds: bool) -> _Tok:
     if _TRIPLE.search(tok) or (tok[0] in ":;=<" and tok[-1] in "dp3"):
         kind += _ELONGATION
     term, value, is_cmp = _head(tok, lex, compounds)
-    stem: tuple[str, ...] = ("~" + tok[:STEM],) if compounds and len(tok) >= STEM_MIN else ()
     boost = lex.intensifiers.get(tok, 1.0)
     phrase = any(k.startswith(tok + " ") for k in lex.complaint)
-    feats, negfeats = (tok, *stem), ("!" + tok, *stem)
-    return (kind, extra, tok, feats, negfeats, term, value, is_cmp, boost, phrase)
+    attention = bool(value or phrase)
+    return (
+        kind,
+        extra,
+        tok,
+        tok,
+        "!" + tok,
+        term,
+        value,
+        is_cmp,
+        boost,
+        phrase,
+        tok + " ",
+        attention,
+    )
+
+
+def _remember(memo: dict[str, _Tok], tok: str, lex: Lexicon, compounds: bool) -> _Tok:
+    info = _token(tok, lex, compounds)
+    if len(memo) < _MEMO_MAX:
+        memo[tok] = info
+    return info
 
 
 def analyse(text: str, lex: Lexicon, compounds: bool) -> Analysis:
@@ -205,9 +312,21 @@ def analyse(text: str, lex: Lexicon, compounds: bool) -> Analysis:
 def _analyse(low: str, elongated: int, lex: Lexicon, compounds: bool) -> Analysis | None:
     """`analyse` of a lower-cased text; None when it may hold an elongation not yet shortened
     (`elongated` 0: not checked yet)."""
-    check = not elongated
     memo = lex.tokens[compounds]
-    memo_get = memo.get
+    tokens = _TOKEN.findall(low)
+    try:
+        every = list(map(memo.__getitem__, tokens))  # facts of every token, punctuation too
+    except KeyError:
+        every = [memo.get(tok) or _remember(memo, tok, lex, compounds) for tok in tokens]
+    # Plain words (kind 0) only extend the word list and use up a negation scope; the state
+    # machine below runs on the other tokens ("special" ones) and on the runs of words between.
+    special = list(compress(range(len(every)), map(_KIND, every)))
+    if (
+        not elongated
+        and any(every[j][0] >= _ELONGATION for j in special)
+        and _ELONGATED.search(low)
+    ):
+        return None
     infos: list[_Tok] = []  # the words (every token but punctuation)
     negated: dict[int, str] = {}  # word index -> the negator whose scope covers the word
     add_info = infos.append
@@ -219,24 +338,20 @@ def _analyse(low: str, elongated: int, lex: Lexicon, compounds: bool) -> Analysi
     emo_pos = emo_neg = 0.0
     reasons: list[str] = []
     final_negators = lex.final_negators
-    for tok in _TOKEN.findall(low):
-        info = memo_get(tok)
-        if info is None:
-            info = _token(tok, lex, compounds)
-            if len(memo) < _MEMO_MAX:
-                memo[tok] = info
-        kind = info[0]
-        if kind == _WORD:
+    done = 0  # tokens before this index are in `infos` (or were punctuation)
+    for j in (*special, len(every)):
+        if j > done:  # a run of plain words
             if scope:
-                negated[len(infos)] = negator
-                scope -= 1
-            add_info(info)
-            continue
-        if kind >= _ELONGATION:
-            if check and _ELONGATED.search(low):
-                return None
-            check = False
-            kind -= _ELONGATION
+                first = len(infos)
+                for k in range(first, first + min(scope, j - done)):
+                    negated[k] = negator
+                scope = max(0, scope - (j - done))
+            infos += every[done:j]
+        done = j + 1
+        if j == len(every):
+            break
+        info = every[j]
+        kind = info[0] % _ELONGATION
         if kind == _WORD:
             if scope:
                 negated[len(infos)] = negator
@@ -246,8 +361,8 @@ def _analyse(low: str, elongated: int, lex: Lexicon, compounds: bool) -> Analysi
             exclaim += int(info[1])
             if scope == NEGATION_SCOPE and infos[-1][2] in final_negators:
                 last = len(infos) - 1
-                for j in range(max(clause, last - NEGATION_SCOPE), last):
-                    negated[j] = infos[-1][2]
+                for k in range(max(clause, last - NEGATION_SCOPE), last):
+                    negated[k] = infos[-1][2]
             scope = 0
             clause = len(infos)
         elif kind == _NEGATOR:
@@ -255,14 +370,14 @@ def _analyse(low: str, elongated: int, lex: Lexicon, compounds: bool) -> Analysi
                 negated[len(infos)] = negator
             add_info(info)
             scope = NEGATION_SCOPE
-            negator = tok
+            negator = info[2]
         elif kind == _EMOJI:
             emo = info[1]
             if emo > 0:
                 emo_pos += emo
             else:
                 emo_neg -= emo
-            reasons.append(f"emoji: {tok}")
+            reasons.append(f"emoji: {info[2]}")
             add_info(info)
         else:  # _CONTRAST
             split = clause = len(infos) + 1
@@ -276,27 +391,24 @@ def _analyse(low: str, elongated: int, lex: Lexicon, compounds: bool) -> Analysi
         reasons.append(f"contrast: {infos[split - 1][2]}")
 
     neg = pos = cmp = not_neg = not_pos = 0.0
-    before: list[str] = []
-    after: list[str] = []
-    out = before
+    n = len(infos)
+    if negated:
+        units = [info[4] if i in negated else info[3] for i, info in enumerate(infos)]
+    else:
+        units = list(map(_UNIT, infos))
+    # pairs[i]: words i and i + 1 as written
+    pairs = list(map(str.__add__, map(_PAIR_START, infos[:-1]), map(_TEXT, infos[1:])))
     complaint = lex.complaint
-    prev = ""
-    boost = 1.0
-    phrase = False  # prev starts a complaint phrase
-    for i, (_, _, w, feats, negfeats, term, value, is_cmp, next_boost, starts) in enumerate(infos):
-        if i == split:
-            out = after
+    for i in compress(range(n), map(_ATTENTION, infos)):
+        _, _, w, _, _, term, value, is_cmp, _, starts, _, _ = infos[i]
         by = negated.get(i, "") if negated else ""
-        out += negfeats if by else feats
-        if i:
-            bigram = prev + " " + w
-            out.append(bigram)
-            if phrase and bigram in complaint:
-                v = complaint[bigram]
-                cmp += v if i >= split else v * CONTRAST_BEFORE
-                reasons.append(f"complaint: {bigram}")
+        contrast = 1.0 if i >= split else CONTRAST_BEFORE
+        if starts and i + 1 < n and (bigram := pairs[i]) in complaint:
+            cmp += complaint[bigram] * (1.0 if i + 1 >= split else CONTRAST_BEFORE)
+            reasons.append(f"complaint: {bigram}")
         if value:
-            weight = (1.0 if i >= split else CONTRAST_BEFORE) * boost
+            boost = infos[i - 1][8] if i else 1.0
+            weight = contrast * boost
             if term != w:
                 reasons.append(f"compound: {w}")
             if by:
@@ -315,10 +427,7 @@ def _analyse(low: str, elongated: int, lex: Lexicon, compounds: bool) -> Analysi
                 pos += value * weight
                 reasons.append(f"lexicon: {w}")
             if boost != 1.0:
-                reasons.append(f"intensifier: {prev} {w}")
-        prev = w
-        boost = next_boost
-        phrase = starts
+                reasons.append(f"intensifier: {infos[i - 1][2]} {w}")
     amp = 1.0 + 0.15 * min(exclaim, 3) + 0.1 * min(elongated, 2)
     if exclaim:
         reasons.append("exclamation")
@@ -331,4 +440,7 @@ def _analyse(low: str, elongated: int, lex: Lexicon, compounds: bool) -> Analysi
         "@not-neg": not_neg,
         "@not-pos": not_pos,
     }
-    return Analysis(before, after, dense, reasons, bool(split))
+    cut = max(split - 1, 0)  # the bigram of words split - 1 and split belongs after
+    return Analysis(
+        units[:split], units[split:], pairs[:cut], pairs[cut:], dense, reasons, bool(split)
+    )
