@@ -143,7 +143,8 @@ def negative_f1(gold: list[int], preds: list[int]) -> float:
 
 
 def tune(scorer: sentiment.Scorer, dev: list[dict[str, str]], lang: str) -> tuple[float, float]:
-    """Thresholds on P(negative) with and without negative rule evidence: best negative F1."""
+    """Thresholds on P(negative) with and without negative rule evidence: best negative F1
+    (with the scorer's rule that P(negative) must also reach P(positive))."""
     rows = [r for r in dev if r["lang"] == lang]
     gold = [LABEL_INDEX[r["label"]] for r in rows]
     probs = [scorer.probabilities(r["text"], lang) for r in rows]
@@ -155,7 +156,9 @@ def tune(scorer: sentiment.Scorer, dev: list[dict[str, str]], lang: str) -> tupl
             if t_plain < t_ev:
                 continue
             preds = [
-                0 if p.negative >= (t_ev if p.evidence else t_plain) else o
+                0
+                if p.negative >= (t_ev if p.evidence else t_plain) and p.negative >= p.positive
+                else o
                 for p, o in zip(probs, others, strict=True)
             ]
             f1 = negative_f1(gold, preds)

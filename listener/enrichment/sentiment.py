@@ -16,8 +16,9 @@ Owns turning a text into a `Sentiment` (label, score in [-1, 1], confidence, rea
   training data), and for negated polarity words ("not bad" away from negative, "nicht gut"
   towards it). The negative label is given when P(negative) reaches a per-language threshold
   tuned on dev.jsonl only, a separate (higher) one when no negative rule fired (no negative or
-  complaint word, negative emoji or negated positive word); otherwise the larger of P(positive)
-  and P(neutral) wins.
+  complaint word, negative emoji or negated positive word), and never when P(positive) is
+  larger (a negative label with a positive score would contradict itself); otherwise the larger
+  of P(positive) and P(neutral) wins.
 - score = P(positive) - P(negative); confidence = probability of the chosen label.
 - Languages other than "en"/"de" are scored with the English model and rules, with the confidence
   halved and a "lang: ..." reason: best effort, never trusted as much as a supported language.
@@ -203,7 +204,7 @@ class Scorer:
             model or self._models["en"], text
         )
         thresholds = (model or self._models["en"]).thresholds
-        if p_neg >= thresholds[0 if evidence else 1]:
+        if p_neg >= thresholds[0 if evidence else 1] and p_neg >= p_pos:
             label, confidence = "negative", p_neg
         elif p_pos >= p_neu:
             label, confidence = "positive", p_pos

@@ -18,6 +18,9 @@ the features it is scored on. Rules applied:
 - compounds: a German word of 8+ letters that is not in the lexicon is looked up by its longest
   negative/complaint head of 4+ letters ("totalausfall" -> "ausfall"); hyphenated words are split
   and their last part is the head ("kundenservice-katastrophe" -> "katastrophe").
+- remedies: what a customer wants after a problem (refund, reply, Antwort, Ersatz). Under a
+  negation they count as complaint ("still no refund", "keine Rückmeldung"), where a negated
+  complaint word moves away from negative ("no delays").
 - complaint words and two-word phrases (refund, delayed, Rückruf, Datenleck, "never again",
   "nie wieder") and emoji are counted separately: the training data has few of them, so the
   scorer adds a fixed, hand-set prior for them on top of what the model learned.
@@ -76,8 +79,8 @@ INFLECTIONS = ("en", "em", "er", "es", "e", "n", "s")  # German endings tried fo
 # Per-token facts memoised by `_token`: (kind, exclamation count or emoji value, token, unit,
 # unit when negated, matched head term, head polarity, head is complaint, intensifier boost,
 # first word of a complaint phrase, the token and a space (a bigram's start), whether the second
-# loop of `_analyse` must look at it).
-_Tok = tuple[int, float, str, str, str, str, float, bool, float, bool, str, bool]
+# loop of `_analyse` must look at it, remedy strength).
+_Tok = tuple[int, float, str, str, str, str, float, bool, float, bool, str, bool, float]
 _KIND, _TEXT, _UNIT, _PAIR_START, _ATTENTION = (itemgetter(i) for i in (0, 2, 3, 10, 11))
 _WORD, _NEGATOR, _CONTRAST, _EMOJI, _BREAK = range(5)
 # Added to the kind of a token that may be part of an elongation ("soooo", or ":d" + "dd"): every
@@ -93,6 +96,7 @@ class Lexicon:
 
     polarity: dict[str, float]  # < 0 negative, > 0 positive
     complaint: dict[str, float]  # words and "two word" phrases, all negative
+    remedies: dict[str, float]  # wanted after a problem: their absence is a complaint
     negators: frozenset[str]
     final_negators: frozenset[str]  # negators that may close a clause (German "nicht")
     intensifiers: dict[str, float]
@@ -120,6 +124,7 @@ def load_lexicon(lang: str, directory: Path = HERE) -> Lexicon:
     """Lexicon for "en" or "de" from the lexicon_*.txt files."""
     polarity: dict[str, float] = {}
     complaint: dict[str, float] = {}
+    remedies: dict[str, float] = {}
     negators: set[str] = set()
     intensifiers: dict[str, float] = {}
     contrast: set[str] = set()
@@ -130,6 +135,8 @@ def load_lexicon(lang: str, directory: Path = HERE) -> Lexicon:
             polarity[term] = -value
         elif kind == "cmp":
             complaint[term] = value
+        elif kind == "remedy":
+            remedies[term] = value
         elif kind == "negator":
             negators.add(term)
         elif kind == "intens":
@@ -148,6 +155,7 @@ def load_lexicon(lang: str, directory: Path = HERE) -> Lexicon:
     return Lexicon(
         polarity,
         complaint,
+        remedies,
         frozenset(negators),
         final,
         intensifiers,
@@ -260,6 +268,7 @@ def _token(tok: str, lex: Lexicon, compounds: bool) -> _Tok:
             False,
             "",
             False,
+            0.0,
         )
     extra = 0.0
     kind = _WORD
@@ -274,7 +283,8 @@ def _token(tok: str, lex: Lexicon, compounds: bool) -> _Tok:
     term, value, is_cmp = _head(tok, lex, compounds)
     boost = lex.intensifiers.get(tok, 1.0)
     phrase = any(k.startswith(tok + " ") for k in lex.complaint)
-    attention = bool(value or phrase)
+    remedy = lex.remedies.get(tok, 0.0)
+    attention = bool(value or phrase or remedy)
     return (
         kind,
         extra,
@@ -288,6 +298,7 @@ def _token(tok: str, lex: Lexicon, compounds: bool) -> _Tok:
         phrase,
         tok + " ",
         attention,
+        remedy,
     )
 
 
@@ -400,12 +411,16 @@ def _analyse(low: str, elongated: int, lex: Lexicon, compounds: bool) -> Analysi
     pairs = list(map(str.__add__, map(_PAIR_START, infos[:-1]), map(_TEXT, infos[1:])))
     complaint = lex.complaint
     for i in compress(range(n), map(_ATTENTION, infos)):
-        _, _, w, _, _, term, value, is_cmp, _, starts, _, _ = infos[i]
+        _, _, w, _, _, term, value, is_cmp, _, starts, _, _, remedy = infos[i]
         by = negated.get(i, "") if negated else ""
         contrast = 1.0 if i >= split else CONTRAST_BEFORE
         if starts and i + 1 < n and (bigram := pairs[i]) in complaint:
             cmp += complaint[bigram] * (1.0 if i + 1 >= split else CONTRAST_BEFORE)
             reasons.append(f"complaint: {bigram}")
+        if remedy and by:  # "no refund": the remedy is missing
+            cmp += remedy * contrast
+            reasons.append(f"complaint: {by} {w}")
+            continue
         if value:
             boost = infos[i - 1][8] if i else 1.0
             weight = contrast * boost
