@@ -119,3 +119,20 @@ def test_shipped_english_polarity_list_is_vaders_lexicon() -> None:
             if value not in ("0.000", "-0.000"):
                 expected[parts[0].lower()] = float(value)
     assert rules.load_lexicon("en").external == expected
+
+
+def test_naive_bayes_scale_favours_telling_words() -> None:
+    train = _trainer()
+    import numpy as np
+    import scipy.sparse
+
+    vocab = ["@neg", "awful", "great", "the"]
+    # negative, negative, neutral, positive: "awful" only in the negative ones, "the" everywhere
+    x = scipy.sparse.csr_matrix(
+        np.array([[0.5, 1, 0, 1], [0.7, 1, 0, 1], [0, 0, 0, 1], [0, 0, 1, 1]], dtype=float)
+    )
+    scale = train.nb_scale(x, np.array([0, 0, 1, 2]), vocab, 1.0)
+    assert scale[0] == 1.0  # dense features keep their scale
+    assert scale[1] > scale[3] >= 1.0 and scale[2] > scale[3]
+    half = train.nb_scale(x, np.array([0, 0, 1, 2]), vocab, 0.5)
+    assert np.allclose(half - 1, (scale - 1) / 2)
