@@ -81,7 +81,7 @@ INFLECTIONS = ("en", "em", "er", "es", "e", "n", "s")  # German endings tried fo
 # first word of a complaint phrase, the token and a space (a bigram's start), whether the second
 # loop of `_analyse` must look at it, remedy strength).
 _Tok = tuple[int, float, str, str, str, str, float, bool, float, bool, str, bool, float]
-_KIND, _TEXT, _UNIT, _PAIR_START, _ATTENTION = (itemgetter(i) for i in (0, 2, 3, 10, 11))
+_TEXT, _UNIT, _PAIR_START, _ATTENTION = (itemgetter(i) for i in (2, 3, 10, 11))
 _WORD, _NEGATOR, _CONTRAST, _EMOJI, _BREAK = range(5)
 # Added to the kind of a token that may be part of an elongation ("soooo", or ":d" + "dd"): every
 # \w character is inside a token, so a text without such a token has nothing to shorten.
@@ -323,21 +323,9 @@ def analyse(text: str, lex: Lexicon, compounds: bool) -> Analysis:
 def _analyse(low: str, elongated: int, lex: Lexicon, compounds: bool) -> Analysis | None:
     """`analyse` of a lower-cased text; None when it may hold an elongation not yet shortened
     (`elongated` 0: not checked yet)."""
+    check = not elongated
     memo = lex.tokens[compounds]
-    tokens = _TOKEN.findall(low)
-    try:
-        every = list(map(memo.__getitem__, tokens))  # facts of every token, punctuation too
-    except KeyError:
-        every = [memo.get(tok) or _remember(memo, tok, lex, compounds) for tok in tokens]
-    # Plain words (kind 0) only extend the word list and use up a negation scope; the state
-    # machine below runs on the other tokens ("special" ones) and on the runs of words between.
-    special = list(compress(range(len(every)), map(_KIND, every)))
-    if (
-        not elongated
-        and any(every[j][0] >= _ELONGATION for j in special)
-        and _ELONGATED.search(low)
-    ):
-        return None
+    memo_get = memo.get
     infos: list[_Tok] = []  # the words (every token but punctuation)
     negated: dict[int, str] = {}  # word index -> the negator whose scope covers the word
     add_info = infos.append
@@ -349,20 +337,20 @@ def _analyse(low: str, elongated: int, lex: Lexicon, compounds: bool) -> Analysi
     emo_pos = emo_neg = 0.0
     reasons: list[str] = []
     final_negators = lex.final_negators
-    done = 0  # tokens before this index are in `infos` (or were punctuation)
-    for j in (*special, len(every)):
-        if j > done:  # a run of plain words
+    for tok in _TOKEN.findall(low):
+        info = memo_get(tok) or _remember(memo, tok, lex, compounds)
+        kind = info[0]
+        if kind == _WORD:
             if scope:
-                first = len(infos)
-                for k in range(first, first + min(scope, j - done)):
-                    negated[k] = negator
-                scope = max(0, scope - (j - done))
-            infos += every[done:j]
-        done = j + 1
-        if j == len(every):
-            break
-        info = every[j]
-        kind = info[0] % _ELONGATION
+                negated[len(infos)] = negator
+                scope -= 1
+            add_info(info)
+            continue
+        if kind >= _ELONGATION:
+            if check and _ELONGATED.search(low):
+                return None
+            check = False
+            kind -= _ELONGATION
         if kind == _WORD:
             if scope:
                 negated[len(infos)] = negator
@@ -372,8 +360,8 @@ def _analyse(low: str, elongated: int, lex: Lexicon, compounds: bool) -> Analysi
             exclaim += int(info[1])
             if scope == NEGATION_SCOPE and infos[-1][2] in final_negators:
                 last = len(infos) - 1
-                for k in range(max(clause, last - NEGATION_SCOPE), last):
-                    negated[k] = infos[-1][2]
+                for j in range(max(clause, last - NEGATION_SCOPE), last):
+                    negated[j] = infos[-1][2]
             scope = 0
             clause = len(infos)
         elif kind == _NEGATOR:
@@ -381,14 +369,14 @@ def _analyse(low: str, elongated: int, lex: Lexicon, compounds: bool) -> Analysi
                 negated[len(infos)] = negator
             add_info(info)
             scope = NEGATION_SCOPE
-            negator = info[2]
+            negator = tok
         elif kind == _EMOJI:
             emo = info[1]
             if emo > 0:
                 emo_pos += emo
             else:
                 emo_neg -= emo
-            reasons.append(f"emoji: {info[2]}")
+            reasons.append(f"emoji: {tok}")
             add_info(info)
         else:  # _CONTRAST
             split = clause = len(infos) + 1
