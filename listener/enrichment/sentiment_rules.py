@@ -76,12 +76,12 @@ STEM, STEM_MIN = 5, 7  # German: long words also count by their first letters ("
 GRAM_MIN, GRAM_MAX = 3, 5  # English: character n-grams of "<word>"
 INFLECTIONS = ("en", "em", "er", "es", "e", "n", "s")  # German endings tried for polarity_de
 
-# Per-token facts memoised by `_token`: (kind, exclamation count or emoji value, token, unit,
-# unit when negated, matched head term, head polarity, head is complaint, intensifier boost,
-# first word of a complaint phrase, the token and a space (a bigram's start), whether the second
-# loop of `_analyse` must look at it, remedy strength).
-_Tok = tuple[int, float, str, str, str, str, float, bool, float, bool, str, bool, float]
-_TEXT, _UNIT, _PAIR_START, _ATTENTION = (itemgetter(i) for i in (2, 3, 10, 11))
+# Per-token facts memoised by `_token`: (kind, exclamation count or emoji value, token (also its
+# unit), its unit when negated, matched head term, head polarity, head is complaint, intensifier
+# boost, first word of a complaint phrase, the token and a space (a bigram's start), whether the
+# second loop of `_analyse` must look at it, remedy strength).
+_Tok = tuple[int, float, str, str, str, float, bool, float, bool, str, bool, float]
+_TEXT, _PAIR_START, _ATTENTION = (itemgetter(i) for i in (2, 9, 10))
 _WORD, _NEGATOR, _CONTRAST, _EMOJI, _BREAK = range(5)
 # Added to the kind of a token that may be part of an elongation ("soooo", or ":d" + "dd"): every
 # \w character is inside a token, so a text without such a token has nothing to shorten.
@@ -261,7 +261,6 @@ def _token(tok: str, lex: Lexicon, compounds: bool) -> _Tok:
             tok,
             "",
             "",
-            "",
             0.0,
             False,
             1.0,
@@ -288,7 +287,6 @@ def _token(tok: str, lex: Lexicon, compounds: bool) -> _Tok:
     return (
         kind,
         extra,
-        tok,
         tok,
         "!" + tok,
         term,
@@ -392,14 +390,14 @@ def _analyse(low: str, elongated: int, lex: Lexicon, compounds: bool) -> Analysi
     neg = pos = cmp = not_neg = not_pos = 0.0
     n = len(infos)
     if negated:
-        units = [info[4] if i in negated else info[3] for i, info in enumerate(infos)]
+        units = [info[3] if i in negated else info[2] for i, info in enumerate(infos)]
     else:
-        units = list(map(_UNIT, infos))
+        units = list(map(_TEXT, infos))
     # pairs[i]: words i and i + 1 as written
     pairs = list(map(str.__add__, map(_PAIR_START, infos[:-1]), map(_TEXT, infos[1:])))
     complaint = lex.complaint
     for i in compress(range(n), map(_ATTENTION, infos)):
-        _, _, w, _, _, term, value, is_cmp, _, starts, _, _, remedy = infos[i]
+        _, _, w, _, term, value, is_cmp, _, starts, _, _, remedy = infos[i]
         by = negated.get(i, "") if negated else ""
         contrast = 1.0 if i >= split else CONTRAST_BEFORE
         if starts and i + 1 < n and (bigram := pairs[i]) in complaint:
@@ -410,7 +408,7 @@ def _analyse(low: str, elongated: int, lex: Lexicon, compounds: bool) -> Analysi
             reasons.append(f"complaint: {by} {w}")
             continue
         if value:
-            boost = infos[i - 1][8] if i else 1.0
+            boost = infos[i - 1][7] if i else 1.0
             weight = contrast * boost
             if term != w:
                 reasons.append(f"compound: {w}")
