@@ -330,6 +330,51 @@ def _at(start: datetime, day: int, hour: int, minute: int = 0) -> datetime:
 # ---------------------------------------------------------------------------------- scenarios
 
 
+def _background(
+    seed: int, brand: _Brand, days: int
+) -> tuple[random.Random, _World, datetime, list[_Mention]]:
+    """The random source, the world and the end of a scenario of ``days`` days from START, and
+    the brand's everyday mentions over them."""
+    rng = _rng(seed)
+    world = _World(rng, brand)
+    return rng, world, START + timedelta(days=days), world.background(brand, START, days)
+
+
+def _crisis(
+    name: str,
+    description: str,
+    rng: random.Random,
+    mentions: list[_Mention],
+    end: datetime,
+    onset: datetime,
+    crisis_end: datetime,
+    episode: _Episode,
+    negative_rate: RateFn,
+    other_share: float,
+) -> Scenario:
+    """A crisis scenario: the episode's negative mentions at ``negative_rate`` from the onset,
+    and its other coverage at ``other_share`` of that rate, on top of ``mentions``."""
+    t0, horizon = _seconds(START, onset), _seconds(START, end)
+    for at in _poisson_times(rng, t0, horizon, negative_rate):
+        mentions.append(episode.mention(at, True))
+    for at in _poisson_times(rng, t0, horizon, lambda t: other_share * negative_rate(t)):
+        mentions.append(episode.mention(at, False))
+    events = _events(rng, START, end, mentions, POLLING)
+    return Scenario(
+        name=name,
+        description=description,
+        start=START,
+        end=end,
+        events=events,
+        crisis_onset=onset,
+        crisis_end=crisis_end,
+        expect_alert=True,
+        polling=POLLING,
+        event_at=onset,
+        share_rise_at=_share_rise(events, START, onset),
+    )
+
+
 def _lookalike(
     name: str, description: str, end: datetime, events: tuple[Event, ...], at: datetime | None
 ) -> Scenario:
@@ -349,11 +394,7 @@ def _lookalike(
 
 
 def _quiet_brand(seed: int) -> Scenario:
-    rng = _rng(seed)
-    world = _World(rng, QUIET)
-    days = HISTORY_DAYS + 14
-    end = START + timedelta(days=days)
-    mentions = world.background(QUIET, START, days)
+    rng, _, end, mentions = _background(seed, QUIET, HISTORY_DAYS + 14)
     return _lookalike(
         "quiet-brand",
         "a few mentions a day (about 4, 20% negative) for 8 weeks, nothing happens",
@@ -366,13 +407,9 @@ def _quiet_brand(seed: int) -> Scenario:
 def _slow_burn(seed: int) -> Scenario:
     """Kryptonite 2004: a forum post shows a pen opening a bike lock; blogs pick it up day by day
     for ten days until the maker responds and the mainstream press covers it, then it fades."""
-    rng = _rng(seed)
-    world = _World(rng, QUIET)
-    days = HISTORY_DAYS + 16
-    end = START + timedelta(days=days)
+    rng, world, end, mentions = _background(seed, QUIET, HISTORY_DAYS + 16)
     onset = _at(START, HISTORY_DAYS, 0)
     crisis_end = onset + timedelta(days=12)
-    mentions = world.background(QUIET, START, days)
     profile = _profile(QUIET.night)
     t0 = _seconds(START, onset)
 
@@ -389,38 +426,26 @@ def _slow_burn(seed: int) -> Scenario:
         k = int((t - t0) // DAY_S)
         return negatives_per_day(k) * profile[int(t % DAY_S // HOUR_S)] / DAY_S
 
-    episode = _Episode(world, "kryptonite", big=3, big_share=0.2, repost=0.2, fresh=0.85)
-    horizon = _seconds(START, end)
-    for at in _poisson_times(rng, t0, horizon, negative_rate):
-        mentions.append(episode.mention(at, True))
     # coverage and discussion that is not negative: about half as much again
-    for at in _poisson_times(rng, t0, horizon, lambda t: 0.5 * negative_rate(t)):
-        mentions.append(episode.mention(at, False))
-    events = _events(rng, START, end, mentions, POLLING)
-    return Scenario(
-        name="slow-burn",
-        description="quiet brand; negative posts grow ~35% a day for ten days (Kryptonite 2004)",
-        start=START,
-        end=end,
-        events=events,
-        crisis_onset=onset,
-        crisis_end=crisis_end,
-        expect_alert=True,
-        polling=POLLING,
-        event_at=onset,
-        share_rise_at=_share_rise(events, START, onset),
+    return _crisis(
+        "slow-burn",
+        "quiet brand; negative posts grow ~35% a day for ten days (Kryptonite 2004)",
+        rng,
+        mentions,
+        end,
+        onset,
+        crisis_end,
+        _Episode(world, "kryptonite", big=3, big_share=0.2, repost=0.2, fresh=0.85),
+        negative_rate,
+        0.5,
     )
 
 
 def _storm(seed: int) -> Scenario:
     """Domino's 2009: a video of employees abusing food goes viral in hours; news follow-ups
     keep negative talk above normal for a few days."""
-    rng = _rng(seed)
-    world = _World(rng, MEDIUM)
-    days = HISTORY_DAYS + 5
-    end = START + timedelta(days=days)
+    rng, world, end, mentions = _background(seed, MEDIUM, HISTORY_DAYS + 5)
     onset = _at(START, HISTORY_DAYS + 1, 16)  # a Tuesday afternoon
-    mentions = world.background(MEDIUM, START, days)
     t0 = _seconds(START, onset)
     ramp, tau = 2 * HOUR_S, 2.2 * HOUR_S
 
@@ -433,34 +458,22 @@ def _storm(seed: int) -> Scenario:
         follow_up = 15.0 * 0.5 ** (dt / DAY_S) / DAY_S if dt > HOUR_S * 12 else 0.0
         return per_slice / SLICE + follow_up
 
-    episode = _Episode(world, "dominos", big=4, big_share=0.35, repost=0.25, fresh=0.9)
-    horizon = _seconds(START, end)
-    for at in _poisson_times(rng, t0, horizon, negative_rate):
-        mentions.append(episode.mention(at, True))
-    for at in _poisson_times(rng, t0, horizon, lambda t: 0.35 * negative_rate(t)):
-        mentions.append(episode.mention(at, False))
-    events = _events(rng, START, end, mentions, POLLING)
-    return Scenario(
-        name="storm",
-        description="medium brand; angry posts explode within two hours, fade in ~12 (Domino's)",
-        start=START,
-        end=end,
-        events=events,
-        crisis_onset=onset,
-        crisis_end=onset + timedelta(days=1),
-        expect_alert=True,
-        polling=POLLING,
-        event_at=onset,
-        share_rise_at=_share_rise(events, START, onset),
+    return _crisis(
+        "storm",
+        "medium brand; angry posts explode within two hours, fade in ~12 (Domino's)",
+        rng,
+        mentions,
+        end,
+        onset,
+        onset + timedelta(days=1),
+        _Episode(world, "dominos", big=4, big_share=0.35, repost=0.25, fresh=0.9),
+        negative_rate,
+        0.35,
     )
 
 
 def _seasonal_large(seed: int) -> Scenario:
-    rng = _rng(seed)
-    world = _World(rng, LARGE)
-    days = HISTORY_DAYS + 7
-    end = START + timedelta(days=days)
-    mentions = world.background(LARGE, START, days)
+    rng, _, end, mentions = _background(seed, LARGE, HISTORY_DAYS + 7)
     return _lookalike(
         "seasonal-large",
         "large brand (~3000/day, 12% negative), strong daily and weekly cycle",
@@ -471,12 +484,8 @@ def _seasonal_large(seed: int) -> Scenario:
 
 
 def _syndicated(seed: int) -> Scenario:
-    rng = _rng(seed)
-    world = _World(rng, MEDIUM)
-    days = HISTORY_DAYS + 7
-    end = START + timedelta(days=days)
+    rng, world, end, mentions = _background(seed, MEDIUM, HISTORY_DAYS + 7)
     at = _at(START, HISTORY_DAYS + 2, 9, 40)  # a Wednesday morning
-    mentions = world.background(MEDIUM, START, days)
     story = world.story("wire")
     t0 = _seconds(START, at)
     used: set[str] = set()
@@ -497,13 +506,9 @@ def _syndicated(seed: int) -> Scenario:
 
 
 def _outage_catchup(seed: int) -> Scenario:
-    rng = _rng(seed)
-    world = _World(rng, MEDIUM)
-    days = HISTORY_DAYS + 7
-    end = START + timedelta(days=days)
+    rng, _, end, mentions = _background(seed, MEDIUM, HISTORY_DAYS + 7)
     down = _at(START, HISTORY_DAYS + 2, 8)  # a Wednesday, 08:00-16:00 UTC
     up = down + timedelta(hours=8)
-    mentions = world.background(MEDIUM, START, days)
     return _lookalike(
         "outage-catchup",
         "medium brand; all sources down for 8 hours, the backlog arrives at once",
@@ -516,13 +521,9 @@ def _outage_catchup(seed: int) -> Scenario:
 
 
 def _positive_spike(seed: int) -> Scenario:
-    rng = _rng(seed)
-    world = _World(rng, MEDIUM)
-    days = HISTORY_DAYS + 7
-    end = START + timedelta(days=days)
+    rng, world, end, mentions = _background(seed, MEDIUM, HISTORY_DAYS + 7)
     launch = _at(START, HISTORY_DAYS + 1, 15)  # a Tuesday afternoon
     t0, length = _seconds(START, launch), 12 * HOUR_S
-    mentions = world.background(MEDIUM, START, days)
     profile = _profile(MEDIUM.night)
 
     def extra_rate(t: float) -> float:
@@ -547,12 +548,8 @@ def _positive_spike(seed: int) -> Scenario:
 
 
 def _spammer(seed: int) -> Scenario:
-    rng = _rng(seed)
-    world = _World(rng, MEDIUM)
-    days = HISTORY_DAYS + 7
-    end = START + timedelta(days=days)
+    rng, world, end, mentions = _background(seed, MEDIUM, HISTORY_DAYS + 7)
     at = _at(START, HISTORY_DAYS + 3, 20)  # a Thursday evening
-    mentions = world.background(MEDIUM, START, days)
     t0 = _seconds(START, at)
     domain = world.domains[_draw(rng, world.domain_weights)]
     for _ in range(60):
