@@ -42,18 +42,26 @@ import codecs
 import io
 import logging
 import re
-import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urljoin, urlsplit
-from xml.parsers import expat
 
 import fastfeedparser
 import feedparser
 
 from listener.errors import ParseError
 from listener.models import Item, ParsedFeed
+from listener.sources.feed_fields import (
+    build_item,
+    detailed_body,
+    entry_language,
+    iso_date,
+    language,
+    longest_body,
+    parse_date,
+    plain_text,
+    views,
+)
+from listener.sources.feed_scan import scan
 from listener.sources.html import html_to_text
 
 __all__ = ["parse_feed"]
@@ -89,31 +97,12 @@ _FIELD_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 # --- sniffing -------------------------------------------------------------------------------
 
-_TRUNCATION_ERRORS = frozenset(
-    {
-        expat.errors.XML_ERROR_NO_ELEMENTS,
-        expat.errors.XML_ERROR_UNCLOSED_TOKEN,
-        expat.errors.XML_ERROR_PARTIAL_CHAR,
-        expat.errors.XML_ERROR_UNCLOSED_CDATA_SECTION,
-    }
-)
 _SNIFF_CHARS = 65536
 _FEED_ROOT = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?(?:rss|feed|RDF)\b")
 _HTML_START = re.compile(r"<(?:!doctype\s+html|html)\b", re.IGNORECASE)
 _ENTRY_TAG = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s/>]")
+_WEB_URL = re.compile(r"\s*https?://", re.IGNORECASE)
 _LANGUAGE_ELEMENT = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?language\b[^>]*>\s*([^<]{1,64}?)\s*</")
-_BLIND_SPOT_HINT = re.compile(rb"xml:(?:base|lang)|xhtml")
-_ENTRY_XML_LANG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:entry|item)\b[^>]*\sxml:lang\s*=")
-_XHTML_SUMMARY = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?summary\b[^>]*\stype\s*=\s*[\"']xhtml")
-
-# --- fields ---------------------------------------------------------------------------------
-
-_LANGUAGE_TAG = re.compile(r"\s*([A-Za-z]{2,3})(?:[-_][A-Za-z0-9]{1,8})*\s*\Z")
-# "email (Name)" (RSS 2.0 <author>) and "Name (email)" (feedparser's rendering of Atom authors)
-_EMAIL_NAME = re.compile(r"\A\s*[^\s@()]+@[^\s()]+\s*\((.+)\)\s*\Z")
-_NAME_EMAIL = re.compile(r"\A(.+?)\s*\(\s*[^\s@()]+@[^\s()]+\s*\)\s*\Z")
-_WEB_SCHEMES = frozenset({"http", "https"})
-_ABSOLUTE_WEB_URL = re.compile(r"https?://[^\s/?#@\\\[\]]+(?:[/?#][^\s]*)?\Z")
 
 
 def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
@@ -136,13 +125,13 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         text = _UTF8_DECL + text
     data = text.encode("utf-8", "surrogatepass")
 
-    xml_error, truncated = _xml_error(data)
-    if xml_error is not None and _CONTROL.search(text):
+    found = scan(data, text)
+    if found.error is not None and _CONTROL.search(text):
         # Control characters are not allowed in XML; drop them and look again.
         text = _CONTROL.sub("", text)
         data = text.encode("utf-8", "surrogatepass")
-        xml_error, truncated = _xml_error(data)
-    if truncated:
+        found = scan(data, text)
+    if found.truncated:
         # Keep only the entries before the break: the last one is cut off somewhere inside.
         end = max(text.rfind("</item>"), text.rfind("</entry>"))
         if end >= 0:
@@ -151,21 +140,22 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     entry_match = _ENTRY_TAG.search(text)
     head_end = entry_match.start() if entry_match else min(len(text), _SNIFF_CHARS)
 
-    reason = _fastfeedparser_blind_spot(data)
     parsed: ParsedFeed | None = None
-    if reason is None:
+    if found.lenient is None:
         parsed = _parse_fast(data, url, text, head_end, has_entries=entry_match is not None)
     else:
-        _LOG.debug("feed %s uses %s: parsing with feedparser", url, reason)
+        _LOG.debug("feed %s: %s, parsing leniently with feedparser", url, found.lenient)
     if parsed is None:
-        parsed = _parse_slow(data, url, xml_error)
+        parsed = _parse_slow(data, url, found.error)
 
-    if xml_error is not None:
-        kept = len(parsed.items)
+    kept = len(parsed.items)
+    if found.error is not None:
+        repairs = f"{found.repairs}; " if found.repairs else ""
         warnings.append(
-            f"feed is not well-formed XML ({xml_error}); kept {kept} "
+            f"feed is not well-formed XML ({found.error}): {repairs}parsed leniently, kept {kept} "
             + ("entry" if kept == 1 else "entries")
         )
+    warnings.extend(parsed.warnings)  # entries dropped as empty
     if not warnings:
         return parsed
     return ParsedFeed(
@@ -244,34 +234,6 @@ def _line_breaks(match: re.Match[str]) -> str:
     return "\n" * match.group().count("\n")
 
 
-def _xml_error(data: bytes) -> tuple[str | None, bool]:
-    """The first well-formedness error of ``data`` as "line N: message", or None; and whether
-    the error is that the document ends early (it was truncated).
-
-    ``data`` holds no DTD any more, so expat has no entities to expand or fetch.
-    """
-    parser = expat.ParserCreate()
-    try:
-        parser.Parse(data, True)
-    except expat.ExpatError as exc:
-        message = expat.errors.messages[exc.code]
-        return f"line {exc.lineno}: {message}", message in _TRUNCATION_ERRORS
-    return None, False
-
-
-def _fastfeedparser_blind_spot(data: bytes) -> str | None:
-    """Name a feature of ``data`` that fastfeedparser ignores, or None."""
-    if not _BLIND_SPOT_HINT.search(data):  # one scan instead of three
-        return None
-    if b"xml:base" in data:
-        return "xml:base"
-    if b"xml:lang" in data and _ENTRY_XML_LANG.search(data):
-        return "xml:lang on entries"
-    if b"xhtml" in data and _XHTML_SUMMARY.search(data):
-        return "an xhtml summary"
-    return None
-
-
 # --- the two parsers ------------------------------------------------------------------------
 
 
@@ -291,25 +253,27 @@ def _parse_fast(
     if not entries and has_entries:
         _LOG.debug("fastfeedparser found no entries in feed %s", url)
         return None
-    language = _language(feed.get("language"))
-    if language is None:
+    feed_language = language(feed.get("language"))
+    if feed_language is None:
         element = _LANGUAGE_ELEMENT.search(text, 0, head_end)
-        language = _language(element.group(1)) if element else None
+        feed_language = language(element.group(1)) if element else None
     items = []
     for entry in entries:
-        item = _item(
+        title = entry.get("title")
+        body = longest_body(entry.get("description"), entry.get("content"))
+        item = build_item(
             guid=entry.get("id"),
             link=entry.get("link"),
-            title=entry.get("title"),
-            body=_longest_body(entry.get("description"), entry.get("content")),
+            title=html_to_text(title) if isinstance(title, str) and title else "",
+            text=html_to_text(body, lines=True) if body else "",
             author=entry.get("author"),
-            published_at=_iso_date(entry.get("published")) or _iso_date(entry.get("updated")),
-            language=language,
+            published_at=iso_date(entry.get("published")) or iso_date(entry.get("updated")),
+            language=feed_language,
             base_url=url,
         )
         if item is not None:
             items.append(item)
-    return ParsedFeed(items=tuple(items), parser="fastfeedparser", language=language)
+    return _parsed(items, len(entries), "fastfeedparser", feed_language)
 
 
 def _parse_slow(data: bytes, url: str, xml_error: str | None) -> ParsedFeed:
@@ -330,140 +294,52 @@ def _parse_slow(data: bytes, url: str, xml_error: str | None) -> ParsedFeed:
         detail = f" ({xml_error})" if xml_error else ""
         raise ParseError(f"not an RSS/Atom feed: no feed structure found{detail}")
     feed: Mapping[str, Any] = result.get("feed") or {}
-    feed_language = _language(feed.get("language"))
+    feed_language = language(feed.get("language"))
     items = []
     for entry in entries:
-        item = _item(
+        title_detail = entry.get("title_detail")
+        item = build_item(
             guid=entry.get("id"),
-            link=entry.get("link"),
-            title=entry.get("title"),
-            body=_longest_body(entry.get("summary"), entry.get("content")),
+            link=_slow_link(entry),
+            title=plain_text(
+                entry.get("title"),
+                title_detail.get("type") if isinstance(title_detail, Mapping) else None,
+            ),
+            text=detailed_body(entry),
             author=entry.get("author"),
-            published_at=_struct_date(entry.get("published_parsed"))
-            or _struct_date(entry.get("updated_parsed")),
-            language=_entry_language(entry) or feed_language,
+            published_at=parse_date(entry.get("published")) or parse_date(entry.get("updated")),
+            language=entry_language(entry) or feed_language,
             base_url=url,
+            reach=views(entry),
         )
         if item is not None:
             items.append(item)
-    return ParsedFeed(items=tuple(items), parser="feedparser", language=feed_language)
+    return _parsed(items, len(entries), "feedparser", feed_language)
 
 
-# --- fields ---------------------------------------------------------------------------------
-
-
-def _item(
-    *,
-    guid: object,
-    link: object,
-    title: object,
-    body: str,
-    author: object,
-    published_at: datetime | None,
-    language: str | None,
-    base_url: str,
-) -> Item | None:
-    clean_guid = _clean_line(guid) if isinstance(guid, str) else ""
-    if isinstance(link, str) and clean_guid == link.strip():
-        clean_guid = ""
-    clean_url = _web_url(base_url, link)
-    clean_title = html_to_text(title) if isinstance(title, str) else ""
-    if not (clean_guid or clean_url or clean_title):
+def _slow_link(entry: Mapping[str, Any]) -> object:
+    """feedparser's entry link; a guid it took for the link only if it is an absolute web URL
+    (an RSS guid is a permalink unless it says otherwise, but "g1" is not one)."""
+    link = entry.get("link")
+    if (
+        entry.get("guidislink")
+        and isinstance(link, str)
+        and link == entry.get("id")
+        and not _WEB_URL.match(link)
+    ):
         return None
-    return Item(
-        guid=clean_guid or None,
-        url=clean_url,
-        title=clean_title,
-        text=html_to_text(body, lines=True),
-        author=_author(author),
-        published_at=published_at,
-        language=language,
+    return link
+
+
+def _parsed(items: list[Item], entries: int, parser: str, feed_language: str | None) -> ParsedFeed:
+    """The ParsedFeed of ``items``; a warning says how many ``entries`` were empty."""
+    dropped = entries - len(items)
+    warnings = (
+        (
+            f"{dropped} {'entry' if dropped == 1 else 'entries'} without title, text, link or "
+            "guid dropped",
+        )
+        if dropped
+        else ()
     )
-
-
-def _longest_body(summary: object, content: object) -> str:
-    """The longest of an entry's summary and the values of its content list."""
-    longest = summary if isinstance(summary, str) else ""
-    if isinstance(content, list):
-        for part in content:
-            value = part.get("value") if isinstance(part, Mapping) else None
-            if isinstance(value, str) and len(value) > len(longest):
-                longest = value
-    return longest
-
-
-def _web_url(base_url: str, link: object) -> str | None:
-    """``link`` made absolute against ``base_url``; None unless it is an http(s) URL."""
-    if not isinstance(link, str):
-        return None
-    link = _clean_line(link)
-    if not link:
-        return None
-    if _ABSOLUTE_WEB_URL.match(link):
-        return link
-    try:
-        absolute = urljoin(base_url, link)
-        parts = urlsplit(absolute)
-    except ValueError:  # e.g. an invalid IPv6 literal
-        return None
-    if parts.scheme.lower() not in _WEB_SCHEMES or not parts.netloc:
-        return None
-    return absolute
-
-
-def _clean_line(value: str) -> str:
-    """``value`` stripped, without control characters."""
-    value = value.strip()
-    return value if value.isprintable() else _FIELD_CONTROL.sub("", value)
-
-
-def _author(author: object) -> str | None:
-    if not isinstance(author, str):
-        return None
-    named = None
-    if "@" in author and len(author) < 400:  # short: the patterns backtrack on long input
-        named = _EMAIL_NAME.match(author) or _NAME_EMAIL.match(author)
-    name = html_to_text(named.group(1) if named else author)
-    return name or None
-
-
-def _language(value: object) -> str | None:
-    """The lowercase primary subtag of a language tag ("de-DE" -> "de"), or None."""
-    if not isinstance(value, str):
-        return None
-    tag = _LANGUAGE_TAG.match(value)
-    return tag.group(1).lower() if tag else None
-
-
-def _entry_language(entry: Mapping[str, Any]) -> str | None:
-    """An entry's own language in feedparser's result (xml:lang of its title or text)."""
-    for key in ("title_detail", "summary_detail"):
-        detail = entry.get(key)
-        if isinstance(detail, Mapping):
-            language = _language(detail.get("language"))
-            if language is not None:
-                return language
-    return None
-
-
-def _iso_date(value: object) -> datetime | None:
-    """fastfeedparser's ISO 8601 date string as an aware UTC datetime (naive means UTC)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
-
-
-def _struct_date(value: object) -> datetime | None:
-    """feedparser's UTC ``struct_time`` as an aware UTC datetime."""
-    if not isinstance(value, time.struct_time):
-        return None
-    try:
-        return datetime(*value[:6], tzinfo=UTC)
-    except (ValueError, OverflowError):
-        return None
+    return ParsedFeed(items=tuple(items), warnings=warnings, parser=parser, language=feed_language)

@@ -10,12 +10,17 @@ Rules, in order:
 1. ``<script>``, ``<style>``, ``<template>``, ``<noscript>`` elements and comments are dropped
    with their contents (an unterminated one runs to the end of the input).
 2. Block-level tags, table cells and ``<br>`` become line breaks; every other tag is removed, so
-   ``Mc<b>Donald</b>`` stays one word. A ``<`` that does not start a tag is kept as text.
+   ``Mc<b>Donald</b>`` stays one word. A tag is an HTML element name (HTML, SVG and MathML
+   names, any case), a namespaced one (``<o:p>``) or a custom element (``<my-card>``); anything
+   else in angle brackets is a word and stays (``Vector<int>``, ``<Kryptonite>``), unless its
+   end tag follows (``<spacer></spacer>``); a ``<`` that does not start a tag stays too.
 3. Character references are decoded with :func:`html.unescape`.
 4. Whitespace runs become one space and the ends are stripped. With ``lines=True`` (bodies),
    each paragraph stays a line of its own, so that later stages can tell a site's boilerplate
    lines ("Menu", "Subscribe ...") from the article; otherwise (titles, names) the text is one
-   line. C0 control characters and DEL are removed.
+   line. C0 control characters and DEL are removed; C1 controls (U+0080-U+009F, what
+   ``&#146;`` means in XML) become the Windows-1252 characters they stand for, as HTML5 reads
+   them (``don&#146;t`` is "don’t").
 """
 
 from __future__ import annotations
@@ -37,9 +42,34 @@ _BLOCK_NAMES = [
 _BLOCK_TAG = re.compile(
     r"</?(?:" + "|".join(_BLOCK_NAMES + [name.upper() for name in _BLOCK_NAMES]) + r")\b[^<>]*>"
 )
-_ANY_TAG = re.compile(r"</?[a-zA-Z][^<>]*>|<![^<>]*>|<\?[^<>]*>")
+_INLINE_NAMES = [
+    *("a", "abbr", "acronym", "applet", "area", "audio", "b", "base", "basefont", "bdi", "bdo"),
+    *("big", "blink", "body", "button", "canvas", "caption", "center", "cite", "code", "col"),
+    *("colgroup", "data", "datalist", "del", "details", "dfn", "dialog", "dir", "em", "embed"),
+    *("fieldset", "font", "form", "frame", "frameset", "head", "hgroup", "html", "i", "iframe"),
+    *("img", "image", "input", "ins", "kbd", "label", "legend", "link", "map", "mark", "marquee"),
+    *("math", "menu", "meta", "meter", "nobr", "noembed", "noframes", "object", "optgroup"),
+    *("option", "output", "param", "picture", "progress", "q", "rb", "rp", "rt", "rtc", "ruby"),
+    *("s", "samp", "search", "select", "slot", "small", "source", "span", "strike", "strong"),
+    *("sub", "summary", "sup", "svg", "tbody", "textarea", "tfoot", "thead", "time", "title"),
+    *("track", "tt", "u", "var", "video", "wbr", "xmp", "path", "g", "circle", "rect", "line"),
+    *("polyline", "polygon", "ellipse", "use", "defs", "symbol", "text", "tspan", "stop"),
+    *("lineargradient", "radialgradient", "clippath", "mask", "pattern", "filter", "desc"),
+    *("mi", "mn", "mo", "ms", "mrow", "msup", "msub", "mfrac", "msqrt", "mtext", "semantics"),
+]
+# An element of HTML/SVG/MathML (any case), a namespaced or a custom element; a comment-like
+# or processing-instruction-like construct.
+_ANY_TAG = re.compile(
+    r"</?(?:(?:"
+    + "|".join(sorted(_BLOCK_NAMES + _INLINE_NAMES, key=len, reverse=True))
+    + r")(?![\w:.-])|[a-zA-Z][\w.]*[:-][\w.:-]*)[^<>]*>|<![^<>]*>|<\?[^<>]*>",
+    re.IGNORECASE,
+)
+_OTHER_TAG = re.compile(r"<(/?)([a-zA-Z][\w.]*)(?:\s[^<>]*)?>")
 # What str.split() leaves of C0 (it splits on \t \n \v \f \r and \x1c-\x1f), and DEL.
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
+# C1 controls as HTML5 reads them: the Windows-1252 character, or nothing where it has none.
+_C1 = {code: bytes([code]).decode("cp1252", "ignore") or None for code in range(0x80, 0xA0)}
 
 
 def html_to_text(html_text: str, *, lines: bool = False) -> str:
@@ -50,6 +80,8 @@ def html_to_text(html_text: str, *, lines: bool = False) -> str:
         text = _DROPPED.sub("", text)
         text = _BLOCK_TAG.sub("\n", text)
         text = _ANY_TAG.sub("", text)
+        if "</" in text:
+            text = _unknown_tags(text)
     if "&" in text:
         text = html.unescape(text)
     if lines and "\n" in text:
@@ -59,5 +91,14 @@ def html_to_text(html_text: str, *, lines: bool = False) -> str:
     else:
         text = " ".join(text.split())
     if not text.isprintable():  # a cheap test that is also false for some Unicode letters
-        text = _CONTROL.sub("", text)
+        text = _CONTROL.sub("", text).translate(_C1)
     return text
+
+
+def _unknown_tags(text: str) -> str:
+    """``text`` without the tags of unknown elements that are closed (``<spacer></spacer>``):
+    an end tag is never a word, nor is a start tag whose end tag follows."""
+    closed = {name.lower() for slash, name in _OTHER_TAG.findall(text) if slash}
+    if not closed:
+        return text
+    return _OTHER_TAG.sub(lambda tag: "" if tag.group(2).lower() in closed else tag.group(), text)
