@@ -112,7 +112,11 @@ def digest_items(
                     item=item,
                     brands=brands,
                     dedup_key=dedup_key(
-                        source=source, guid=item.guid, url=item.url, title=item.title
+                        source=source,
+                        guid=item.guid,
+                        url=item.url,
+                        title=item.title,
+                        text=item.text,
                     ),
                     canonical_url=canonical,
                     content_hash=content_hash(item.title, item.text, item.author),

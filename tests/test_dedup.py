@@ -86,13 +86,37 @@ def test_dedup_key_same_item_with_and_without_tracking() -> None:
     plain = dedup_key(source="a", guid="1", url="https://ex.com/post?id=3")
     tracked = dedup_key(
         source="b",
-        guid="other-guid",
+        guid=None,
         url="HTTPS://EX.com:443/post?utm_source=feed&id=3&fbclid=abc#comments",
     )
     assert plain == tracked
     assert plain.startswith("u:")
     assert len(plain) == 2 + 40
     assert re.fullmatch(r"u:[0-9a-f]{40}", plain)
+
+
+def test_comments_with_their_own_guids_are_distinct_even_when_links_differ_by_fragment() -> None:
+    post = "https://blog.example/kryptonite-lock"
+    comments = {
+        dedup_key(source="c", guid=f"https://blog.example/?p=7#c{n}", url=f"{post}#comment-{n}")
+        for n in (1, 2, 3)
+    }
+    assert len(comments) == 3
+    assert dedup_key(source="c", guid=None, url=f"{post}#comment-1") == dedup_key(
+        source="d", guid=None, url=post
+    )  # without a guid the fragment is only a place on the page
+    # the same comment reached through another feed is still one mention
+    assert dedup_key(source="c", guid="x", url=f"{post}#comment-1") == dedup_key(
+        source="d", guid="y", url=f"{post}?utm_source=rss#comment-1"
+    )
+
+
+def test_description_only_items_are_keyed_by_their_text() -> None:
+    one = dedup_key(source="s", guid=None, url=None, title="", text="My Kryptonite lock was cut")
+    assert re.fullmatch(r"c:[0-9a-f]{40}", one)
+    assert one == dedup_key(source="s", guid=None, url=None, text="my  kryptonite LOCK was cut")
+    assert one != dedup_key(source="s", guid=None, url=None, text="My Kryptonite lock held")
+    assert one != dedup_key(source="t", guid=None, url=None, text="My Kryptonite lock was cut")
 
 
 def test_dedup_key_differs_for_different_urls() -> None:

@@ -9,8 +9,12 @@ Owns ``canonical_url``, ``dedup_key`` and ``content_hash``. Rules:
   idempotent. A string ``urllib.parse`` cannot split comes back unchanged.
 - ``dedup_key`` prefers the canonical URL (the same article reached through different feeds or
   campaign links is one item), then the GUID scoped to its source (GUIDs are only unique per
-  feed), then the normalised title scoped to its source. Keys are "u:", "g:" or "t:" followed by
-  the first 40 hex digits of a SHA-256.
+  feed), then the normalised title scoped to its source, then (an RSS item may have only a
+  description) the normalised text scoped to its source. Keys are "u:", "g:", "t:" or "c:"
+  followed by the first 40 hex digits of a SHA-256. An entry with a guid whose link has a
+  fragment keeps the fragment in its key: the comments of a comment feed link to one post as
+  ``post#comment-1``, ``post#comment-2``, ... and are distinct mentions, one per commenter.
+  (One guid stays one mention whatever its link: storage ingest keeps a guid's row.)
 - ``content_hash`` changes whenever title, text or author changes; it tells an update from a
   repeat of an item already stored under the same key.
 """
@@ -91,17 +95,34 @@ def _digest(text: str, length: int) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:length]
 
 
-def dedup_key(*, source: str, guid: str | None, url: str | None, title: str = "") -> str:
+def dedup_key(
+    *, source: str, guid: str | None, url: str | None, title: str = "", text: str = ""
+) -> str:
     """Return the key under which an entry of ``source`` is stored once.
 
-    Uses the canonical URL when ``url`` is non-empty, else the GUID, else the normalised title;
-    the latter two are scoped to ``source``.
+    Uses the canonical URL when ``url`` is non-empty (with its fragment when the entry has a
+    guid), else the GUID, else the normalised title, else the normalised text; the latter three
+    are scoped to ``source``.
     """
+    has_guid = bool(guid and guid.strip())
     if url and url.strip():
-        return "u:" + _digest(canonical_url(url.strip()), _KEY_DIGITS)
-    if guid and guid.strip():
+        canonical = canonical_url(url.strip())
+        fragment = urlsplit_fragment(url.strip()) if has_guid and "#" in url else ""
+        return "u:" + _digest(f"{canonical}#{fragment}" if fragment else canonical, _KEY_DIGITS)
+    if guid and has_guid:
         return "g:" + _digest(f"{source}\0{guid.strip()}", _KEY_DIGITS)
-    return "t:" + _digest(f"{source}\0{normalize(title).strip()}", _KEY_DIGITS)
+    normal_title = normalize(title).strip()
+    if normal_title or not text.strip():
+        return "t:" + _digest(f"{source}\0{normal_title}", _KEY_DIGITS)
+    return "c:" + _digest(f"{source}\0{' '.join(normalize(text).split())}", _KEY_DIGITS)
+
+
+def urlsplit_fragment(url: str) -> str:
+    """The fragment of ``url`` ("" when it has none or cannot be split)."""
+    try:
+        return urlsplit(url).fragment
+    except ValueError:
+        return ""
 
 
 def content_hash(title: str, text: str, author: str | None) -> str:

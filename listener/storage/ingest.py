@@ -3,7 +3,8 @@
 Rules:
 - A handful of set-based statements per poll, never an ORM add per row. Dedup is the database's
   own: ``INSERT .. ON CONFLICT (dedup_key) DO NOTHING``; an item seen before under the same guid
-  keeps its row even when its URL changed; an item whose content hash changed updates its row.
+  (stored, or earlier in the same batch) keeps its row even when its URL changed; an item
+  whose content hash changed updates its row.
 - Copies of one article are one story: the same story URL, or a fingerprint within
   STORY_MAX_DISTANCE bits of a story first seen within STORY_WINDOW.
 """
@@ -53,6 +54,8 @@ def ingest(conn: Connection, batches: Sequence[Batch]) -> list[StoreResult]:
     for index, source_id, mention, now in entries:
         item = mention.item
         key = key_of_guid.get((source_id, item.guid or ""), mention.dedup_key)
+        if item.guid:  # one guid is one mention in this batch too, whatever its link
+            key_of_guid.setdefault((source_id, item.guid), key)
         brands_of.setdefault(key, set()).update(mention.brands)
         if key in rows and owner[key] != index:
             continue  # another poll of this batch brought the same item first
