@@ -144,6 +144,7 @@ def document(item: Item, source: str) -> Document:
         url=item.url,
         language=item.language,
         source=source,
+        article_url=item.article_url,
     )
 
 

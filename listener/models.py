@@ -29,6 +29,9 @@ class Item:
     likes: int | None = None
     reposts: int | None = None
     replies: int | None = None
+    # the page the item links to when that is not the item itself (a Hacker News story's
+    # article): matched by site: and url: queries, not stored
+    article_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -423,6 +423,56 @@ def test_deep_nesting_huge_numbers_and_wrong_types(fake: FakeBluesky) -> None:
     assert third.text == "" and third.language is None
 
 
+def test_link_cards_alt_texts_and_quotes_are_matched_text(fake: FakeBluesky) -> None:
+    """Embeds as app.bsky.feed.defs#postView carries them (the embed views of
+    app.bsky.embed.external, .images, .record and .recordWithMedia) and as the record has them."""
+    page = document("search_page1.json")
+    first, second, third = page["posts"][:3]
+    first["embed"] = {
+        "$type": "app.bsky.embed.external#view",
+        "external": {
+            "uri": "https://news.example/recall",
+            "title": "Kryptonite recalls Evolution locks",
+            "description": "The maker of bike locks announced a recall.",
+        },
+    }
+    first["record"]["embed"] = {
+        "$type": "app.bsky.embed.external",
+        "external": {
+            "uri": "https://news.example/recall",
+            "title": "Kryptonite recalls Evolution locks",
+            "description": "The maker of bike locks announced a recall.",
+        },
+    }
+    second["record"]["embed"] = {
+        "$type": "app.bsky.embed.images",
+        "images": [{"alt": "A cut Kryptonite U-lock on the pavement", "image": {}}],
+    }
+    third["embed"] = {
+        "$type": "app.bsky.embed.recordWithMedia#view",
+        "record": {
+            "record": {
+                "$type": "app.bsky.embed.record#viewRecord",
+                "uri": "at://did:plc:x/app.bsky.feed.post/1",
+                "value": {"text": "Quoted: my Kryptonite lock lasted 20 seconds"},
+            }
+        },
+        "media": {"$type": "app.bsky.embed.images#view", "images": [{"alt": "Bolt cutter"}]},
+    }
+    fake.pages[None] = as_json(page)
+    one, two, three = run(source(fake, page_cap=1)).items[:3]
+    assert one.text.split("\n") == [
+        "My Kryptonite lock got cut in 30 seconds. Not impressed.",
+        "Kryptonite recalls Evolution locks",  # once, though view and record both carry it
+        "The maker of bike locks announced a recall.",
+    ]
+    assert two.text.split("\n")[1:] == ["A cut Kryptonite U-lock on the pavement"]
+    assert three.text.split("\n")[1:] == [
+        "Quoted: my Kryptonite lock lasted 20 seconds",
+        "Bolt cutter",
+    ]
+
+
 def test_huge_float_counts_are_unknown(fake: FakeBluesky) -> None:
     body = fixture("search_page1.json").replace('"likeCount": 12', '"likeCount": 1e400', 1)
     fake.pages[None] = as_json(body)

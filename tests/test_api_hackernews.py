@@ -110,6 +110,36 @@ def test_first_poll_reads_every_page(httpserver: HTTPServer) -> None:
     assert (comment.author, comment.points, comment.replies) == ("cyclist", None, None)
     assert link_story.url == "https://news.ycombinator.com/item?id=41000001"
     assert (link_story.points, link_story.replies) == (230, 48)
+    # the discussion is the url; the article it links to is kept for site: and url: queries
+    assert link_story.article_url == "https://news.example/recall"
+    assert story.article_url is None  # Ask HN links nowhere
+    assert comment.article_url is None  # a comment is not its story
+
+
+def test_site_and_url_queries_find_a_story_by_the_article_it_links_to(
+    httpserver: HTTPServer, engine: Engine
+) -> None:
+    serve(httpserver, {"0": "page0.json", "1": "page1.json"})
+    raw: dict[str, Any] = {
+        "brands": [
+            {"name": "News", "query": "site:news.example"},
+            {"name": "Recall", "query": 'url:"example/recall"'},
+        ],
+        "sources": [
+            {
+                "name": "hn",
+                "kind": "hackernews",
+                "query": "kryptonite",
+                "base_url": httpserver.url_for("/"),
+            }
+        ],
+        "http": {"total_timeout": "5s", "read_timeout": "2s", "connect_timeout": "2s"},
+    }
+    poll(validate_config(raw, file=Path("test.toml"), env={}), engine, NOW)
+    found = store.query_mentions(engine, store.MentionFilter(limit=None))
+    assert [(m.brands, m.url) for m in found] == [
+        (("News", "Recall"), "https://news.ycombinator.com/item?id=41000001")
+    ]
 
 
 def test_second_poll_sends_the_cursor_and_gets_only_new_hits(httpserver: HTTPServer) -> None:

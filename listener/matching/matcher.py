@@ -65,6 +65,7 @@ class Document:
     url: str | None
     language: str | None
     source: str
+    article_url: str | None = None  # the page a post links to (site: and url: see it too)
 
 
 class _View:
@@ -74,7 +75,7 @@ class _View:
     contains and no pattern crosses.
     """
 
-    __slots__ = ("_author", "_host", "_parts", "doc", "title_text")
+    __slots__ = ("_article_host", "_author", "_host", "_parts", "doc", "title_text")
 
     def __init__(self, doc: Document, title_text: str, author: str | None) -> None:
         self.doc = doc
@@ -82,6 +83,7 @@ class _View:
         self._author = author
         self._parts: list[str] | None = None
         self._host: str | None = None
+        self._article_host: str | None = None
 
     def field(self, name: str) -> str:
         """The folded ``name`` field ("title", "text" or "author")."""
@@ -104,11 +106,23 @@ class _View:
 
     def host(self) -> str:
         if self._host is None:
-            try:
-                self._host = (urlsplit(self.doc.url or "").hostname or "").rstrip(".")
-            except ValueError:  # e.g. an unclosed IPv6 bracket
-                self._host = ""
+            self._host = _host_of(self.doc.url)
         return self._host
+
+    def article_host(self) -> str:
+        if self._article_host is None:
+            self._article_host = _host_of(self.doc.article_url)
+        return self._article_host
+
+
+def _host_of(url: str | None) -> str:
+    """The host of ``url`` without a trailing dot; "" when there is none."""
+    if not url:
+        return ""
+    try:
+        return (urlsplit(url).hostname or "").rstrip(".")
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return ""
 
 
 def _clean(text: str) -> str:
@@ -233,10 +247,17 @@ def _compile_meta(name: str, value_node: Query) -> _Eval:
     if name == "site":
         site = value.lower().strip(".")
         dotted = "." + site
-        return lambda view: view.host() == site or view.host().endswith(dotted)
+        return lambda view: any(
+            host == site or host.endswith(dotted)
+            for host in (view.host(), view.article_host() if view.doc.article_url else "")
+            if host
+        )
     if name == "url":
         needle = value.lower()
-        return lambda view: needle in (view.doc.url or "").lower()
+        return lambda view: (
+            needle in (view.doc.url or "").lower()
+            or (view.doc.article_url is not None and needle in view.doc.article_url.lower())
+        )
     if name == "lang":
         lang = value.lower()
         return lambda view: view.language() == lang

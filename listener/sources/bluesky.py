@@ -31,7 +31,9 @@ Rules:
   later than a newer one was polled is missed: the API has no "indexed since" filter.
 - Item: guid ``bsky:<at:// uri>``, url ``https://bsky.app/profile/<handle>/post/<rkey>`` (the
   DID when the handle is ``handle.invalid``), author the handle, no title (posts have none),
-  text ``record.text``, language ``record.langs[0]``, likes ``likeCount``, reposts
+  text ``record.text`` and, a line each, what the post embeds: a link card's title and
+  description, image and video alt texts and a quoted post's text (so a brand named only in
+  the card or the quote is found), language ``record.langs[0]``, likes ``likeCount``, reposts
   ``repostCount + quoteCount`` (quotes amplify like reposts), replies ``replyCount``. Reach
   stays None: searchPosts carries no follower counts (a profile lookup per author would cost a
   request each).
@@ -324,7 +326,7 @@ def _item(post: Any) -> tuple[Item, datetime | None] | None:
         guid=f"bsky:{uri}",
         url=f"https://bsky.app/profile/{quote(profile, safe=':')}/post/{quote(rkey, safe='')}",
         title="",
-        text=_text(record.get("text")),
+        text=_post_text(post, record),
         author=_text(handle or author.get("did") or repo, limit=300) or None,
         published_at=created or indexed,
         language=language if isinstance(language, str) and 0 < len(language) <= 35 else None,
@@ -333,6 +335,39 @@ def _item(post: Any) -> tuple[Item, datetime | None] | None:
         replies=api.as_int(post.get("replyCount")),
     )
     return item, min(times) if times else None
+
+
+def _post_text(post: dict[str, Any], record: dict[str, Any]) -> str:
+    """The post's text, then one line each for what it embeds: a link card's title and
+    description, image and video alt texts, a quoted post's text (the view in ``post.embed``
+    has it; the record's own ``embed`` only for cards and images)."""
+    lines = [_text(record.get("text"))]
+    for embed in (post.get("embed"), record.get("embed")):
+        _embed_lines(embed, lines, depth=0)
+    return "\n".join(dict.fromkeys(line for line in lines if line))  # once each, in order
+
+
+def _embed_lines(embed: Any, lines: list[str], *, depth: int) -> None:
+    """Append the words of an embed (or embed view) to ``lines``; quotes nest once."""
+    if not isinstance(embed, dict) or depth > 2:
+        return
+    external = embed.get("external")
+    if isinstance(external, dict):
+        lines.extend(_text(external.get(key), limit=5000) for key in ("title", "description"))
+    images = embed.get("images")
+    if isinstance(images, list):
+        lines.extend(
+            _text(image.get("alt"), limit=5000) for image in images[:10] if isinstance(image, dict)
+        )
+    lines.append(_text(embed.get("alt"), limit=5000))  # a video
+    quoted = embed.get("record")
+    if isinstance(quoted, dict):
+        value = quoted.get("value")
+        if isinstance(value, dict):  # app.bsky.embed.record#viewRecord: the quoted post
+            lines.append(_text(value.get("text")))
+        else:  # recordWithMedia: {record: {record: viewRecord}, media}
+            _embed_lines(quoted, lines, depth=depth + 1)
+    _embed_lines(embed.get("media"), lines, depth=depth + 1)
 
 
 def _text(value: Any, *, limit: int = 100_000) -> str:

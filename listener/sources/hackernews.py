@@ -13,7 +13,9 @@ newest hit first: ``{"hits": [...], "page": 0, "nbPages": 3, "hitsPerPage": 100,
 ``story_title`` and ``story_url``.
 
 Items: guid ``hn:<objectID>``; url the discussion page https://news.ycombinator.com/item?id=ID
-(the linked article is not the post); a story's title and text; a comment has no title of its
+(the linked article is not the post); a story's linked article (``url``) is its
+``article_url``, so ``site:`` and ``url:`` queries find a story that links to a domain; a
+story's title and text; a comment has no title of its
 own (the title of its story is not matched against brands: only what the commenter wrote is);
 points from ``points``, replies from ``num_comments``; HN does not give the author's karma.
 
@@ -143,8 +145,15 @@ def _item(hit: Any) -> tuple[Item | None, int | None]:
         published_at=published,
         points=api.as_int(hit.get("points")),
         replies=None if comment else api.as_int(hit.get("num_comments")),
+        article_url=None if comment else _web_url(hit.get("url")),
     )
     return item, created
+
+
+def _web_url(value: Any) -> str | None:
+    """A story's link when it is an http(s) URL (Ask HN and the like have none)."""
+    url = api.as_text(value, limit=2000)
+    return url if url.lower().startswith(("http://", "https://")) and " " not in url else None
 
 
 def _since(cursor: str | None) -> int | None:
