@@ -608,3 +608,92 @@ def test_body_paragraphs_stay_lines_and_titles_stay_one_line() -> None:
     body = "<p>Menu | Home</p><p>The  article <b>text</b>.</p><br/>\n\n<div>Subscribe now</div>"
     assert html_to_text(body, lines=True) == "Menu | Home\nThe article text.\nSubscribe now"
     assert html_to_text(body) == "Menu | Home The article text. Subscribe now"
+
+
+# --- which parser reads what ------------------------------------------------------------------
+
+ATOM_NS = 'xmlns="http://www.w3.org/2005/Atom"'
+
+
+@pytest.mark.parametrize(
+    ("body", "parser"),
+    [
+        (
+            rss("<item><title>plain</title><link>https://t.example/1</link></item>"),
+            "fastfeedparser",
+        ),
+        (rss("<item><title>x</title><description>a <b>b</b></description></item>"), "feedparser"),
+        (rss("<item><title>caf&eacute;</title></item>"), "feedparser"),
+        (rss("<item><title>x</title><link>https://t.example/?a=1&b=2</link></item>"), "feedparser"),
+        (rss('<item><title>x</title><guid isPermaLink="false">g</guid></item>'), "feedparser"),
+        (
+            rss(
+                '<item><title>x</title><link>https://t/1</link><guid isPermaLink="false">g</guid>'
+                "</item>"
+            ),
+            "fastfeedparser",
+        ),
+        (
+            rss("<item><title>x</title><pubDate>Thu, 30 Apr 2015 08:57:00 MEST</pubDate></item>"),
+            "feedparser",
+        ),
+        (
+            rss("<item><title>x</title><pubDate>Thu, 30 Apr 2015 08:57:00 +0200</pubDate></item>"),
+            "fastfeedparser",
+        ),
+        (rss("<item><title>x</title><dc:date>2003-12</dc:date></item>"), "feedparser"),
+        (
+            rss("<item><title>x</title><dc:date>2003-12-31T10:14:55Z</dc:date></item>"),
+            "fastfeedparser",
+        ),
+        (
+            rss('<item><title>x</title><itunes:title xmlns:itunes="urn:i">y</itunes:title></item>'),
+            "feedparser",
+        ),
+        (
+            f'<feed {ATOM_NS}><entry><id>i</id><title type="xhtml"><div>t</div></title>'
+            "</entry></feed>".encode(),
+            "feedparser",
+        ),
+        (
+            f'<feed {ATOM_NS}><entry><id>i</id><link rel="self" href="https://t/s"/></entry></feed>'.encode(),
+            "feedparser",
+        ),
+        (
+            f'<feed {ATOM_NS}><link rel="self" href="https://t/f"/><entry><id>i</id>'
+            '<link rel="alternate" href="https://t/a"/><link rel="replies" href="https://t/r"/>'
+            "</entry></feed>".encode(),
+            "fastfeedparser",
+        ),
+    ],
+)
+def test_what_fastfeedparser_would_misread_goes_to_feedparser(body: bytes, parser: str) -> None:
+    assert parse_feed(body, url="https://t.example/").parser == parser
+
+
+@pytest.mark.parametrize("fallback", [False, True], ids=["fastfeedparser", "feedparser"])
+@pytest.mark.parametrize(
+    ("date", "expected"),
+    [
+        ("Thu, 30 Apr 2015 08:57:00 MEST", datetime(2015, 4, 30, 6, 57)),
+        ("Thu, 30 Apr 2015 08:57:00 MET", datetime(2015, 4, 30, 7, 57)),
+        ("Mon, 26 January 2004 16:31:00 ET", datetime(2004, 1, 26, 21, 31)),
+        ("Thu, 30 Apr 2015 08:57:00 Z", datetime(2015, 4, 30, 8, 57)),
+        # military zones by RFC 822's table (A is -1), as feedparser reads them
+        ("Thu, 30 Apr 2015 08:57:00 A", datetime(2015, 4, 30, 9, 57)),
+        ("Wed, 19 Feb 2012 22:40:00 GMT-01:01", datetime(2012, 2, 19, 23, 41)),
+        ("2003-12", datetime(2003, 12, 1)),
+        ("2003", datetime(2003, 1, 1)),
+        ("2013-xx-27", None),  # feedparser's lenient ISO reader gave 2013-<this month>-01
+        ("2013-01-27-01", None),
+        ("22013", None),
+    ],
+)
+def test_dates_are_right_or_none(
+    date: str, expected: datetime | None, fallback: bool, request: pytest.FixtureRequest
+) -> None:
+    if fallback:
+        request.getfixturevalue("fastfeedparser_fails")
+    body = rss(f"<item><guid>g</guid><pubDate>{date}</pubDate></item>")
+    want = expected.replace(tzinfo=UTC) if expected else None
+    assert parse_feed(body, url="https://t.example/").items[0].published_at == want

@@ -14,26 +14,22 @@ Rules of :func:`parse_feed`:
   the common case), else the HTTP ``charset``, else the XML declaration's encoding, else
   windows-1252 (ISO-8859-1 labels are read as windows-1252, as browsers do). The text is
   re-encoded as UTF-8 with a matching declaration, so both parsers read exactly the same text.
-- Two parsers. fastfeedparser (lxml plus a native extractor, about 50x faster) reads every body
-  first. feedparser reads what it cannot: when it raises, when it finds no entries although the
-  document has ``<item>``/``<entry>`` elements, and documents using what it ignores (``xml:base``,
-  ``xml:lang`` on entries, ``type="xhtml"`` summaries). ``ParsedFeed.parser`` names the parser
-  whose entries were kept. fastfeedparser is only ever given bytes: given a ``str`` starting with
-  ``http`` it would fetch it.
-- Ill-formed XML is kept as far as the parser gets; a warning names the first error (from expat,
-  which checks well-formedness in a fraction of the parse time; line numbers are the body's) and
-  how many items were kept. A body that ends early is cut after its last complete entry, so the
-  entry the break fell into is not kept half.
+- Two parsers. fastfeedparser (lxml plus a native extractor, about 50x faster) reads
+  well-formed bodies that use nothing it misreads; feedparser, the reference, reads the rest
+  ("leniently"): :mod:`~listener.sources.feed_scan` decides, in one expat pass and a few
+  literal-led searches, and names the reason in a debug line. feedparser also reads what
+  fastfeedparser raises on or finds no entries in although the body has ``<item>``/``<entry>``
+  elements. ``ParsedFeed.parser`` names the parser whose entries were kept. fastfeedparser is
+  only ever given bytes: given a ``str`` starting with ``http`` it would fetch it.
+- Ill-formed XML is read by feedparser as far as it gets; a warning names the first error (from
+  expat; line numbers are the body's), what needed repair (undefined entities decoded, bare
+  ampersands kept as text, counted) and how many items were kept. A body that ends early is cut
+  after its last complete entry, so the entry the break fell into is not kept half.
   A body that is not RSS/Atom at all (HTML, JSON, empty, garbage) raises :class:`ParseError`.
-- Items: guid is the entry id, None when empty or equal to the entry link (fastfeedparser
-  invents such a guid from the link; dropping it keeps both parsers' Items equal); url is the
-  entry link resolved against the feed URL, kept only if http(s); title and text are plain text
-  (:func:`~listener.sources.html.html_to_text`), text from the longest of content and summary;
-  author is the author's name (``email (Name)`` and ``Name (email)`` become ``Name``);
-  published_at is published, else updated, in UTC (naive means UTC; unparseable means None);
-  language is the entry's, else the feed's, as a lowercase primary subtag ("de-DE" -> "de").
-  Items with neither guid, url nor title are dropped. C0 control characters other than tab and
-  newline never reach a field (titles and texts are one line anyway).
+- Items: see :mod:`~listener.sources.feed_fields` (guid, url, plain-text title and text,
+  author, date, reach). Language is the entry's, else the feed's, as a lowercase primary subtag
+  ("de-DE" -> "de"). Entries with neither guid, url, title nor text are dropped, and a warning
+  counts them. C0 control characters other than tab and newline never reach a field.
 """
 
 from __future__ import annotations

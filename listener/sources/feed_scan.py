@@ -6,21 +6,24 @@ entities to expand or fetch. The pass costs a fraction of a parse; it reports:
 
 - the first well-formedness error as "line N: message", and whether it is that the body ends
   early (truncated);
-- a reason the body must be read leniently (by feedparser), or None. Reasons: not well-formed
-  (undefined entities, bare ampersands, broken markup: fastfeedparser's recovering parser cuts
-  the field or the link there); markup inside a title, description, summary or content element
-  (raw inline HTML, whose text fastfeedparser cuts at the first tag); ``type="xhtml"``;
-  base64 content; ``xml:base``; ``xml:lang`` below the channel; Media RSS elements
-  (``media:group``, ``media:description``, ``media:title``, ``media:community``: YouTube's
-  description and views); extension elements named like core ones (``itunes:title``,
-  taken for the title when they come first); Atom entry links of other relations than
-  ``alternate`` where entries lack an explicit alternate one (the first link is taken);
-  Atom 0.3; content of a non-text MIME type (base64 in Atom 1.0); a
-  ``guid isPermaLink="false"`` on an item without a link (fastfeedparser takes the guid as
-  link); plain-text (``type="text"``) fields holding angle
-  brackets; a date in any form other than full RFC 822 with a numeric or GMT/UT zone and full
-  ISO 8601 / W3C-DTF date-times (fastfeedparser reads named zones as UTC and fills partial
-  dates from today).
+- a reason the body must be read leniently (by feedparser), or None. Reasons, each something
+  fastfeedparser was seen to misread:
+  - not well-formed (undefined entities, bare ampersands, broken markup): its recovering
+    parser cuts the field, or the link, there;
+  - markup inside a title, description, summary or content element (raw inline HTML): the
+    text is cut at the first tag;
+  - ``type="xhtml"``, base64 content (``mode="base64"``, or an Atom 1.0 type that is neither
+    text nor XML), ``xml:base``, ``xml:lang`` on entries, Atom 0.3: ignored;
+  - Media RSS (``media:group``, ``media:description``, ``media:title``, ``media:community``):
+    YouTube's video description and views are not read;
+  - an extension element named like a core one (``itunes:title``): taken for the title when it
+    comes first;
+  - Atom entry links of other relations where entries lack an explicit ``rel="alternate"``:
+    the first link is taken, whatever it is;
+  - a ``guid isPermaLink="false"`` on an item without a link: the guid becomes the link;
+  - a plain-text (``type="text"``) field holding escaped angle brackets or CDATA;
+  - a date in any form but full RFC 822 with a numeric or universal zone, or an ISO 8601 /
+    W3C-DTF full date or date-time: named zones are read as UTC, partial dates get today's day.
 - for a body that is not well-formed, what needed repair: undefined entities and bare
   ampersands, counted, so the log says what was wrong, not just how much was kept.
 """
@@ -44,9 +47,6 @@ _TRUNCATION_ERRORS = frozenset(
 _XML_ENTITIES = frozenset({"amp", "lt", "gt", "quot", "apos"})
 _ENTITY = re.compile(r"&([A-Za-z][A-Za-z0-9]*);")
 _BARE_AMPERSAND = re.compile(r"&(?!#[0-9]+;|#[xX][0-9A-Fa-f]+;|[A-Za-z][A-Za-z0-9]*;)")
-# Date elements: pubDate, dc:date, updated, created (all end in "ate") and published, each
-# searched for by a literal (fast); the content must be followed by a closing tag, so a
-# closing tag never matches. What precedes "ate" is checked after the match.
 # An extension element named like a core one (itunes:title, szf:description): fastfeedparser
 # takes it for the core element when it comes first. Led by a literal; the tag is checked after.
 _NAMESPACED_FIELD = re.compile(r":(title|description|summary)[\s>/]")
@@ -57,7 +57,9 @@ _BINARY_TYPE = re.compile(
     rb"<(?:[A-Za-z_][\w.-]*:)?(?:content|summary|title)\b[^>]*\stype\s*=\s*[\"']"
     rb"(?!text/|[^\"']*xml)[\w.+-]+/[\w.+-]+[\"']"
 )
-# Date elements: pubDate, dc:date, updated, created (all end in "ate") and published.
+# Date elements: pubDate, dc:date, updated, created (all end in "ate") and published, each
+# searched for by a literal (fast); the content must be followed by a closing tag, so a
+# closing tag never matches. What precedes "ate" is checked after the match.
 _ATE_NAMES = (
     "<pubDate",
     ":pubDate",

@@ -57,15 +57,11 @@ _INLINE_NAMES = [
     *("lineargradient", "radialgradient", "clippath", "mask", "pattern", "filter", "desc"),
     *("mi", "mn", "mo", "ms", "mrow", "msup", "msub", "mfrac", "msqrt", "mtext", "semantics"),
 ]
-# An element of HTML/SVG/MathML (any case), a namespaced or a custom element; a comment-like
-# or processing-instruction-like construct.
-_ANY_TAG = re.compile(
-    r"</?(?:(?:"
-    + "|".join(sorted(_BLOCK_NAMES + _INLINE_NAMES, key=len, reverse=True))
-    + r")(?![\w:.-])|[a-zA-Z][\w.]*[:-][\w.:-]*)[^<>]*>|<![^<>]*>|<\?[^<>]*>",
-    re.IGNORECASE,
-)
-_OTHER_TAG = re.compile(r"<(/?)([a-zA-Z][\w.]*)(?:\s[^<>]*)?>")
+_KNOWN_NAMES = frozenset(_BLOCK_NAMES + _INLINE_NAMES)
+# Anything shaped like a tag (group 1: its name), a comment-like or processing-instruction-like
+# construct. Whether a tag is markup or words is decided by its name (see the docstring).
+_ANY_TAG = re.compile(r"</?([a-zA-Z][\w.:-]*)[^<>]*>|<![^<>]*>|<\?[^<>]*>")
+_TAG_NAME = re.compile(r"<(/?)([a-zA-Z][\w.:-]*)")
 # What str.split() leaves of C0 (it splits on \t \n \v \f \r and \x1c-\x1f), and DEL.
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
 # C1 controls as HTML5 reads them: the Windows-1252 character, or nothing where it has none.
@@ -79,9 +75,7 @@ def html_to_text(html_text: str, *, lines: bool = False) -> str:
     if "<" in text:
         text = _DROPPED.sub("", text)
         text = _BLOCK_TAG.sub("\n", text)
-        text = _ANY_TAG.sub("", text)
-        if "</" in text:
-            text = _unknown_tags(text)
+        text = _strip_tags(text)
     if "&" in text:
         text = html.unescape(text)
     if lines and "\n" in text:
@@ -95,10 +89,23 @@ def html_to_text(html_text: str, *, lines: bool = False) -> str:
     return text
 
 
-def _unknown_tags(text: str) -> str:
-    """``text`` without the tags of unknown elements that are closed (``<spacer></spacer>``):
-    an end tag is never a word, nor is a start tag whose end tag follows."""
-    closed = {name.lower() for slash, name in _OTHER_TAG.findall(text) if slash}
-    if not closed:
-        return text
-    return _OTHER_TAG.sub(lambda tag: "" if tag.group(2).lower() in closed else tag.group(), text)
+def _strip_tags(text: str) -> str:
+    """``text`` without its tags: those of HTML/SVG/MathML elements, namespaced and custom
+    elements, and of unknown elements that are closed (``<spacer></spacer>``: an end tag is
+    never a word, nor is a start tag whose end tag is there). Other ``<word>`` stays."""
+    names = _TAG_NAME.findall(text)
+    unknown = {
+        name.lower()
+        for _, name in names
+        if ":" not in name and "-" not in name and name.lower() not in _KNOWN_NAMES
+    }
+    if not unknown:  # the common case: one substitution without a Python callback
+        return _ANY_TAG.sub("", text)
+    closed = {name.lower() for slash, name in names if slash}
+    words = unknown - closed
+
+    def keep_words(tag: re.Match[str]) -> str:
+        name = tag.group(1)
+        return tag.group() if name is not None and name.lower() in words else ""
+
+    return _ANY_TAG.sub(keep_words, text)
