@@ -27,7 +27,14 @@ from urllib.parse import urlsplit
 from listener.enrichment.language import detect
 from listener.enrichment.sentiment import Scorer, Sentiment, window
 from listener.errors import ConfigError
-from listener.matching import Document, Matcher, canonical_url, content_hash, dedup_key
+from listener.matching import (
+    Document,
+    Matcher,
+    canonical_url,
+    content_hash,
+    dedup_key,
+    entry_anchor,
+)
 from listener.matching.query import Query
 from listener.matching.stories import fingerprint, story_url
 from listener.models import Item, Mention, Score
@@ -120,7 +127,7 @@ def digest_items(
                     ),
                     canonical_url=canonical,
                     content_hash=content_hash(item.title, item.text, item.author),
-                    story_url=story_url(item.url) if item.url else None,
+                    story_url=_story_url(item),
                     fingerprint=fingerprint(item.title, item.text),
                     domain=domain_of(canonical),
                     sentiment=score(scorer, item, brands),
@@ -146,6 +153,15 @@ def document(item: Item, source: str) -> Document:
         source=source,
         article_url=item.article_url,
     )
+
+
+def _story_url(item: Item) -> str | None:
+    """The story URL of an item; a comment (a guid, and a link to an anchor on its post) is a
+    story of its own, not a copy of the post."""
+    if not item.url:
+        return None
+    anchor = entry_anchor(item.url, item.guid)
+    return f"{story_url(item.url)}#{anchor}" if anchor else story_url(item.url)
 
 
 def domain_of(url: str | None) -> str | None:

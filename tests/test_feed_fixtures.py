@@ -138,6 +138,9 @@ def test_a_comment_feed_of_three_commenters_gives_three_mentions(
         ("Cem", "Returning it tomorrow.", f"{post}#comment-3"),
     ]
     assert [m.published_at.hour for m in mentions if m.published_at] == [11, 12, 13]
+    with engine.connect() as conn:  # three stories: a thread is not three copies of one post
+        stories = conn.execute(text("SELECT COUNT(DISTINCT story_id) FROM mentions")).scalar()
+    assert stories == 3
 
 
 def test_a_description_only_item_is_kept(httpserver: HTTPServer, engine: Engine) -> None:

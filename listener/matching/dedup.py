@@ -13,7 +13,9 @@ Owns ``canonical_url``, ``dedup_key`` and ``content_hash``. Rules:
   description) the normalised text scoped to its source. Keys are "u:", "g:", "t:" or "c:"
   followed by the first 40 hex digits of a SHA-256. An entry with a guid whose link has a
   fragment keeps the fragment in its key: the comments of a comment feed link to one post as
-  ``post#comment-1``, ``post#comment-2``, ... and are distinct mentions, one per commenter.
+  ``post#comment-1``, ``post#comment-2``, ... and are distinct mentions, one per commenter
+  (``entry_anchor``; the pipeline gives them distinct story URLs too, so the detectors' caps per
+  story do not fold a comment thread into one voice).
   (One guid stays one mention whatever its link: storage ingest keeps a guid's row.)
 - ``content_hash`` changes whenever title, text or author changes; it tells an update from a
   repeat of an item already stored under the same key.
@@ -26,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from listener.matching.normalize import normalize
 
-__all__ = ["TRACKING_PARAMS", "canonical_url", "content_hash", "dedup_key"]
+__all__ = ["TRACKING_PARAMS", "canonical_url", "content_hash", "dedup_key", "entry_anchor"]
 
 TRACKING_PARAMS: frozenset[str] = frozenset(
     {
@@ -104,12 +106,11 @@ def dedup_key(
     guid), else the GUID, else the normalised title, else the normalised text; the latter three
     are scoped to ``source``.
     """
-    has_guid = bool(guid and guid.strip())
     if url and url.strip():
         canonical = canonical_url(url.strip())
-        fragment = urlsplit_fragment(url.strip()) if has_guid and "#" in url else ""
+        fragment = entry_anchor(url, guid)
         return "u:" + _digest(f"{canonical}#{fragment}" if fragment else canonical, _KEY_DIGITS)
-    if guid and has_guid:
+    if guid and guid.strip():
         return "g:" + _digest(f"{source}\0{guid.strip()}", _KEY_DIGITS)
     normal_title = normalize(title).strip()
     if normal_title or not text.strip():
@@ -117,10 +118,13 @@ def dedup_key(
     return "c:" + _digest(f"{source}\0{' '.join(normalize(text).split())}", _KEY_DIGITS)
 
 
-def urlsplit_fragment(url: str) -> str:
-    """The fragment of ``url`` ("" when it has none or cannot be split)."""
+def entry_anchor(url: str, guid: str | None) -> str:
+    """The fragment of an entry's ``url`` when the entry has a guid of its own: the anchor of
+    one comment on a page of many (``post#comment-2``); "" otherwise."""
+    if "#" not in url or not (guid and guid.strip()):
+        return ""
     try:
-        return urlsplit(url).fragment
+        return urlsplit(url.strip()).fragment
     except ValueError:
         return ""
 
