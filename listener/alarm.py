@@ -45,10 +45,16 @@ log = logging.getLogger(__name__)
 
 
 def check(settings: Settings) -> None:
-    """Everything a configuration must pass before it runs: brand queries, routes."""
-    compile_brands(settings)
-    if settings.routes:
-        routes(settings)
+    """Everything a configuration must pass before it runs: brand queries, routes. Every
+    problem is reported in one ConfigError (the first as message, the others as ``more``)."""
+    problems: list[ConfigError] = []
+    for step in (compile_brands, routes):
+        try:
+            step(settings)
+        except ConfigError as exc:
+            problems.append(exc)
+    if problems:
+        raise ConfigError.of(problems)
 
 
 def routes(settings: Settings) -> list[lifecycle.Route]:
@@ -57,16 +63,21 @@ def routes(settings: Settings) -> list[lifecycle.Route]:
         from listener.alerting.deliver import check_url
     known = {b.name.casefold() for b in settings.brands}
     out = []
+    problems: list[ConfigError] = []
     for index, route in enumerate(settings.routes):
         for i, url in enumerate(route.urls):
             problem = check_url(url)
             if problem is not None:
-                raise ConfigError(f"{settings.path}: routes[{index}].urls[{i}]: {problem}")
+                problems.append(
+                    ConfigError(f"{settings.path}: routes[{index}].urls[{i}]: {problem}")
+                )
         for brand in route.brands:
             if brand.casefold() not in known:
-                raise ConfigError(
-                    f"{settings.path}: routes[{index}].brands: {brand!r} is not a configured "
-                    "brand; hint: use a name from [[brands]]"
+                problems.append(
+                    ConfigError(
+                        f"{settings.path}: routes[{index}].brands: {brand!r} is not a "
+                        "configured brand; hint: use a name from [[brands]]"
+                    )
                 )
         quiet = None
         if route.quiet_hours:
@@ -94,6 +105,8 @@ def routes(settings: Settings) -> list[lifecycle.Route]:
                 digest_zone=zone,
             )
         )
+    if problems:
+        raise ConfigError.of(problems)
     return out
 
 
@@ -624,8 +637,9 @@ class _Context:
         )
 
 
-def test_message(settings: Settings, now: datetime) -> AlertMessage:
-    brand = settings.brands[0].name if settings.brands else "listener"
+def test_message(settings: Settings, now: datetime, brands: tuple[str, ...] = ()) -> AlertMessage:
+    """A test notification for a route that hears ``brands`` (empty: every brand)."""
+    brand = ", ".join(brands) if brands else "all brands"
     return AlertMessage(
         kind="test",
         alert_id=None,

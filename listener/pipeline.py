@@ -81,18 +81,24 @@ def compile_brands(settings: Settings) -> list[BrandRule]:
     """Each brand's query, parsed (terms/exclude are compiled to a query). A query with a syntax
     error is a ConfigError naming the brand, with the query and a caret as its detail."""
     rules = []
+    problems = []
     for index, brand in enumerate(settings.brands):
         key = "query" if brand.query is not None else "terms"
         text = brand.query if brand.query is not None else terms_query(brand.terms, brand.exclude)
         try:
             parsed = parse_query(text)
         except QuerySyntaxError as exc:
-            raise ConfigError(
-                f"{settings.path}: brands[{index}].{key}: {exc} (brand {brand.name!r}); "
-                "hint: see the query language in the README",
-                detail=exc.caret(),
-            ) from None
+            problems.append(
+                ConfigError(
+                    f"{settings.path}: brands[{index}].{key}: {exc} (brand {brand.name!r}); "
+                    "hint: see the query language in the README",
+                    detail=exc.caret(),
+                )
+            )
+            continue
         rules.append((brand.name, parsed, brand.mute_authors, brand.mute_domains))
+    if problems:
+        raise ConfigError.of(problems)
     return rules
 
 

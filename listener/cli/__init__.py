@@ -90,6 +90,8 @@ class ListenerGroup(click.Group):
             detail = getattr(exc, "detail", None)
             if detail:
                 click.echo(for_terminal(detail, keep_newlines=True), err=True)
+            for more in getattr(exc, "more", ()):
+                click.echo(f"Error: {for_terminal(more)}", err=True)
             code = 2 if isinstance(exc, ConfigError | SchemaOutdatedError) else 1
             ctx.exit(code)
         finally:
@@ -123,6 +125,7 @@ def main() -> None:
         ops,
         queries,
         sentiment,
+        start,
     )
 
     try:

@@ -12,6 +12,7 @@ from listener.alarm import evaluate, routes, test_message
 from listener.alerting import deliver as channel
 from listener.alerting.render import render
 from listener.cli import App, cli, config_option, pass_app
+from listener.cli.commands import mask
 from listener.cli.output import emit, format_option, iso, resolve_format
 from listener.config import Settings, parse_duration
 from listener.dispatch import deliver
@@ -35,9 +36,9 @@ def detect_and_deliver(settings: Settings, engine: Engine, now: datetime | None 
         f"{report.dead} dead."
     )
     for line in result.held[:10]:
-        click.echo(f"  {for_terminal(line)}", err=True)
+        click.echo(f"  {for_terminal(mask(line, settings))}", err=True)
     for line in report.errors[:10]:
-        click.echo(f"  delivery failed: {for_terminal(line)}", err=True)
+        click.echo(f"  delivery failed: {for_terminal(mask(line, settings))}", err=True)
 
 
 def _record(alert: db.StoredAlert) -> dict[str, Any]:
@@ -219,14 +220,14 @@ def test(app: App, only: str | None) -> None:
             raise ConfigError(f"route {only!r} is not in the configuration (routes: {names})")
     if not checked:
         raise ConfigError(f"{settings.path}: routes: no routes configured; hint: add [[routes]]")
-    message = test_message(settings, datetime.now(UTC))
     failures = 0
     for route in checked:
+        message = test_message(settings, datetime.now(UTC), route.brands)
         for url in route.urls:
             rendered = render(message, route.format, long=url.lower().startswith("mailto"))
             outcome = channel.send(url, title=rendered.title, body=rendered.body,
                                    body_format=rendered.body_format)  # fmt: skip
-            target = for_terminal(outcome.target)
+            target = for_terminal(mask(outcome.target, settings))
             if outcome.ok:
                 click.echo(f"{for_terminal(route.name)}: {target}: delivered")
             else:

@@ -60,11 +60,21 @@ def mask(text: str, settings: Settings) -> str:
 @config_option
 @pass_app
 def check_config(app: App) -> None:
-    """Validate the configuration and print a summary (secrets masked)."""
+    """Validate the configuration and print a summary (secrets masked).
+
+    Every problem is reported in one run (exit code 2): missing environment variables, bad
+    values, broken queries and routes, and a database URL that cannot work (unsupported scheme,
+    driver not installed, SQLite directory not writable)."""
     settings = app.settings()
+    url = database_url(settings)
+    problem = db.check_url(url)
+    if problem is not None:
+        key = "database.url" if settings.database.url else "database.url (default)"
+        shown = _mask_secrets(db.display_url(url), settings)
+        raise ConfigError(f"{settings.path}: {key}: {_mask_secrets(problem, settings)} ({shown})")
     out = click.echo
     out(f"Configuration {settings.path}: OK")
-    out(f"Database: {_mask_secrets(db.display_url(database_url(settings)), settings)}")
+    out(f"Database: {_mask_secrets(db.display_url(url), settings)}")
     out(f"Brands ({len(settings.brands)}):")
     for brand in settings.brands:
         if brand.query is not None:
