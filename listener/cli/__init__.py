@@ -126,6 +126,7 @@ def main() -> None:
         queries,
         sentiment,
         start,
+        stories,
     )
 
     try:

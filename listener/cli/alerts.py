@@ -12,7 +12,7 @@ from listener.alarm import evaluate, routes, test_message
 from listener.alerting import deliver as channel
 from listener.alerting.render import render
 from listener.cli import App, cli, config_option, pass_app
-from listener.cli.commands import mask
+from listener.cli.commands import TABLE_LIMIT, mask, note_cut, table_limit
 from listener.cli.output import emit, format_option, iso, resolve_format
 from listener.config import Settings, parse_duration
 from listener.dispatch import deliver
@@ -73,19 +73,43 @@ COLUMNS = [
 @config_option
 @click.option("--state", type=STATES, help="Only alerts in this state.")
 @click.option("--brand", help="Only alerts of this brand.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=None,
+    help=f"At most this many (0: no limit). Default: {TABLE_LIMIT} in a table, everything in "
+    "json, jsonl and csv.",
+)
 @format_option
 @pass_app
 @click.pass_context
 def alerts_group(
-    ctx: click.Context, app: App, state: str | None, brand: str | None, limit: int, fmt: str | None
+    ctx: click.Context,
+    app: App,
+    state: str | None,
+    brand: str | None,
+    limit: int | None,
+    fmt: str | None,
 ) -> None:
-    """List alerts, newest first (subcommands: show, ack, silence, outbox, test)."""
+    """List alerts, newest first (subcommands: show, ack, silence, outbox, test).
+
+    --state firing lists the alerts nobody has acknowledged yet; --state acknowledged the
+    acknowledged ones that still fire."""
     if ctx.invoked_subcommand is not None:
         return
-    found = db.list_alerts(app.engine(), state=state, brand=brand, limit=limit)
-    emit([_record(a) for a in found], resolve_format(fmt), columns=COLUMNS,
-         title=f"{len(found)} alerts")  # fmt: skip
+    output = resolve_format(fmt)
+    most = table_limit(limit, output)
+    found = db.list_alerts(
+        app.engine(),
+        state=state,
+        brand=brand,
+        limit=None if most is None else most + 1,
+        acked=False if state == "firing" else None,
+    )
+    if most is not None and len(found) > most:
+        found = found[:most]
+        note_cut(most, "alerts")
+    emit([_record(a) for a in found], output, columns=COLUMNS, title=f"{len(found)} alerts")
 
 
 @alerts_group.command("show")

@@ -6,6 +6,7 @@ import asyncio
 import re
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -142,6 +143,37 @@ def db_current(app: App) -> None:
 
 # -- mentions -----------------------------------------------------------------------------------
 
+TABLE_LIMIT = 50
+
+
+def table_limit(limit: int | None, output: str) -> int | None:
+    """The row limit: the user's (0 is none); by default a screenful for a table and
+    everything for the machine formats, which feed scripts that must not lose rows silently."""
+    if limit is not None:
+        return limit or None
+    return TABLE_LIMIT if output == "table" else None
+
+
+def note_cut(shown: int, what: str) -> None:
+    click.echo(
+        f"Note: showing the newest {shown} {what}; more matched (--limit N, or --limit 0 for all)",
+        err=True,
+    )
+
+
+def folded_search(search: str) -> Callable[[str, str], bool]:
+    """A test of (title, text) that folds both sides as brand matching does, so "Verspaetung"
+    finds "Verspätung" and "MÜLLER" finds "Mueller"."""
+    from listener.matching.normalize import fold
+
+    needle = fold(search).strip()
+
+    def contains(title: str, text: str) -> bool:
+        return needle in fold(title) or needle in fold(text)
+
+    return contains
+
+
 MENTION_COLUMNS: list[tuple[str, str, int | None]] = [
     ("published_at", "published (UTC)", 16),
     ("brands", "brand", 20),
@@ -172,6 +204,8 @@ CSV_COLUMNS = (
     "reposts",
     "replies",
     "backfill",
+    "story_id",
+    "copies",
 )
 
 
@@ -212,6 +246,8 @@ def mention_record(mention: store.StoredMention) -> dict[str, Any]:
         reposts=mention.reposts,
         replies=mention.replies,
         backfill=mention.backfill,
+        story_id=mention.story_id,
+        copies=mention.copies,
     )
     return record
 
@@ -245,7 +281,11 @@ def _short_count(value: int) -> str:
 @click.option("--source", help="Only mentions from this source (its name).")
 @click.option("--since", help="From this time on: 24h, 7d, or an ISO date/time.")
 @click.option("--until", help="Before this time: 24h, 7d, or an ISO date/time.")
-@click.option("--search", help="Only mentions whose title or text contains TEXT.")
+@click.option(
+    "--search",
+    help="Only mentions whose title or text contains TEXT (folded like brand matching: case, "
+    "umlauts, look-alike letters).",
+)
 @click.option(
     "--sentiment",
     type=click.Choice(["negative", "neutral", "positive"]),
@@ -254,9 +294,9 @@ def _short_count(value: int) -> str:
 @click.option(
     "--limit",
     type=click.IntRange(min=0),
-    default=50,
-    show_default=True,
-    help="At most this many (0: no limit).",
+    default=None,
+    help=f"At most this many (0: no limit). Default: {TABLE_LIMIT} in a table (a note on stderr "
+    "says when more matched), everything in json, jsonl and csv.",
 )
 @format_option
 @pass_app
@@ -268,11 +308,13 @@ def mentions(
     until: str | None,
     search: str | None,
     sentiment: str | None,
-    limit: int,
+    limit: int | None,
     fmt: str | None,
 ) -> None:
     """Show stored mentions, newest first."""
     now = datetime.now(UTC)
+    output = resolve_format(fmt)
+    most = table_limit(limit, output)
     where = store.MentionFilter(
         brand=brand,
         source=source,
@@ -280,7 +322,8 @@ def mentions(
         until=parse_when(until, "--until", now) if until else None,
         search=search,
         sentiment=sentiment,
-        limit=limit or None,
+        limit=None if most is None else most + 1,  # one more tells whether the table cut
+        text_filter=folded_search(search) if search else None,
     )
     settings = app.settings()
     for name, known in (
@@ -290,7 +333,9 @@ def mentions(
         if name and name.casefold() not in {k.casefold() for k in known}:
             click.echo(f"Warning: {for_terminal(name)!r} is not in the configuration", err=True)
     found = store.query_mentions(app.engine(), where)
-    output = resolve_format(fmt)
+    if most is not None and len(found) > most:
+        found = found[:most]
+        note_cut(most, "mentions")
     if output == "table":
         emit_mention_table(found, title=f"{len(found)} mentions")
         return

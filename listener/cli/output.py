@@ -110,8 +110,14 @@ def _cell(value: object) -> str:
 
 
 def _csv_cell(value: object) -> str:
-    """Terminal-safe, and neutralised against spreadsheet formula injection."""
-    text = _cell(value) if not isinstance(value, float) else repr(value)
+    """Terminal-safe, and neutralised against spreadsheet formula injection; nested values
+    (objects, lists of objects) are JSON, never Python reprs."""
+    if isinstance(value, dict) or (
+        isinstance(value, list | tuple) and any(isinstance(v, dict | list | tuple) for v in value)
+    ):
+        text = for_terminal(json.dumps(value, ensure_ascii=False, default=str))
+    else:
+        text = _cell(value) if not isinstance(value, float) else repr(value)
     if text[:1] in ("=", "+", "-", "@") and not isinstance(value, int | float):
         return "'" + text
     return text

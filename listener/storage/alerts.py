@@ -285,18 +285,31 @@ def firing(conn: Connection) -> list[StoredAlert]:
 
 
 def list_alerts(
-    engine: Engine, *, state: str | None = None, brand: str | None = None, limit: int = 50
+    engine: Engine,
+    *,
+    state: str | None = None,
+    brand: str | None = None,
+    limit: int | None = 50,
+    acked: bool | None = None,
 ) -> list[StoredAlert]:
+    """Alerts, newest first. ``state`` "acknowledged" means firing and acknowledged; ``acked``
+    False keeps only alerts nobody acknowledged (True: only acknowledged ones)."""
+
     def work() -> list[StoredAlert]:
         stmt = select(*_ALERT_COLUMNS).outerjoin(Brand, Brand.id == Alert.brand_id)
         if state == "acknowledged":
             stmt = stmt.where(Alert.state == "firing", Alert.acked_at.is_not(None))
         elif state is not None:
             stmt = stmt.where(Alert.state == state)
+        if acked is not None:
+            stmt = stmt.where(Alert.acked_at.is_not(None) if acked else Alert.acked_at.is_(None))
         if brand is not None:
             stmt = stmt.where(func.lower(Brand.name) == brand.lower())
+        stmt = stmt.order_by(Alert.id.desc())
+        if limit is not None:
+            stmt = stmt.limit(limit)
         with engine.connect() as conn:
-            return [_alert(r) for r in conn.execute(stmt.order_by(Alert.id.desc()).limit(limit))]
+            return [_alert(r) for r in conn.execute(stmt)]
 
     return guard("cannot read alerts", work)
 
