@@ -238,6 +238,32 @@ class DetectionSettings(BrandDetectionSettings):
         return value
 
 
+class RunbookEntry(_Section):
+    """What the team does when an alert fires: a short text, a link, or both."""
+
+    text: str = ""
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_http_url(value)
+
+
+class RunbookSettings(RunbookEntry):
+    """A brand's runbook; ``warning`` and ``critical`` replace its text and/or URL for alerts of
+    that severity (what they leave out comes from the brand's)."""
+
+    warning: RunbookEntry | None = None
+    critical: RunbookEntry | None = None
+
+    def for_severity(self, severity: str) -> RunbookEntry:
+        special = self.critical if severity == "critical" else self.warning
+        if special is None:
+            return self
+        return RunbookEntry(text=special.text or self.text, url=special.url or self.url)
+
+
 class BrandSettings(_Section):
     name: str = Field(min_length=1)
     terms: tuple[str, ...] = ()
@@ -247,6 +273,7 @@ class BrandSettings(_Section):
     mute_domains: tuple[str, ...] = ()
     detection: BrandDetectionSettings = Field(default_factory=BrandDetectionSettings)
     keep_mentions: Duration | None = None  # this brand's retention (default: [retention])
+    runbook: RunbookSettings | None = None  # included in every alert of this brand
 
     @field_validator("keep_mentions")
     @classmethod

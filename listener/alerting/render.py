@@ -99,6 +99,11 @@ class AlertMessage:
     top_domains: tuple[tuple[str, int], ...] = ()  # untrusted domain, count
     new_terms: tuple[str, ...] = ()  # untrusted words new in the window
     drilldown: str = ""  # CLI command to run, e.g. "listener alerts show 12"
+    acked_by: str | None = None  # who acknowledged the alert (escalated and resolved notices)
+    acked_at: datetime | None = None
+    ack_note: str | None = None
+    runbook: str = ""  # the team's defined process for this brand (and severity)
+    runbook_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -428,8 +433,32 @@ def _blocks(message: AlertMessage, *, long: bool) -> list[_Block]:
             terms.extend([", "] if i else [])
             terms.append(_Text(term, 40))
         blocks.append(_Para(tuple(terms)))
+    blocks.extend(_response_blocks(message))
     if message.drilldown:
         blocks.append(_Para(("Details: ", _Text(message.drilldown, 200))))
+    return blocks
+
+
+def _response_blocks(message: AlertMessage) -> list[_Block]:
+    """Who acknowledged it, and the runbook: what the team does next."""
+    blocks: list[_Block] = []
+    if message.acked_at is not None or message.acked_by:
+        parts: list[_Segment] = ["Acknowledged"]
+        if message.acked_by:
+            parts += [" by ", _Text(message.acked_by, 100)]
+        if message.acked_at is not None:
+            parts.append(f" at {_time(message.acked_at)} UTC")
+        if message.ack_note:
+            parts += [": ", _Text(message.ack_note, 300)]
+        blocks.append(_Para(tuple(parts)))
+    if message.runbook or message.runbook_url:
+        parts = ["Runbook: "]
+        if message.runbook:
+            parts.append(_Text(message.runbook, 1000))
+        if message.runbook_url:  # the link's label is the URL itself, spelled out in text
+            link = _Link(_Text(message.runbook_url, 300), message.runbook_url)
+            parts += [" — " if message.runbook else "", link]
+        blocks.append(_Para(tuple(parts)))
     return blocks
 
 

@@ -55,6 +55,8 @@ class StoredAlert:
     window_start: datetime
     window_end: datetime
     explanation: str
+    acked_by: str | None = None
+    ack_note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,8 @@ _ALERT_COLUMNS = (
     Alert.window_start,
     Alert.window_end,
     Alert.explanation,
+    Alert.acked_by,
+    Alert.ack_note,
 )
 
 
@@ -327,13 +331,28 @@ def get_alert(engine: Engine, alert_id: int) -> StoredAlert | None:
     return guard("cannot read alerts", work)
 
 
-def acknowledge(engine: Engine, alert_id: int, now: datetime) -> bool:
-    """Stop repeats of a firing alert; False when there is no such firing alert."""
+def acknowledge(
+    engine: Engine, alert_id: int, now: datetime, *, by: str | None = None, note: str | None = None
+) -> bool:
+    """Stop repeats of a firing alert, recording who and why; False when there is no such
+    firing alert. Acknowledging again keeps the first time and records the latest person."""
     with transaction(engine, "cannot acknowledge") as conn:
         done = conn.execute(
             update(Alert)
             .where(Alert.id == alert_id, Alert.state == "firing")
-            .values(acked_at=func.coalesce(Alert.acked_at, now))
+            .values(acked_at=func.coalesce(Alert.acked_at, now), acked_by=by, ack_note=note)
+        )
+        return bool(done.rowcount)
+
+
+def unacknowledge(engine: Engine, alert_id: int) -> bool:
+    """Undo an acknowledgement (repeats resume); False when the alert is not firing and
+    acknowledged."""
+    with transaction(engine, "cannot unacknowledge") as conn:
+        done = conn.execute(
+            update(Alert)
+            .where(Alert.id == alert_id, Alert.state == "firing", Alert.acked_at.is_not(None))
+            .values(acked_at=None, acked_by=None, ack_note=None)
         )
         return bool(done.rowcount)
 
@@ -347,6 +366,7 @@ def add_silence(
     starts_at: datetime,
     ends_at: datetime,
     comment: str | None = None,
+    created_by: str | None = None,
 ) -> int:
     with transaction(engine, "cannot add the silence") as conn:
         return int(
@@ -359,6 +379,7 @@ def add_silence(
                     starts_at=starts_at,
                     ends_at=ends_at,
                     comment=comment,
+                    created_by=created_by,
                 )
                 .returning(Silence.id)
             ).scalar_one()
@@ -374,16 +395,38 @@ class StoredSilence:
     starts_at: datetime
     ends_at: datetime
     comment: str | None
+    created_by: str | None = None
+
+
+def list_silences(engine: Engine, now: datetime, *, expired: bool = False) -> list[StoredSilence]:
+    """Silences that are active or still to come, newest first (``expired``: all of them)."""
+
+    def work() -> list[StoredSilence]:
+        stmt = select(Silence.__table__).order_by(Silence.id.desc())
+        if not expired:
+            stmt = stmt.where(Silence.ends_at > now)
+        with engine.connect() as conn:
+            return [StoredSilence(**row._asdict()) for row in conn.execute(stmt)]
+
+    return guard("cannot read silences", work)
+
+
+def expire_silence(engine: Engine, silence_id: int, now: datetime) -> bool:
+    """End a silence now; False when there is no such silence still in force or to come."""
+    with transaction(engine, "cannot expire the silence") as conn:
+        done = conn.execute(
+            update(Silence)
+            .where(Silence.id == silence_id, Silence.ends_at > now)
+            .values(ends_at=now)
+        )
+        return bool(done.rowcount)
 
 
 def active_silences(conn: Connection, now: datetime) -> list[StoredSilence]:
     rows = conn.execute(
         select(Silence.__table__).where(Silence.starts_at <= now, Silence.ends_at > now)
     )
-    return [
-        StoredSilence(r.id, r.brand, r.detector, r.severity, r.starts_at, r.ends_at, r.comment)
-        for r in rows
-    ]
+    return [StoredSilence(**r._asdict()) for r in rows]
 
 
 def _item(row: Any) -> OutboxItem:
