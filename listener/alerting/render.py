@@ -261,7 +261,17 @@ class _List:
     items: tuple[tuple[_Segment, ...], ...]
 
 
-_Block = _Para | _List
+@dataclass(frozen=True, slots=True)
+class _Chart:
+    """A small bar chart of counts: a sparkline in text and Markdown; in HTML a table of bars
+    drawn with inline styles only, which every mail client shows (no image, no SVG, no CSS
+    class, nothing fetched)."""
+
+    values: tuple[int, ...]
+    label: str
+
+
+_Block = _Para | _List | _Chart
 
 
 def _inline(segment: _Segment, fmt: str) -> str:
@@ -303,7 +313,9 @@ def _write(blocks: list[_Block], fmt: str, *, long: bool) -> str:
     gap = "\n\n" if fmt == "markdown" or long else "\n"
     out = ""
     for i, block in enumerate(blocks):
-        if isinstance(block, _List):
+        if isinstance(block, _Chart):
+            text = _line((_Code(sparkline(block.values)), " ", _Text(block.label, 60)), fmt)
+        elif isinstance(block, _List):
             bullet = "- " if fmt == "markdown" else "• "
             text = "\n".join(bullet + _line(item, fmt) for item in block.items)
         elif block.heading:
@@ -318,7 +330,32 @@ def _write(blocks: list[_Block], fmt: str, *, long: bool) -> str:
     return out
 
 
+_CHART_HEIGHT = 40  # pixels of the tallest bar
+
+
+def _html_chart(chart: _Chart) -> str:
+    counts = [max(0, int(v)) for v in chart.values[-48:]]
+    peak = max(counts, default=0)
+    cells = []
+    for count in counts:
+        height = max(1, round(_CHART_HEIGHT * count / peak)) if peak else 1
+        colour = "#c0392b" if count else "#dddddd"
+        cells.append(
+            f'<td style="vertical-align:bottom;padding:0 1px;height:{_CHART_HEIGHT}px" '
+            f'title="{count}"><div style="width:8px;height:{height}px;'
+            f'background-color:{colour};font-size:0;line-height:0">&nbsp;</div></td>'
+        )
+    label = escape(neutralise(chart.label, 60), "html")
+    return (
+        f'<table role="img" aria-label="{label}, peak {peak}" cellpadding="0" cellspacing="0" '
+        f'style="border-collapse:collapse"><tr>{"".join(cells)}</tr></table>'
+        f'<p style="font-size:12px;color:#666666;margin-top:2px">{label} (peak {peak})</p>'
+    )
+
+
 def _html_block(block: _Block) -> str:
+    if isinstance(block, _Chart):
+        return _html_chart(block)
     if isinstance(block, _List):
         items = "".join(f"<li>{_line(item, 'html')}</li>\n" for item in block.items)
         return f"<ul>\n{items}</ul>"
@@ -417,8 +454,7 @@ def _blocks(message: AlertMessage, *, long: bool) -> list[_Block]:
         blocks.append(_Para(("Explanation: ", _Text(message.explanation, 2000))))
     blocks.append(_Para((when,)))
     if message.series:
-        line = sparkline(message.series)
-        blocks.append(_Para((_Code(line), " ", _Text(message.series_label, 60))))
+        blocks.append(_Chart(tuple(message.series), message.series_label))
     mentions = message.top_mentions[: 10 if long else 3]
     if mentions:
         blocks.append(_Para(("Top mentions",), heading=True))
