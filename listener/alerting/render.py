@@ -187,6 +187,11 @@ def escape(text: str, fmt: str) -> str:
     raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
+def web_url(url: str | None) -> str | None:
+    """``url`` rebuilt as a safe http(s) link (see the module rules), or None."""
+    return _web_url(url)
+
+
 def _web_url(url: str | None) -> str | None:
     """The URL, rebuilt and percent-encoded, when it is http(s) with a valid host; else None."""
     if not url:

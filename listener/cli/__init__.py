@@ -124,6 +124,7 @@ def main() -> None:
         demo,
         ops,
         queries,
+        report,
         sentiment,
         start,
         stories,

@@ -154,9 +154,9 @@ def table_limit(limit: int | None, output: str) -> int | None:
     return TABLE_LIMIT if output == "table" else None
 
 
-def note_cut(shown: int, what: str) -> None:
+def note_cut(shown: int, what: str, order: str = "newest") -> None:
     click.echo(
-        f"Note: showing the newest {shown} {what}; more matched (--limit N, or --limit 0 for all)",
+        f"Note: showing the {order} {shown} {what}; more matched (--limit N, or --limit 0 for all)",
         err=True,
     )
 

@@ -83,7 +83,7 @@ def emit(
         )
         table = Table(title=title, show_lines=False, header_style="bold", expand=False)
         for key, header, most in columns:
-            least = 16 if key.endswith("_at") else min(most or 8, len(header), 12)
+            least = 16 if key.endswith(("_at", "_seen")) else min(most or 8, len(header), 12)
             table.add_column(
                 header, min_width=least, max_width=most, overflow="ellipsis", no_wrap=True
             )
@@ -94,7 +94,7 @@ def emit(
 
 
 def _table_cell(key: str, value: object) -> str:
-    if key.endswith("_at") and isinstance(value, str):
+    if key.endswith(("_at", "_seen")) and isinstance(value, str):
         return value[:16].replace("T", " ")
     return _cell(value)
 

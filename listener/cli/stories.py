@@ -94,7 +94,7 @@ def stories(
     most = table_limit(limit, output)
     if most is not None and len(found) > most:
         found = found[:most]
-        note_cut(most, "stories")
+        note_cut(most, "stories", order="top")
     records = [story_record(s) for s in found]
     if output == "table":
         for record in records:

@@ -545,3 +545,25 @@ def backlog(engine: Engine) -> dict[str, int]:
         return {"pending": int(pending), "dead": int(dead)}
 
     return guard("cannot read the outbox", work)
+
+
+def first_notifications(engine: Engine, alert_ids: list[int]) -> dict[int, dict[str, datetime]]:
+    """Per alert, when its first notification of each kind (fired, escalated, resolved, ...)
+    was written: the moments of its response timeline."""
+
+    def work() -> dict[int, dict[str, datetime]]:
+        out: dict[int, dict[str, datetime]] = {}
+        if not alert_ids:
+            return out
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(Outbox.alert_id, Outbox.kind, func.min(Outbox.created_at))
+                .where(Outbox.alert_id.in_(alert_ids))
+                .group_by(Outbox.alert_id, Outbox.kind)
+            )
+            for alert_id, kind, at in rows:
+                if alert_id is not None:
+                    out.setdefault(alert_id, {})[kind] = at
+        return out
+
+    return guard("cannot read the outbox", work)
