@@ -67,8 +67,8 @@ def test_two_brands_side_by_side_with_share_of_voice(config: str) -> None:  # no
     )
     result = CliRunner().invoke(cli, ["--config", config, "rematch"], env={})
     assert result.exit_code == 0, result.stderr
-    code, out, err = stats(config, "--brand", "Kryptonite", "--brand", "reviews", "--since",
-                           "2026-11-19", "--bucket", "day", "--tz", "UTC", "--format", "table")  # fmt: skip
+    both = ("--brand", "Kryptonite", "--brand", "reviews", "--since", "2026-11-19")
+    code, out, err = stats(config, *both, "--bucket", "day", "--tz", "UTC", "--format", "table")
     assert code == 0, err
     lines = out.splitlines()
     assert lines[0].startswith("Kryptonite | Reviews: mentions per day")
