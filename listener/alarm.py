@@ -32,82 +32,15 @@ from sqlalchemy import Engine
 from listener.alerting import lifecycle
 from listener.alerting.digest import BrandDigest, render_digest
 from listener.alerting.render import SOURCE_DOWN, AlertMessage, MentionLine, render
-from listener.config import BrandSettings, RunbookSettings, Settings, parse_quiet_hours
+from listener.checks import routes
+from listener.config import BrandSettings, RunbookSettings, Settings
 from listener.detection.episodes import Transition
 from listener.detection.monitor import explain, replay
-from listener.errors import ConfigError
-from listener.pipeline import compile_brands
 from listener.storage import alerts as db
 from listener.storage import store
 from listener.watch import detection_params, history_needed, replay_start, to_event
 
 log = logging.getLogger(__name__)
-
-
-def check(settings: Settings) -> None:
-    """Everything a configuration must pass before it runs: brand queries, routes. Every
-    problem is reported in one ConfigError (the first as message, the others as ``more``)."""
-    problems: list[ConfigError] = []
-    for step in (compile_brands, routes):
-        try:
-            step(settings)
-        except ConfigError as exc:
-            problems.append(exc)
-    if problems:
-        raise ConfigError.of(problems)
-
-
-def routes(settings: Settings) -> list[lifecycle.Route]:
-    """Configured routes, checked: every URL understood by apprise, every brand configured."""
-    if settings.routes:  # apprise loads ~200 plugins (0.5 s): only when there are routes
-        from listener.alerting.deliver import check_url
-    known = {b.name.casefold() for b in settings.brands}
-    out = []
-    problems: list[ConfigError] = []
-    for index, route in enumerate(settings.routes):
-        for i, url in enumerate(route.urls):
-            problem = check_url(url)
-            if problem is not None:
-                problems.append(
-                    ConfigError(f"{settings.path}: routes[{index}].urls[{i}]: {problem}")
-                )
-        for brand in route.brands:
-            if brand.casefold() not in known:
-                problems.append(
-                    ConfigError(
-                        f"{settings.path}: routes[{index}].brands: {brand!r} is not a "
-                        "configured brand; hint: use a name from [[brands]]"
-                    )
-                )
-        quiet = None
-        if route.quiet_hours:
-            start, end, zone = parse_quiet_hours(route.quiet_hours)
-            quiet = lifecycle.QuietHours(start, end, zone)
-        repeat = route.repeat_interval or settings.alerts.repeat_interval
-        minute, _, zone = parse_quiet_hours(
-            f"{route.digest_at.split()[0]}-{route.digest_at.split()[0]} "
-            + " ".join(route.digest_at.split()[1:])
-        )
-        out.append(
-            lifecycle.Route(
-                name=route.name,
-                urls=route.urls,
-                min_severity=route.min_severity,
-                brands=route.brands,
-                detectors=route.detectors,
-                format=route.format,
-                quiet=quiet,
-                critical_ignores_quiet_hours=route.critical_ignores_quiet_hours,
-                max_per_hour=route.max_per_hour,
-                repeat_interval=timedelta(seconds=repeat),
-                digest=route.digest,
-                digest_minute=minute,
-                digest_zone=zone,
-            )
-        )
-    if problems:
-        raise ConfigError.of(problems)
-    return out
 
 
 @dataclass

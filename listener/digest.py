@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from listener.checks import BrandRule
 from listener.enrichment.language import detect
 from listener.enrichment.sentiment import Scorer, Sentiment, window
 from listener.errors import ConfigError
 from listener.matching import Document, Matcher, canonical_url, content_hash, dedup_key
-from listener.matching.query import Query
 from listener.matching.stories import fingerprint, story_url
 from listener.models import Item, Mention, Score
 from listener.sources import feed
@@ -44,9 +44,6 @@ class Digest:
 
 
 log = logging.getLogger(__name__)
-
-# (brand name, parsed query, muted authors, muted domains), as the Matcher takes them
-BrandRule = tuple[str, Query, tuple[str, ...], tuple[str, ...]]
 
 
 class SentimentScorer(Protocol):

@@ -9,14 +9,10 @@ from typing import Any
 import click
 from sqlalchemy import Engine
 
-from listener.alarm import evaluate, routes, test_message
-from listener.alerting import deliver as channel
-from listener.alerting.render import render
 from listener.cli import App, cli, config_option, pass_app
 from listener.cli.commands import TABLE_LIMIT, mask, note_cut, table_limit
 from listener.cli.output import emit, format_option, iso, resolve_format
 from listener.config import Settings, parse_duration
-from listener.dispatch import deliver
 from listener.errors import ConfigError
 from listener.storage import alerts as db
 from listener.storage import store
@@ -27,6 +23,9 @@ STATES = click.Choice(["pending", "firing", "resolved", "acknowledged"])
 
 def detect_and_deliver(settings: Settings, engine: Engine, now: datetime | None = None) -> None:
     """What the daemon does after polling: detection, then delivery of due notifications."""
+    from listener.alarm import evaluate
+    from listener.dispatch import deliver
+
     now = now or datetime.now(UTC)
     result = evaluate(engine, settings, now)
     report = deliver(engine, settings, now)
@@ -319,6 +318,11 @@ def outbox(app: App, everything: bool, fmt: str | None) -> None:
 @pass_app
 def test(app: App, only: str | None) -> None:
     """Send a test message through each route and say what happened."""
+    from listener.alarm import test_message
+    from listener.alerting import deliver as channel
+    from listener.alerting.render import render
+    from listener.checks import routes
+
     settings = app.settings()
     checked = routes(settings)
     if only:

@@ -8,21 +8,20 @@ import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from listener.cli import App, cli, config_option, pass_app
 from listener.cli.output import emit, format_option, iso, resolve_format
 from listener.config import Settings, database_url, parse_duration
 from listener.errors import ConfigError
-from listener.pipeline import Poller, PollOutcome, http_settings, source_url, summarize, utcnow
-from listener.sources.client import Client, redact_url
 from listener.storage import engine as db
 from listener.storage import store
 from listener.untrusted import for_terminal
+
+if TYPE_CHECKING:
+    from listener.pipeline import PollOutcome
 
 
 def parse_when(value: str, option: str, now: datetime) -> datetime:
@@ -54,7 +53,11 @@ def _mask_secrets(text: str, settings: Settings) -> str:
 def mask(text: str, settings: Settings) -> str:
     """Text with secrets masked; URLs also lose passwords and token-like query values."""
     text = _mask_secrets(text, settings)
-    return redact_url(text) if text.startswith(("http://", "https://")) else text
+    if not text.startswith(("http://", "https://")):
+        return text
+    from listener.sources.client import redact_url
+
+    return redact_url(text)
 
 
 @cli.command("check-config")
@@ -66,6 +69,8 @@ def check_config(app: App) -> None:
     Every problem is reported in one run (exit code 2): missing environment variables, bad
     values, broken queries and routes, and a database URL that cannot work (unsupported scheme,
     driver not installed, SQLite directory not writable)."""
+    from listener.pipeline import source_url
+
     settings = app.settings()
     url = database_url(settings)
     problem = db.check_url(url)
@@ -356,6 +361,8 @@ def mentions(
 @pass_app
 def sources(app: App, fmt: str | None) -> None:
     """Show each configured source's health."""
+    from listener.pipeline import source_url
+
     settings = app.settings()
     engine = app.engine()
     poller_sources = [store.CatalogSource(s.name, s.kind, source_url(s)) for s in settings.sources]
@@ -431,6 +438,18 @@ def sources(app: App, fmt: str | None) -> None:
 async def poll_cycle(
     settings: Settings, engine: Any, show_progress: bool, now: datetime | None = None
 ) -> list[PollOutcome]:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from listener.pipeline import Poller, http_settings, utcnow
+    from listener.sources.client import Client
+
     async with Client(http_settings(settings)) as client:
         poller = Poller(settings, engine, client, clock=(lambda: now) if now else utcnow)
         try:
@@ -486,6 +505,8 @@ def poll(app: App, once: bool, at: str | None) -> None:
     started = time.monotonic()
     outcomes = asyncio.run(poll_cycle(settings, engine, sys.stderr.isatty(), now))
     elapsed = time.monotonic() - started
+    from listener.pipeline import summarize
+
     counts = summarize(outcomes)
     for outcome in outcomes:
         if outcome.status in ("failed", "gone", "disabled"):
