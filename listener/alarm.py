@@ -32,69 +32,15 @@ from sqlalchemy import Engine
 from listener.alerting import lifecycle
 from listener.alerting.digest import BrandDigest, render_digest
 from listener.alerting.render import SOURCE_DOWN, AlertMessage, MentionLine, render
-from listener.config import BrandSettings, Settings, parse_quiet_hours
+from listener.checks import routes
+from listener.config import BrandSettings, RunbookSettings, Settings
 from listener.detection.episodes import Transition
 from listener.detection.monitor import explain, replay
-from listener.errors import ConfigError
-from listener.pipeline import compile_brands
 from listener.storage import alerts as db
 from listener.storage import store
 from listener.watch import detection_params, history_needed, replay_start, to_event
 
 log = logging.getLogger(__name__)
-
-
-def check(settings: Settings) -> None:
-    """Everything a configuration must pass before it runs: brand queries, routes."""
-    compile_brands(settings)
-    if settings.routes:
-        routes(settings)
-
-
-def routes(settings: Settings) -> list[lifecycle.Route]:
-    """Configured routes, checked: every URL understood by apprise, every brand configured."""
-    if settings.routes:  # apprise loads ~200 plugins (0.5 s): only when there are routes
-        from listener.alerting.deliver import check_url
-    known = {b.name.casefold() for b in settings.brands}
-    out = []
-    for index, route in enumerate(settings.routes):
-        for i, url in enumerate(route.urls):
-            problem = check_url(url)
-            if problem is not None:
-                raise ConfigError(f"{settings.path}: routes[{index}].urls[{i}]: {problem}")
-        for brand in route.brands:
-            if brand.casefold() not in known:
-                raise ConfigError(
-                    f"{settings.path}: routes[{index}].brands: {brand!r} is not a configured "
-                    "brand; hint: use a name from [[brands]]"
-                )
-        quiet = None
-        if route.quiet_hours:
-            start, end, zone = parse_quiet_hours(route.quiet_hours)
-            quiet = lifecycle.QuietHours(start, end, zone)
-        repeat = route.repeat_interval or settings.alerts.repeat_interval
-        minute, _, zone = parse_quiet_hours(
-            f"{route.digest_at.split()[0]}-{route.digest_at.split()[0]} "
-            + " ".join(route.digest_at.split()[1:])
-        )
-        out.append(
-            lifecycle.Route(
-                name=route.name,
-                urls=route.urls,
-                min_severity=route.min_severity,
-                brands=route.brands,
-                detectors=route.detectors,
-                format=route.format,
-                quiet=quiet,
-                critical_ignores_quiet_hours=route.critical_ignores_quiet_hours,
-                max_per_hour=route.max_per_hour,
-                repeat_interval=timedelta(seconds=repeat),
-                digest=route.digest,
-                digest_minute=minute,
-                digest_zone=zone,
-            )
-        )
-    return out
 
 
 @dataclass
@@ -297,7 +243,7 @@ def _evaluate_brand(
         lateness=timedelta(seconds=settings.detection.lateness),
         params=params,
     )
-    context = _Context(engine, brand.name, rows, now)
+    context = _Context(engine, brand.name, rows, now, runbook=brand.runbook)
     for item in judged:
         if item.judged_at > now:
             break
@@ -437,7 +383,14 @@ def _apply(
                 result.resolved += 1
         if historic:
             return
-        message = context.message(t.kind, alert_id, t.detector, t.started, evidence)
+        message = context.message(
+            t.kind,
+            alert_id,
+            t.detector,
+            t.started,
+            evidence,
+            stored=None if t.kind == "fired" else stored,
+        )
         if _queue(conn, settings, checked, message, alert_id, context.now, result):
             db.notified(conn, alert_id, context.now)
 
@@ -506,13 +459,28 @@ def _repeat(
                 continue
             if now - alert.last_notified_at < interval:
                 continue
-            queued = _queue(conn, settings, checked, _message_from(alert, "repeat"), alert.id,
-                            now, result)  # fmt: skip
+            message = _message_from(alert, "repeat", settings)
+            queued = _queue(conn, settings, checked, message, alert.id, now, result)
             db.notified(conn, alert.id, now)
             result.repeats += bool(queued)
 
 
-def _message_from(alert: db.StoredAlert, kind: str) -> AlertMessage:
+def _runbook(runbook: RunbookSettings | None, severity: str) -> dict[str, Any]:
+    """The AlertMessage fields of a brand's runbook for an alert of ``severity``."""
+    if runbook is None:
+        return {}
+    entry = runbook.for_severity(severity)
+    return {"runbook": entry.text, "runbook_url": entry.url}
+
+
+def _brand_runbook(settings: Settings, brand: str) -> RunbookSettings | None:
+    for configured in settings.brands:
+        if configured.name.casefold() == brand.casefold():
+            return configured.runbook
+    return None
+
+
+def _message_from(alert: db.StoredAlert, kind: str, settings: Settings) -> AlertMessage:
     return AlertMessage(
         kind=kind,
         alert_id=alert.id,
@@ -530,6 +498,7 @@ def _message_from(alert: db.StoredAlert, kind: str) -> AlertMessage:
         series=(),
         series_label="",
         drilldown=f"listener alerts show {alert.id}",
+        **_runbook(_brand_runbook(settings, alert.brand), alert.severity),
     )
 
 
@@ -546,9 +515,14 @@ class _Context:
     """What messages of one brand need besides the finding: its recent series and top mentions."""
 
     def __init__(
-        self, engine: Engine, brand: str, rows: Sequence[store.DetectionRow], now: datetime
+        self,
+        engine: Engine,
+        brand: str,
+        rows: Sequence[store.DetectionRow],
+        now: datetime,
+        runbook: RunbookSettings | None = None,
     ):
-        self.engine, self.brand, self.now = engine, brand, now
+        self.engine, self.brand, self.now, self.runbook = engine, brand, now, runbook
         hours = [0] * 24
         for row in rows:
             ago = int((now - row.event_at).total_seconds() // 3600)
@@ -576,8 +550,16 @@ class _Context:
         return tuple(w for _, w in sorted(fresh, key=lambda x: (-x[0], x[1]))[:8])
 
     def message(
-        self, kind: str, alert_id: int, detector: str, started: datetime, evidence: db.Evidence
+        self,
+        kind: str,
+        alert_id: int,
+        detector: str,
+        started: datetime,
+        evidence: db.Evidence,
+        stored: db.StoredAlert | None = None,
     ) -> AlertMessage:
+        """The message of one transition; ``stored`` (an alert already open) says who
+        acknowledged it."""
         brand = self.brand
         found = store.query_mentions(
             self.engine,
@@ -621,11 +603,16 @@ class _Context:
             top_domains=tuple((d, n) for d, n in domains.most_common(5) if d),
             new_terms=self.new_terms(found, evidence.window_start),
             drilldown=f"listener alerts show {alert_id}",
+            acked_by=stored.acked_by if stored is not None else None,
+            acked_at=stored.acked_at if stored is not None else None,
+            ack_note=stored.ack_note if stored is not None else None,
+            **_runbook(self.runbook, evidence.severity),
         )
 
 
-def test_message(settings: Settings, now: datetime) -> AlertMessage:
-    brand = settings.brands[0].name if settings.brands else "listener"
+def test_message(settings: Settings, now: datetime, brands: tuple[str, ...] = ()) -> AlertMessage:
+    """A test notification for a route that hears ``brands`` (empty: every brand)."""
+    brand = ", ".join(brands) if brands else "all brands"
     return AlertMessage(
         kind="test",
         alert_id=None,

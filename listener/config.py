@@ -238,6 +238,32 @@ class DetectionSettings(BrandDetectionSettings):
         return value
 
 
+class RunbookEntry(_Section):
+    """What the team does when an alert fires: a short text, a link, or both."""
+
+    text: str = ""
+    url: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_http_url(value)
+
+
+class RunbookSettings(RunbookEntry):
+    """A brand's runbook; ``warning`` and ``critical`` replace its text and/or URL for alerts of
+    that severity (what they leave out comes from the brand's)."""
+
+    warning: RunbookEntry | None = None
+    critical: RunbookEntry | None = None
+
+    def for_severity(self, severity: str) -> RunbookEntry:
+        special = self.critical if severity == "critical" else self.warning
+        if special is None:
+            return self
+        return RunbookEntry(text=special.text or self.text, url=special.url or self.url)
+
+
 class BrandSettings(_Section):
     name: str = Field(min_length=1)
     terms: tuple[str, ...] = ()
@@ -247,6 +273,7 @@ class BrandSettings(_Section):
     mute_domains: tuple[str, ...] = ()
     detection: BrandDetectionSettings = Field(default_factory=BrandDetectionSettings)
     keep_mentions: Duration | None = None  # this brand's retention (default: [retention])
+    runbook: RunbookSettings | None = None  # included in every alert of this brand
 
     @field_validator("keep_mentions")
     @classmethod
@@ -535,7 +562,8 @@ def find_config_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, 
     searched = ", ".join(str(c) for c in candidates)
     raise ConfigError(
         f"no configuration file found (looked in {searched}); "
-        "hint: pass --config PATH or set LISTENER_CONFIG (see config.example.toml)"
+        "hint: run `listener init` for a starter, pass --config PATH or set LISTENER_CONFIG "
+        "(every key: `listener config example`)"
     )
 
 
@@ -559,35 +587,67 @@ def load_config(
 
 
 def validate_config(raw: dict[str, Any], *, file: Path, env: Mapping[str, str]) -> Settings:
-    """Validate an already parsed TOML document."""
+    """Validate an already parsed TOML document. Every problem is reported at once: the
+    ConfigError's message is the first, ``more`` the others (missing variables, bad values)."""
     secrets: set[str] = set()
-    data = _interpolate(raw, "", file, env, secrets)
+    problems: list[tuple[str, ConfigError]] = []  # (key path, error)
+    data = _interpolate(raw, "", file, env, secrets, problems)
+    errors = [error for _, error in problems]
+    unresolved = [where for where, _ in problems]
+    settings: Settings | None = None
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, file, secrets)) from None
-    for table in ("brands", "sources", "routes"):
-        seen: dict[str, int] = {}
-        for index, entry in enumerate(getattr(settings, table)):
-            first = seen.setdefault(entry.name.casefold(), index)
-            if first != index:
-                raise ConfigError(
-                    f"{file}: {table}[{index}].name: duplicate name {entry.name!r} "
-                    f"(also {table}[{first}]); hint: names must be unique"
-                )
+        for where, message in _describe_all(exc, file, secrets):
+            # a value that could not be interpolated is already reported; its knock-on errors
+            # (an empty URL, or a table's check that it is missing) would only confuse
+            if not any(_related(where, u) for u in unresolved):
+                errors.append(ConfigError(message))
+    if settings is not None:
+        for table in ("brands", "sources", "routes"):
+            seen: dict[str, int] = {}
+            for index, entry in enumerate(getattr(settings, table)):
+                first = seen.setdefault(entry.name.casefold(), index)
+                if first != index:
+                    errors.append(
+                        ConfigError(
+                            f"{file}: {table}[{index}].name: duplicate name {entry.name!r} "
+                            f"(also {table}[{first}]); hint: names must be unique"
+                        )
+                    )
+    if errors or settings is None:
+        raise ConfigError.of(errors or [ConfigError(f"{file}: invalid configuration")])
     return settings.model_copy(update={"path": file, "secrets": frozenset(secrets)})
 
 
+def _related(where: str, unresolved: str) -> bool:
+    """Whether key path ``where`` is ``unresolved``, inside it, or a table that contains it."""
+    if where == unresolved or not where:
+        return True
+    inner, outer = (where, unresolved) if len(where) > len(unresolved) else (unresolved, where)
+    return inner.startswith((outer + ".", outer + "["))
+
+
 def _interpolate(
-    value: Any, where: str, file: Path, env: Mapping[str, str], secrets: set[str]
+    value: Any,
+    where: str,
+    file: Path,
+    env: Mapping[str, str],
+    secrets: set[str],
+    problems: list[tuple[str, ConfigError]],
 ) -> Any:
+    """``value`` with ${NAME} and ${file:/path} replaced; a reference that cannot be resolved is
+    added to ``problems`` (and left empty) so that one run names every missing variable."""
     if isinstance(value, dict):
         return {
-            k: _interpolate(v, f"{where}.{k}" if where else k, file, env, secrets)
+            k: _interpolate(v, f"{where}.{k}" if where else k, file, env, secrets, problems)
             for k, v in value.items()
         }
     if isinstance(value, list):
-        return [_interpolate(v, f"{where}[{i}]", file, env, secrets) for i, v in enumerate(value)]
+        return [
+            _interpolate(v, f"{where}[{i}]", file, env, secrets, problems)
+            for i, v in enumerate(value)
+        ]
     if not isinstance(value, str) or "$" not in value:
         return value
 
@@ -599,22 +659,40 @@ def _interpolate(
             try:
                 secret = Path(name[5:]).read_text(encoding="utf-8").strip()
             except OSError as exc:
-                raise ConfigError(
-                    f"{file}: {where}: cannot read secret file {name[5:]!r} ({exc.strerror}); "
-                    "hint: check the path and its permissions"
-                ) from None
+                problems.append(
+                    (
+                        where,
+                        ConfigError(
+                            f"{file}: {where}: cannot read secret file {name[5:]!r} "
+                            f"({exc.strerror}); hint: check the path and its permissions"
+                        ),
+                    )
+                )
+                return ""
         elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
             if name not in env:
-                raise ConfigError(
-                    f"{file}: {where}: environment variable {name} is not set; "
-                    f"hint: export {name}=... or put it in the service's EnvironmentFile"
+                problems.append(
+                    (
+                        where,
+                        ConfigError(
+                            f"{file}: {where}: environment variable {name} is not set; "
+                            f"hint: export {name}=... or put it in the service's EnvironmentFile"
+                        ),
+                    )
                 )
+                return ""
             secret = env[name]
         else:
-            raise ConfigError(
-                f"{file}: {where}: invalid reference ${{{name}}}; "
-                "hint: use ${NAME} for an environment variable or ${file:/path} for a file"
+            problems.append(
+                (
+                    where,
+                    ConfigError(
+                        f"{file}: {where}: invalid reference ${{{name}}}; hint: use ${{NAME}} "
+                        "for an environment variable or ${file:/path} for a file"
+                    ),
+                )
             )
+            return ""
         if secret:
             secrets.add(secret)
         return secret
@@ -622,9 +700,20 @@ def _interpolate(
     return _INTERPOLATION.sub(replace, value)
 
 
-def _describe(exc: ValidationError, file: Path, secrets: set[str]) -> str:
-    """One line for the first validation error: file, key path, bad value, hint."""
-    error = exc.errors()[0]
+def _describe_all(exc: ValidationError, file: Path, secrets: set[str]) -> list[tuple[str, str]]:
+    """(key path, one line) for every validation error, each location once."""
+    out: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for error in exc.errors():
+        where = _key_path([part for part in error["loc"] if not _is_union_tag(part)])
+        if where not in seen:
+            seen.add(where)
+            out.append((where, _describe(error, file, secrets)))
+    return out
+
+
+def _describe(error: Any, file: Path, secrets: set[str]) -> str:
+    """One line for one validation error: file, key path, bad value, hint."""
     loc = [part for part in error["loc"] if not _is_union_tag(part)]
     where = _key_path(loc)
     if error["type"] == "extra_forbidden":

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from listener.checks import BrandRule
 from listener.enrichment.language import detect
 from listener.enrichment.sentiment import Scorer, Sentiment, window
 from listener.errors import ConfigError
@@ -35,7 +36,6 @@ from listener.matching import (
     dedup_key,
     entry_anchor,
 )
-from listener.matching.query import Query
 from listener.matching.stories import fingerprint, story_url
 from listener.models import Item, Mention, Score
 from listener.sources import feed
@@ -51,9 +51,6 @@ class Digest:
 
 
 log = logging.getLogger(__name__)
-
-# (brand name, parsed query, muted authors, muted domains), as the Matcher takes them
-BrandRule = tuple[str, Query, tuple[str, ...], tuple[str, ...]]
 
 
 class SentimentScorer(Protocol):

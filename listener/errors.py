@@ -27,12 +27,26 @@ class ConfigError(ListenerError):
     """Configuration is invalid. The message names file, key path, bad value and a hint.
 
     ``detail`` optionally holds extra lines a human needs to see the problem, such as a query
-    with a caret under the error position.
+    with a caret under the error position. ``more`` holds further problems found in the same
+    check (each one line, like the message), so one run reports every mistake.
     """
 
-    def __init__(self, message: str, *, detail: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, detail: str | None = None, more: tuple[str, ...] = ()
+    ) -> None:
         super().__init__(message)
         self.detail = detail
+        self.more = more
+
+    @classmethod
+    def of(cls, problems: list[ConfigError]) -> ConfigError:
+        """One error standing for several (the first with its detail, the others as ``more``)."""
+        first = problems[0]
+        more = [*first.more]
+        for problem in problems[1:]:
+            more.append(str(problem))
+            more.extend(problem.more)
+        return cls(str(first), detail=first.detail, more=tuple(more))
 
 
 class SourceError(ListenerError):

@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from typing import Any
 
 from listener.untrusted import for_terminal
 
@@ -50,9 +51,23 @@ class TerminalFormatter(logging.Formatter):
         return for_terminal(super().format(record), keep_newlines=True)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever ``sys.stderr`` is when a record arrives, not to the stream it was at
+    set-up: a progress display that redirects stderr (rich's) then prints log lines above its
+    bar instead of on the bar's line."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass  # the stream is always the current sys.stderr
+
+
 def setup(level: str = "info", fmt: str = "auto", secrets: Iterable[str] = ()) -> None:
     """Configure the root logger once for the process (called by the CLI)."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
     if use_json:
         handler.setFormatter(JsonFormatter())

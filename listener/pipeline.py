@@ -28,10 +28,10 @@ from typing import Literal, TypeVar
 from sqlalchemy import Engine
 
 from listener import __version__
+from listener.checks import compile_brands
 from listener.config import Settings, SourceSettings
-from listener.digest import BrandRule, Digester
-from listener.errors import ConfigError, FetchError, ListenerError, ParseError, StorageError
-from listener.matching.query import QuerySyntaxError, parse_query, terms_query
+from listener.digest import Digester
+from listener.errors import FetchError, ListenerError, ParseError, StorageError
 from listener.models import SourceState
 from listener.sources import api, urls
 from listener.sources.client import Client, HttpSettings, redact_url
@@ -75,25 +75,6 @@ def source_url(source: SourceSettings) -> str:
         return urls.youtube_url(source.channel_id or "")
     assert source.url is not None
     return source.url
-
-
-def compile_brands(settings: Settings) -> list[BrandRule]:
-    """Each brand's query, parsed (terms/exclude are compiled to a query). A query with a syntax
-    error is a ConfigError naming the brand, with the query and a caret as its detail."""
-    rules = []
-    for index, brand in enumerate(settings.brands):
-        key = "query" if brand.query is not None else "terms"
-        text = brand.query if brand.query is not None else terms_query(brand.terms, brand.exclude)
-        try:
-            parsed = parse_query(text)
-        except QuerySyntaxError as exc:
-            raise ConfigError(
-                f"{settings.path}: brands[{index}].{key}: {exc} (brand {brand.name!r}); "
-                "hint: see the query language in the README",
-                detail=exc.caret(),
-            ) from None
-        rules.append((brand.name, parsed, brand.mute_authors, brand.mute_domains))
-    return rules
 
 
 def http_settings(settings: Settings) -> HttpSettings:

@@ -190,9 +190,10 @@ def test_refused_login_masks_the_password(
     delivery = send(mailto(port, auth=f"user:{SECRET}@"), title="t", body="b", body_format="text")
     assert not delivery.ok
     assert delivery.error is not None
-    assert delivery.error.startswith(f"mailto://user:****@127.0.0.1:{port}/")
+    assert delivery.error.startswith(f"mailto://****:****@127.0.0.1:{port}/")
     assert "535" in delivery.error  # aiosmtpd: 535 5.7.8 Authentication credentials invalid
-    assert "user:****@" in delivery.target
+    assert "****:****@" in delivery.target  # the user name is masked too
+    assert "user" not in delivery.target.split("@")[0]
     assert_secret_free(delivery, caplog)
     assert inbox.messages == []
 
@@ -244,7 +245,7 @@ def test_json_connection_refused_is_quick_and_clear(caplog: pytest.LogCaptureFix
     assert time.monotonic() - started < 5
     assert not delivery.ok
     assert delivery.error is not None
-    assert delivery.error.startswith(f"json://user:****@127.0.0.1:{port}/hook: ")
+    assert delivery.error.startswith(f"json://****:****@127.0.0.1:{port}/hook: ")
     assert "Connection refused" in delivery.error
     assert_secret_free(delivery, caplog)
 
@@ -371,7 +372,7 @@ def test_check_url_does_not_echo_apprise_half_masked_url() -> None:
 
 def test_describe_uses_the_privacy_url() -> None:
     assert describe(f"json://user:{SECRET}@127.0.0.1:8080/hook").startswith(
-        "json://user:****@127.0.0.1:8080/hook?"
+        "json://****:****@127.0.0.1:8080/hook?"
     )
     slack = describe("slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7F/#alerts")
     assert "TIiajkdnlazkcOXrIdevi7F" not in slack

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-import listener.cli.commands
-import listener.cli.demo  # noqa: F401
-from listener.cli import cli
+from listener.cli import COMMANDS, cli, load_all, short_help
+
+load_all()  # the CLI loads command modules lazily; these checks want every command
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -44,6 +44,31 @@ def test_every_command_is_in_the_readme() -> None:
 
     for name in names(cli):
         assert f"listener {name}" in README, f"README does not mention `listener {name}`"
+
+
+def test_the_lazy_command_table_matches_the_commands() -> None:
+    assert set(COMMANDS) == set(cli.commands)
+    for name, (module, summary) in COMMANDS.items():
+        command = cli.commands[name]
+        assert command.callback is not None
+        assert command.callback.__module__ == f"listener.cli.{module}", name
+        assert summary == short_help(command.help or ""), name
+
+
+def test_help_lists_every_command_without_loading_them() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from listener.cli import main; sys.argv = ['listener', '--help']\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "heavy = [m for m in ('sqlalchemy', 'pydantic', 'listener.pipeline', 'apprise')"
+        " if m in sys.modules]\nprint('HEAVY', heavy)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in done.stdout, done.stdout
+    for name in COMMANDS:
+        assert f"  {name} " in done.stdout
 
 
 def test_changelog_has_an_unreleased_section() -> None:

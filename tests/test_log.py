@@ -5,6 +5,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
+
+import pytest
 
 from listener.log import JsonFormatter, RedactingFilter
 
@@ -37,3 +40,15 @@ def test_terminal_lines_drop_escape_sequences() -> None:
         "x", logging.WARNING, __file__, 1, "title %s", ("\x1b]0;pwned\x07ok",), None
     )
     assert TerminalFormatter("%(message)s").format(record) == "title ]0;pwnedok"
+
+
+def test_log_lines_follow_a_redirected_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A progress display (rich) swaps sys.stderr to print log lines above its bar: the handler
+    must write to the stderr of the moment, not the one it was set up with."""
+    from listener import log as logsetup
+
+    logsetup.setup("info", "text")
+    swapped = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", swapped)
+    logging.getLogger("listener.test").warning("while the bar is showing")
+    assert "while the bar is showing" in swapped.getvalue()

@@ -131,19 +131,20 @@ def _message(record: logging.LogRecord) -> str:
 
 
 class _Masker:
-    """Replaces the secrets of one URL with ****: the userinfo password (any length), the values
-    of ``+Header=value`` query parameters (apprise prints those even with privacy=True; they are
-    where webhook tokens live) and every path/query token of 9+ characters that does not appear
-    in ``public`` (the privacy URL)."""
+    """Replaces the secrets of one URL with ****: the userinfo (user and password, any length),
+    the values of ``+Header=value`` query parameters (apprise prints those even with
+    privacy=True; they are where webhook tokens live) and every path/query token of 9+
+    characters that does not appear in ``public`` (the privacy URL)."""
 
     def __init__(self, url: str, public: str) -> None:
         rest = url.split("://", 1)[1] if "://" in url else url
         authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
         userinfo, at, _host = authority.rpartition("@")
         found: set[str] = set()
-        password = userinfo.partition(":")[2] if at else ""
-        if password:
-            found |= _variants(password)
+        user, _, password = userinfo.partition(":") if at else ("", "", "")
+        for part in (user, password):  # a login name is an account identifier: masked too
+            if part:
+                found |= _variants(part)
         query = rest.partition("?")[2]
         for pair in query.split("&"):  # header values (+Name=value) carry webhook credentials
             key, _, value = pair.partition("=")
@@ -230,8 +231,16 @@ def _load(url: str, asset: apprise.AppriseAsset) -> apprise.NotifyBase | None:
 
 
 def _privacy_url(plugin: apprise.NotifyBase) -> str:
+    """apprise's privacy URL with the user name masked too (apprise masks only the password;
+    a user name such as an SMTP login is an account identifier and is shown nowhere)."""
     # apprise types most of its API, but the plugins' url() is unannotated (it returns str)
     text: str = plugin.url(privacy=True)  # type: ignore[no-untyped-call]
+    scheme, sep, rest = text.partition("://")
+    authority, slash, path = rest.partition("/")
+    if sep and "@" in authority:
+        userinfo, _, host = authority.rpartition("@")
+        masked = ":".join("****" if part else part for part in userinfo.split(":", 1))
+        text = f"{scheme}{sep}{masked}@{host}{slash}{path}"
     return text
 
 

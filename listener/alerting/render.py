@@ -99,6 +99,11 @@ class AlertMessage:
     top_domains: tuple[tuple[str, int], ...] = ()  # untrusted domain, count
     new_terms: tuple[str, ...] = ()  # untrusted words new in the window
     drilldown: str = ""  # CLI command to run, e.g. "listener alerts show 12"
+    acked_by: str | None = None  # who acknowledged the alert (escalated and resolved notices)
+    acked_at: datetime | None = None
+    ack_note: str | None = None
+    runbook: str = ""  # the team's defined process for this brand (and severity)
+    runbook_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +187,11 @@ def escape(text: str, fmt: str) -> str:
     raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
 
 
+def web_url(url: str | None) -> str | None:
+    """``url`` rebuilt as a safe http(s) link (see the module rules), or None."""
+    return _web_url(url)
+
+
 def _web_url(url: str | None) -> str | None:
     """The URL, rebuilt and percent-encoded, when it is http(s) with a valid host; else None."""
     if not url:
@@ -256,7 +266,17 @@ class _List:
     items: tuple[tuple[_Segment, ...], ...]
 
 
-_Block = _Para | _List
+@dataclass(frozen=True, slots=True)
+class _Chart:
+    """A small bar chart of counts: a sparkline in text and Markdown; in HTML a table of bars
+    drawn with inline styles only, which every mail client shows (no image, no SVG, no CSS
+    class, nothing fetched)."""
+
+    values: tuple[int, ...]
+    label: str
+
+
+_Block = _Para | _List | _Chart
 
 
 def _inline(segment: _Segment, fmt: str) -> str:
@@ -298,7 +318,9 @@ def _write(blocks: list[_Block], fmt: str, *, long: bool) -> str:
     gap = "\n\n" if fmt == "markdown" or long else "\n"
     out = ""
     for i, block in enumerate(blocks):
-        if isinstance(block, _List):
+        if isinstance(block, _Chart):
+            text = _line((_Code(sparkline(block.values)), " ", _Text(block.label, 60)), fmt)
+        elif isinstance(block, _List):
             bullet = "- " if fmt == "markdown" else "• "
             text = "\n".join(bullet + _line(item, fmt) for item in block.items)
         elif block.heading:
@@ -313,7 +335,32 @@ def _write(blocks: list[_Block], fmt: str, *, long: bool) -> str:
     return out
 
 
+_CHART_HEIGHT = 40  # pixels of the tallest bar
+
+
+def _html_chart(chart: _Chart) -> str:
+    counts = [max(0, int(v)) for v in chart.values[-48:]]
+    peak = max(counts, default=0)
+    cells = []
+    for count in counts:
+        height = max(1, round(_CHART_HEIGHT * count / peak)) if peak else 1
+        colour = "#c0392b" if count else "#dddddd"
+        cells.append(
+            f'<td style="vertical-align:bottom;padding:0 1px;height:{_CHART_HEIGHT}px" '
+            f'title="{count}"><div style="width:8px;height:{height}px;'
+            f'background-color:{colour};font-size:0;line-height:0">&nbsp;</div></td>'
+        )
+    label = escape(neutralise(chart.label, 60), "html")
+    return (
+        f'<table role="img" aria-label="{label}, peak {peak}" cellpadding="0" cellspacing="0" '
+        f'style="border-collapse:collapse"><tr>{"".join(cells)}</tr></table>'
+        f'<p style="font-size:12px;color:#666666;margin-top:2px">{label} (peak {peak})</p>'
+    )
+
+
 def _html_block(block: _Block) -> str:
+    if isinstance(block, _Chart):
+        return _html_chart(block)
     if isinstance(block, _List):
         items = "".join(f"<li>{_line(item, 'html')}</li>\n" for item in block.items)
         return f"<ul>\n{items}</ul>"
@@ -412,8 +459,7 @@ def _blocks(message: AlertMessage, *, long: bool) -> list[_Block]:
         blocks.append(_Para(("Explanation: ", _Text(message.explanation, 2000))))
     blocks.append(_Para((when,)))
     if message.series:
-        line = sparkline(message.series)
-        blocks.append(_Para((_Code(line), " ", _Text(message.series_label, 60))))
+        blocks.append(_Chart(tuple(message.series), message.series_label))
     mentions = message.top_mentions[: 10 if long else 3]
     if mentions:
         blocks.append(_Para(("Top mentions",), heading=True))
@@ -428,8 +474,32 @@ def _blocks(message: AlertMessage, *, long: bool) -> list[_Block]:
             terms.extend([", "] if i else [])
             terms.append(_Text(term, 40))
         blocks.append(_Para(tuple(terms)))
+    blocks.extend(_response_blocks(message))
     if message.drilldown:
         blocks.append(_Para(("Details: ", _Text(message.drilldown, 200))))
+    return blocks
+
+
+def _response_blocks(message: AlertMessage) -> list[_Block]:
+    """Who acknowledged it, and the runbook: what the team does next."""
+    blocks: list[_Block] = []
+    if message.acked_at is not None or message.acked_by:
+        parts: list[_Segment] = ["Acknowledged"]
+        if message.acked_by:
+            parts += [" by ", _Text(message.acked_by, 100)]
+        if message.acked_at is not None:
+            parts.append(f" at {_time(message.acked_at)} UTC")
+        if message.ack_note:
+            parts += [": ", _Text(message.ack_note, 300)]
+        blocks.append(_Para(tuple(parts)))
+    if message.runbook or message.runbook_url:
+        parts = ["Runbook: "]
+        if message.runbook:
+            parts.append(_Text(message.runbook, 1000))
+        if message.runbook_url:  # the link's label is the URL itself, spelled out in text
+            link = _Link(_Text(message.runbook_url, 300), message.runbook_url)
+            parts += [" — " if message.runbook else "", link]
+        blocks.append(_Para(tuple(parts)))
     return blocks
 
 

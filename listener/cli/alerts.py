@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
+import getpass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
 from sqlalchemy import Engine
 
-from listener.alarm import evaluate, routes, test_message
-from listener.alerting import deliver as channel
-from listener.alerting.render import render
 from listener.cli import App, cli, config_option, pass_app
+from listener.cli.commands import TABLE_LIMIT, mask, note_cut, table_limit
 from listener.cli.output import emit, format_option, iso, resolve_format
 from listener.config import Settings, parse_duration
-from listener.dispatch import deliver
 from listener.errors import ConfigError
 from listener.storage import alerts as db
 from listener.storage import store
@@ -25,6 +23,9 @@ STATES = click.Choice(["pending", "firing", "resolved", "acknowledged"])
 
 def detect_and_deliver(settings: Settings, engine: Engine, now: datetime | None = None) -> None:
     """What the daemon does after polling: detection, then delivery of due notifications."""
+    from listener.alarm import evaluate
+    from listener.dispatch import deliver
+
     now = now or datetime.now(UTC)
     result = evaluate(engine, settings, now)
     report = deliver(engine, settings, now)
@@ -35,9 +36,9 @@ def detect_and_deliver(settings: Settings, engine: Engine, now: datetime | None 
         f"{report.dead} dead."
     )
     for line in result.held[:10]:
-        click.echo(f"  {for_terminal(line)}", err=True)
+        click.echo(f"  {for_terminal(mask(line, settings))}", err=True)
     for line in report.errors[:10]:
-        click.echo(f"  delivery failed: {for_terminal(line)}", err=True)
+        click.echo(f"  delivery failed: {for_terminal(mask(line, settings))}", err=True)
 
 
 def _record(alert: db.StoredAlert) -> dict[str, Any]:
@@ -53,6 +54,9 @@ def _record(alert: db.StoredAlert) -> dict[str, Any]:
         "expected": round(alert.expected, 2),
         "historic": alert.historic,
         "explanation": alert.explanation,
+        "acked_at": iso(alert.acked_at),
+        "acked_by": alert.acked_by,
+        "ack_note": alert.ack_note,
     }
 
 
@@ -72,19 +76,43 @@ COLUMNS = [
 @config_option
 @click.option("--state", type=STATES, help="Only alerts in this state.")
 @click.option("--brand", help="Only alerts of this brand.")
-@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    default=None,
+    help=f"At most this many (0: no limit). Default: {TABLE_LIMIT} in a table, everything in "
+    "json, jsonl and csv.",
+)
 @format_option
 @pass_app
 @click.pass_context
 def alerts_group(
-    ctx: click.Context, app: App, state: str | None, brand: str | None, limit: int, fmt: str | None
+    ctx: click.Context,
+    app: App,
+    state: str | None,
+    brand: str | None,
+    limit: int | None,
+    fmt: str | None,
 ) -> None:
-    """List alerts, newest first (subcommands: show, ack, silence, outbox, test)."""
+    """List alerts, newest first (subcommands: show, ack, silence, outbox, test).
+
+    --state firing lists the alerts nobody has acknowledged yet; --state acknowledged the
+    acknowledged ones that still fire."""
     if ctx.invoked_subcommand is not None:
         return
-    found = db.list_alerts(app.engine(), state=state, brand=brand, limit=limit)
-    emit([_record(a) for a in found], resolve_format(fmt), columns=COLUMNS,
-         title=f"{len(found)} alerts")  # fmt: skip
+    output = resolve_format(fmt)
+    most = table_limit(limit, output)
+    found = db.list_alerts(
+        app.engine(),
+        state=state,
+        brand=brand,
+        limit=None if most is None else most + 1,
+        acked=False if state == "firing" else None,
+    )
+    if most is not None and len(found) > most:
+        found = found[:most]
+        note_cut(most, "alerts")
+    emit([_record(a) for a in found], output, columns=COLUMNS, title=f"{len(found)} alerts")
 
 
 @alerts_group.command("show")
@@ -121,6 +149,10 @@ def show(app: App, alert_id: int, fmt: str | None) -> None:
     for key in ("id", "state", "brand", "detector", "severity", "started_at", "resolved_at",
                 "window"):  # fmt: skip
         click.echo(f"{key:>12}: {for_terminal(str(record[key] or '-'))}")
+    if alert.acked_at is not None:
+        who = f" by {alert.acked_by}" if alert.acked_by else ""
+        note = f": {alert.ack_note}" if alert.ack_note else ""
+        click.echo(f"{'acknowledged':>12}: {for_terminal(f'{iso(alert.acked_at)}{who}{note}')}")
     click.echo(f"{'why':>12}: {for_terminal(alert.explanation)}")
     click.echo(f"\n{len(mentions)} negative mentions in the window:")
     for m in mentions:
@@ -129,15 +161,47 @@ def show(app: App, alert_id: int, fmt: str | None) -> None:
             click.echo(f"    {for_terminal(m.url)[:200]}")
 
 
+def login_name() -> str:
+    """Who is at the keyboard: the login name, for acks and silences without --by."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER (a bare container)
+        return "unknown"
+
+
+def _person(value: str | None) -> str:
+    person = " ".join((value if value is not None else login_name()).split())
+    if not person:
+        raise click.BadParameter("must not be empty", param_hint="--by")
+    return person[:200]
+
+
 @alerts_group.command("ack")
 @config_option
 @click.argument("alert_id", type=int)
+@click.option("--by", help="Who acknowledges it (default: your login name).")
+@click.option("--note", help="What is being done about it (shown in later notifications).")
 @pass_app
-def ack(app: App, alert_id: int) -> None:
-    """Acknowledge a firing alert: no more repeats (escalation and resolved notices still come)."""
-    if not db.acknowledge(app.engine(), alert_id, datetime.now(UTC)):
+def ack(app: App, alert_id: int, by: str | None, note: str | None) -> None:
+    """Acknowledge a firing alert: no more repeats (escalation and resolved notices still come,
+    and say who acknowledged it)."""
+    person = _person(by)
+    if not db.acknowledge(app.engine(), alert_id, datetime.now(UTC), by=person, note=note):
         raise click.ClickException(f"no firing alert {alert_id}; `listener alerts --state firing`")
-    click.echo(f"Alert {alert_id} acknowledged.")
+    click.echo(f"Alert {alert_id} acknowledged by {for_terminal(person)}.")
+
+
+@alerts_group.command("unack")
+@config_option
+@click.argument("alert_id", type=int)
+@pass_app
+def unack(app: App, alert_id: int) -> None:
+    """Take an acknowledgement back: the alert repeats again until acknowledged."""
+    if not db.unacknowledge(app.engine(), alert_id):
+        raise click.ClickException(
+            f"no acknowledged firing alert {alert_id}; `listener alerts --state acknowledged`"
+        )
+    click.echo(f"Alert {alert_id} is no longer acknowledged.")
 
 
 @alerts_group.command("silence")
@@ -146,7 +210,8 @@ def ack(app: App, alert_id: int) -> None:
 @click.option("--detector", type=click.Choice(["storm", "smoulder"]), help="Only this detector.")
 @click.option("--severity", type=click.Choice(["warning", "critical"]), help="Only this severity.")
 @click.option("--for", "duration", required=True, help="How long: 30m, 2h, 1d.")
-@click.option("--comment", help="Why (shown in the list of silences).")
+@click.option("--comment", help="Why (shown in `listener alerts silences`).")
+@click.option("--by", help="Who creates it (default: your login name).")
 @pass_app
 def silence(
     app: App,
@@ -155,6 +220,7 @@ def silence(
     severity: str | None,
     duration: str,
     comment: str | None,
+    by: str | None,
 ) -> None:
     """Drop notifications of matching alerts until the silence expires."""
     try:
@@ -168,10 +234,52 @@ def silence(
     until = now + timedelta(seconds=seconds)
     silence_id = db.add_silence(
         app.engine(), brand=brand, detector=detector, severity=severity, starts_at=now,
-        ends_at=until, comment=comment,
+        ends_at=until, comment=comment, created_by=_person(by),
     )  # fmt: skip
     what = " ".join(x for x in (brand, detector, severity) if x) or "all"
     click.echo(f"Silence {silence_id}: {for_terminal(what)} alerts until {iso(until)}.")
+
+
+@alerts_group.command("silences")
+@config_option
+@click.option("--all", "everything", is_flag=True, help="Include expired silences.")
+@format_option
+@pass_app
+def silences(app: App, everything: bool, fmt: str | None) -> None:
+    """Silences in force or still to come (with --all, expired ones too), newest first."""
+    now = datetime.now(UTC)
+    found = db.list_silences(app.engine(), now, expired=everything)
+    records = [
+        {
+            "id": s.id,
+            "state": "active" if s.starts_at <= now < s.ends_at else
+                     "expired" if s.ends_at <= now else "pending",
+            "brand": s.brand,
+            "detector": s.detector,
+            "severity": s.severity,
+            "starts_at": iso(s.starts_at),
+            "ends_at": iso(s.ends_at),
+            "created_by": s.created_by,
+            "comment": s.comment,
+        }
+        for s in found
+    ]  # fmt: skip
+    emit(records, resolve_format(fmt), columns=[
+        ("id", "id", None), ("state", "state", None), ("brand", "brand", 20),
+        ("detector", "detector", None), ("severity", "severity", None),
+        ("ends_at", "ends (UTC)", None), ("created_by", "by", 16), ("comment", "comment", 50),
+    ], title=f"{len(records)} silences")  # fmt: skip
+
+
+@alerts_group.command("unsilence")
+@config_option
+@click.argument("silence_id", type=int)
+@pass_app
+def unsilence(app: App, silence_id: int) -> None:
+    """End a silence now: matching alerts notify again."""
+    if not db.expire_silence(app.engine(), silence_id, datetime.now(UTC)):
+        raise click.ClickException(f"no silence {silence_id} in force; `listener alerts silences`")
+    click.echo(f"Silence {silence_id} expired.")
 
 
 @alerts_group.command("outbox")
@@ -210,6 +318,11 @@ def outbox(app: App, everything: bool, fmt: str | None) -> None:
 @pass_app
 def test(app: App, only: str | None) -> None:
     """Send a test message through each route and say what happened."""
+    from listener.alarm import test_message
+    from listener.alerting import deliver as channel
+    from listener.alerting.render import render
+    from listener.checks import routes
+
     settings = app.settings()
     checked = routes(settings)
     if only:
@@ -219,14 +332,14 @@ def test(app: App, only: str | None) -> None:
             raise ConfigError(f"route {only!r} is not in the configuration (routes: {names})")
     if not checked:
         raise ConfigError(f"{settings.path}: routes: no routes configured; hint: add [[routes]]")
-    message = test_message(settings, datetime.now(UTC))
     failures = 0
     for route in checked:
+        message = test_message(settings, datetime.now(UTC), route.brands)
         for url in route.urls:
             rendered = render(message, route.format, long=url.lower().startswith("mailto"))
             outcome = channel.send(url, title=rendered.title, body=rendered.body,
                                    body_format=rendered.body_format)  # fmt: skip
-            target = for_terminal(outcome.target)
+            target = for_terminal(mask(outcome.target, settings))
             if outcome.ok:
                 click.echo(f"{for_terminal(route.name)}: {target}: delivered")
             else:

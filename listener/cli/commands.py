@@ -6,22 +6,22 @@ import asyncio
 import re
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from listener.cli import App, cli, config_option, pass_app
 from listener.cli.output import emit, format_option, iso, resolve_format
 from listener.config import Settings, database_url, parse_duration
 from listener.errors import ConfigError
-from listener.pipeline import Poller, PollOutcome, http_settings, source_url, summarize, utcnow
-from listener.sources.client import Client, redact_url
 from listener.storage import engine as db
 from listener.storage import store
 from listener.untrusted import for_terminal
+
+if TYPE_CHECKING:
+    from listener.pipeline import PollOutcome
 
 
 def parse_when(value: str, option: str, now: datetime) -> datetime:
@@ -53,18 +53,34 @@ def _mask_secrets(text: str, settings: Settings) -> str:
 def mask(text: str, settings: Settings) -> str:
     """Text with secrets masked; URLs also lose passwords and token-like query values."""
     text = _mask_secrets(text, settings)
-    return redact_url(text) if text.startswith(("http://", "https://")) else text
+    if not text.startswith(("http://", "https://")):
+        return text
+    from listener.sources.client import redact_url
+
+    return redact_url(text)
 
 
 @cli.command("check-config")
 @config_option
 @pass_app
 def check_config(app: App) -> None:
-    """Validate the configuration and print a summary (secrets masked)."""
+    """Validate the configuration and print a summary (secrets masked).
+
+    Every problem is reported in one run (exit code 2): missing environment variables, bad
+    values, broken queries and routes, and a database URL that cannot work (unsupported scheme,
+    driver not installed, SQLite directory not writable)."""
+    from listener.pipeline import source_url
+
     settings = app.settings()
+    url = database_url(settings)
+    problem = db.check_url(url)
+    if problem is not None:
+        key = "database.url" if settings.database.url else "database.url (default)"
+        shown = _mask_secrets(db.display_url(url), settings)
+        raise ConfigError(f"{settings.path}: {key}: {_mask_secrets(problem, settings)} ({shown})")
     out = click.echo
     out(f"Configuration {settings.path}: OK")
-    out(f"Database: {_mask_secrets(db.display_url(database_url(settings)), settings)}")
+    out(f"Database: {_mask_secrets(db.display_url(url), settings)}")
     out(f"Brands ({len(settings.brands)}):")
     for brand in settings.brands:
         if brand.query is not None:
@@ -132,6 +148,37 @@ def db_current(app: App) -> None:
 
 # -- mentions -----------------------------------------------------------------------------------
 
+TABLE_LIMIT = 50
+
+
+def table_limit(limit: int | None, output: str) -> int | None:
+    """The row limit: the user's (0 is none); by default a screenful for a table and
+    everything for the machine formats, which feed scripts that must not lose rows silently."""
+    if limit is not None:
+        return limit or None
+    return TABLE_LIMIT if output == "table" else None
+
+
+def note_cut(shown: int, what: str, order: str = "newest") -> None:
+    click.echo(
+        f"Note: showing the {order} {shown} {what}; more matched (--limit N, or --limit 0 for all)",
+        err=True,
+    )
+
+
+def folded_search(search: str) -> Callable[[str, str], bool]:
+    """A test of (title, text) that folds both sides as brand matching does, so "Verspaetung"
+    finds "Verspätung" and "MÜLLER" finds "Mueller"."""
+    from listener.matching.normalize import fold
+
+    needle = fold(search).strip()
+
+    def contains(title: str, text: str) -> bool:
+        return needle in fold(title) or needle in fold(text)
+
+    return contains
+
+
 MENTION_COLUMNS: list[tuple[str, str, int | None]] = [
     ("published_at", "published (UTC)", 16),
     ("brands", "brand", 20),
@@ -162,6 +209,8 @@ CSV_COLUMNS = (
     "reposts",
     "replies",
     "backfill",
+    "story_id",
+    "copies",
 )
 
 
@@ -202,6 +251,8 @@ def mention_record(mention: store.StoredMention) -> dict[str, Any]:
         reposts=mention.reposts,
         replies=mention.replies,
         backfill=mention.backfill,
+        story_id=mention.story_id,
+        copies=mention.copies,
     )
     return record
 
@@ -235,7 +286,11 @@ def _short_count(value: int) -> str:
 @click.option("--source", help="Only mentions from this source (its name).")
 @click.option("--since", help="From this time on: 24h, 7d, or an ISO date/time.")
 @click.option("--until", help="Before this time: 24h, 7d, or an ISO date/time.")
-@click.option("--search", help="Only mentions whose title or text contains TEXT.")
+@click.option(
+    "--search",
+    help="Only mentions whose title or text contains TEXT (folded like brand matching: case, "
+    "umlauts, look-alike letters).",
+)
 @click.option(
     "--sentiment",
     type=click.Choice(["negative", "neutral", "positive"]),
@@ -244,9 +299,9 @@ def _short_count(value: int) -> str:
 @click.option(
     "--limit",
     type=click.IntRange(min=0),
-    default=50,
-    show_default=True,
-    help="At most this many (0: no limit).",
+    default=None,
+    help=f"At most this many (0: no limit). Default: {TABLE_LIMIT} in a table (a note on stderr "
+    "says when more matched), everything in json, jsonl and csv.",
 )
 @format_option
 @pass_app
@@ -258,11 +313,13 @@ def mentions(
     until: str | None,
     search: str | None,
     sentiment: str | None,
-    limit: int,
+    limit: int | None,
     fmt: str | None,
 ) -> None:
     """Show stored mentions, newest first."""
     now = datetime.now(UTC)
+    output = resolve_format(fmt)
+    most = table_limit(limit, output)
     where = store.MentionFilter(
         brand=brand,
         source=source,
@@ -270,7 +327,8 @@ def mentions(
         until=parse_when(until, "--until", now) if until else None,
         search=search,
         sentiment=sentiment,
-        limit=limit or None,
+        limit=None if most is None else most + 1,  # one more tells whether the table cut
+        text_filter=folded_search(search) if search else None,
     )
     settings = app.settings()
     for name, known in (
@@ -280,7 +338,9 @@ def mentions(
         if name and name.casefold() not in {k.casefold() for k in known}:
             click.echo(f"Warning: {for_terminal(name)!r} is not in the configuration", err=True)
     found = store.query_mentions(app.engine(), where)
-    output = resolve_format(fmt)
+    if most is not None and len(found) > most:
+        found = found[:most]
+        note_cut(most, "mentions")
     if output == "table":
         emit_mention_table(found, title=f"{len(found)} mentions")
         return
@@ -301,6 +361,8 @@ def mentions(
 @pass_app
 def sources(app: App, fmt: str | None) -> None:
     """Show each configured source's health."""
+    from listener.pipeline import source_url
+
     settings = app.settings()
     engine = app.engine()
     poller_sources = [store.CatalogSource(s.name, s.kind, source_url(s)) for s in settings.sources]
@@ -376,6 +438,18 @@ def sources(app: App, fmt: str | None) -> None:
 async def poll_cycle(
     settings: Settings, engine: Any, show_progress: bool, now: datetime | None = None
 ) -> list[PollOutcome]:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from listener.pipeline import Poller, http_settings, utcnow
+    from listener.sources.client import Client
+
     async with Client(http_settings(settings)) as client:
         poller = Poller(settings, engine, client, clock=(lambda: now) if now else utcnow)
         try:
@@ -431,6 +505,8 @@ def poll(app: App, once: bool, at: str | None) -> None:
     started = time.monotonic()
     outcomes = asyncio.run(poll_cycle(settings, engine, sys.stderr.isatty(), now))
     elapsed = time.monotonic() - started
+    from listener.pipeline import summarize
+
     counts = summarize(outcomes)
     for outcome in outcomes:
         if outcome.status in ("failed", "gone", "disabled"):

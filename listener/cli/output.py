@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -71,30 +72,109 @@ def emit(
             writer.writerow([_csv_cell(record.get(key)) for key, _, _ in columns])
         click.echo(buffer.getvalue(), nl=False)
     else:
-        terminal = sys.stdout.isatty()
-        rendered = io.StringIO()
-        console = Console(
-            file=rendered,
-            highlight=False,
-            soft_wrap=False,
-            width=Console().width if terminal else 160,
-            force_terminal=terminal,
-            color_system="auto" if terminal else None,
-        )
-        table = Table(title=title, show_lines=False, header_style="bold", expand=False)
-        for key, header, most in columns:
-            least = 16 if key.endswith("_at") else min(most or 8, len(header), 12)
-            table.add_column(
-                header, min_width=least, max_width=most, overflow="ellipsis", no_wrap=True
-            )
-        for record in records:
-            table.add_row(*(Text(_table_cell(key, record.get(key))) for key, _, _ in columns))
-        console.print(table)
-        click.echo(rendered.getvalue(), nl=False)
+        _table(records, columns, title)
+
+
+# How much a table column matters when the terminal is too narrow for all of them: the lowest
+# goes first (ties: the rightmost). One list for every table command, so that the same column
+# survives in `mentions`, `alerts`, `stories` and the rest.
+PRIORITY: dict[str, int] = {
+    "title": 10, "id": 9, "published_at": 9, "brand": 8, "brands": 8, "state": 8, "copies": 8,
+    "story_id": 7, "severity": 7, "sentiment": 7, "started_at": 7, "explanation": 6,
+    "detector": 6, "first_seen": 6, "ends_at": 6, "route": 6, "kind": 6, "source": 5,
+    "mix": 5, "comment": 5, "last_error": 5, "resolved_at": 4, "attempts": 4, "created_by": 4,
+    "author": 3, "language": 3, "sources": 3, "next_attempt_at": 3, "engagement": 2, "url": 1,
+}  # fmt: skip
+_WIDE = {"url": 24, "title": 20, "explanation": 20, "text": 20, "last_error": 16}
+
+
+def table_width() -> int:
+    """Columns to fit: the terminal's, or $COLUMNS, else 160 when not on a terminal."""
+    env = os.environ.get("COLUMNS", "")
+    if env.isdigit() and int(env) >= 20:
+        return int(env)
+    return Console().width if sys.stdout.isatty() else 160
+
+
+def _least(key: str, header: str, most: int | None) -> int:
+    """The narrowest a column may get before it is dropped instead (never zero-width)."""
+    if key.endswith(("_at", "_seen")):
+        return 16
+    least = _WIDE.get(key, max(len(header), 4))
+    return min(least, most) if most else least
+
+
+def fit_columns(
+    columns: Sequence[tuple[str, str, int | None]], width: int
+) -> tuple[list[tuple[str, str, int | None]], list[str]]:
+    """The columns that fit in ``width`` at their least widths (borders and padding counted),
+    dropping the least important first; and the headers of those dropped."""
+    kept = list(columns)
+    dropped: list[str] = []
+
+    def needed() -> int:
+        return sum(_least(k, h, m) for k, h, m in kept) + 3 * len(kept) + 1
+
+    while len(kept) > 1 and needed() > width:
+        order = sorted(
+            range(len(kept)), key=lambda i: (PRIORITY.get(kept[i][0], 5), -i)
+        )  # least important, rightmost first
+        dropped.append(kept.pop(order[0])[1])
+    return kept, dropped
+
+
+def _widths(
+    columns: Sequence[tuple[str, str, int | None]], cells: list[list[str]], width: int
+) -> list[int]:
+    """Each column as wide as its longest cell (up to its most); when that is too wide for
+    ``width``, the widest columns give way first, never below their least."""
+    sizes = []
+    for index, (key, header, most) in enumerate(columns):
+        longest = max([len(header), *(len(row[index]) for row in cells)])
+        sizes.append(max(min(longest, most or longest), _least(key, header, most)))
+    floor = [_least(key, header, most) for key, header, most in columns]
+    excess = sum(sizes) + 3 * len(sizes) + 1 - width
+    while excess > 0:
+        room = [i for i in range(len(sizes)) if sizes[i] > floor[i]]
+        if not room:
+            break
+        widest = max(room, key=lambda i: sizes[i])
+        sizes[widest] -= 1
+        excess -= 1
+    return sizes
+
+
+def _table(
+    records: Sequence[dict[str, Any]],
+    columns: Sequence[tuple[str, str, int | None]],
+    title: str | None,
+) -> None:
+    terminal = sys.stdout.isatty()
+    width = table_width()
+    shown, dropped = fit_columns(columns, width)
+    rendered = io.StringIO()
+    console = Console(
+        file=rendered,
+        highlight=False,
+        soft_wrap=False,
+        width=width,
+        force_terminal=terminal,
+        color_system="auto" if terminal else None,
+    )
+    caption = f"not shown for lack of width: {', '.join(dropped)}" if dropped else None
+    table = Table(title=title, caption=caption, show_lines=False, header_style="bold", expand=False)
+    cells = [[_table_cell(key, record.get(key)) for key, _, _ in shown] for record in records]
+    widths = _widths(shown, cells, width)
+    for (_key, header, _most), size in zip(shown, widths, strict=True):
+        table.add_column(header, width=size, overflow="ellipsis", no_wrap=True)
+    for row in cells:
+        table.add_row(*(Text(cell) for cell in row))
+    console.print(table)
+    click.echo(rendered.getvalue(), nl=False)
 
 
 def _table_cell(key: str, value: object) -> str:
-    if key.endswith("_at") and isinstance(value, str):
+    if key.endswith(("_at", "_seen")) and isinstance(value, str):
         return value[:16].replace("T", " ")
     return _cell(value)
 
@@ -110,8 +190,14 @@ def _cell(value: object) -> str:
 
 
 def _csv_cell(value: object) -> str:
-    """Terminal-safe, and neutralised against spreadsheet formula injection."""
-    text = _cell(value) if not isinstance(value, float) else repr(value)
+    """Terminal-safe, and neutralised against spreadsheet formula injection; nested values
+    (objects, lists of objects) are JSON, never Python reprs."""
+    if isinstance(value, dict) or (
+        isinstance(value, list | tuple) and any(isinstance(v, dict | list | tuple) for v in value)
+    ):
+        text = for_terminal(json.dumps(value, ensure_ascii=False, default=str))
+    else:
+        text = _cell(value) if not isinstance(value, float) else repr(value)
     if text[:1] in ("=", "+", "-", "@") and not isinstance(value, int | float):
         return "'" + text
     return text

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from listener.checks import compile_brands
 from listener.cli import App, cli, config_option, pass_app
 from listener.cli.commands import emit_mention_table, parse_when
 from listener.cli.output import emit, format_option, iso, resolve_format
@@ -18,7 +19,6 @@ from listener.errors import ConfigError
 from listener.matching import Matcher
 from listener.matching.query import QuerySyntaxError, parse_query
 from listener.models import Item
-from listener.pipeline import compile_brands
 from listener.storage import store
 
 

@@ -32,7 +32,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine, text
 
-from listener.alarm import check
+from listener.checks import check
 from listener.config import Settings, SourceSettings, load_config
 from listener.daemon.metrics import Metrics, serve
 from listener.daemon.notify import monotonic_usec, notify, watchdog_interval

@@ -55,6 +55,8 @@ class StoredAlert:
     window_start: datetime
     window_end: datetime
     explanation: str
+    acked_by: str | None = None
+    ack_note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +111,8 @@ _ALERT_COLUMNS = (
     Alert.window_start,
     Alert.window_end,
     Alert.explanation,
+    Alert.acked_by,
+    Alert.ack_note,
 )
 
 
@@ -285,18 +289,31 @@ def firing(conn: Connection) -> list[StoredAlert]:
 
 
 def list_alerts(
-    engine: Engine, *, state: str | None = None, brand: str | None = None, limit: int = 50
+    engine: Engine,
+    *,
+    state: str | None = None,
+    brand: str | None = None,
+    limit: int | None = 50,
+    acked: bool | None = None,
 ) -> list[StoredAlert]:
+    """Alerts, newest first. ``state`` "acknowledged" means firing and acknowledged; ``acked``
+    False keeps only alerts nobody acknowledged (True: only acknowledged ones)."""
+
     def work() -> list[StoredAlert]:
         stmt = select(*_ALERT_COLUMNS).outerjoin(Brand, Brand.id == Alert.brand_id)
         if state == "acknowledged":
             stmt = stmt.where(Alert.state == "firing", Alert.acked_at.is_not(None))
         elif state is not None:
             stmt = stmt.where(Alert.state == state)
+        if acked is not None:
+            stmt = stmt.where(Alert.acked_at.is_not(None) if acked else Alert.acked_at.is_(None))
         if brand is not None:
             stmt = stmt.where(func.lower(Brand.name) == brand.lower())
+        stmt = stmt.order_by(Alert.id.desc())
+        if limit is not None:
+            stmt = stmt.limit(limit)
         with engine.connect() as conn:
-            return [_alert(r) for r in conn.execute(stmt.order_by(Alert.id.desc()).limit(limit))]
+            return [_alert(r) for r in conn.execute(stmt)]
 
     return guard("cannot read alerts", work)
 
@@ -314,13 +331,28 @@ def get_alert(engine: Engine, alert_id: int) -> StoredAlert | None:
     return guard("cannot read alerts", work)
 
 
-def acknowledge(engine: Engine, alert_id: int, now: datetime) -> bool:
-    """Stop repeats of a firing alert; False when there is no such firing alert."""
+def acknowledge(
+    engine: Engine, alert_id: int, now: datetime, *, by: str | None = None, note: str | None = None
+) -> bool:
+    """Stop repeats of a firing alert, recording who and why; False when there is no such
+    firing alert. Acknowledging again keeps the first time and records the latest person."""
     with transaction(engine, "cannot acknowledge") as conn:
         done = conn.execute(
             update(Alert)
             .where(Alert.id == alert_id, Alert.state == "firing")
-            .values(acked_at=func.coalesce(Alert.acked_at, now))
+            .values(acked_at=func.coalesce(Alert.acked_at, now), acked_by=by, ack_note=note)
+        )
+        return bool(done.rowcount)
+
+
+def unacknowledge(engine: Engine, alert_id: int) -> bool:
+    """Undo an acknowledgement (repeats resume); False when the alert is not firing and
+    acknowledged."""
+    with transaction(engine, "cannot unacknowledge") as conn:
+        done = conn.execute(
+            update(Alert)
+            .where(Alert.id == alert_id, Alert.state == "firing", Alert.acked_at.is_not(None))
+            .values(acked_at=None, acked_by=None, ack_note=None)
         )
         return bool(done.rowcount)
 
@@ -334,6 +366,7 @@ def add_silence(
     starts_at: datetime,
     ends_at: datetime,
     comment: str | None = None,
+    created_by: str | None = None,
 ) -> int:
     with transaction(engine, "cannot add the silence") as conn:
         return int(
@@ -346,6 +379,7 @@ def add_silence(
                     starts_at=starts_at,
                     ends_at=ends_at,
                     comment=comment,
+                    created_by=created_by,
                 )
                 .returning(Silence.id)
             ).scalar_one()
@@ -361,16 +395,38 @@ class StoredSilence:
     starts_at: datetime
     ends_at: datetime
     comment: str | None
+    created_by: str | None = None
+
+
+def list_silences(engine: Engine, now: datetime, *, expired: bool = False) -> list[StoredSilence]:
+    """Silences that are active or still to come, newest first (``expired``: all of them)."""
+
+    def work() -> list[StoredSilence]:
+        stmt = select(Silence.__table__).order_by(Silence.id.desc())
+        if not expired:
+            stmt = stmt.where(Silence.ends_at > now)
+        with engine.connect() as conn:
+            return [StoredSilence(**row._asdict()) for row in conn.execute(stmt)]
+
+    return guard("cannot read silences", work)
+
+
+def expire_silence(engine: Engine, silence_id: int, now: datetime) -> bool:
+    """End a silence now; False when there is no such silence still in force or to come."""
+    with transaction(engine, "cannot expire the silence") as conn:
+        done = conn.execute(
+            update(Silence)
+            .where(Silence.id == silence_id, Silence.ends_at > now)
+            .values(ends_at=now)
+        )
+        return bool(done.rowcount)
 
 
 def active_silences(conn: Connection, now: datetime) -> list[StoredSilence]:
     rows = conn.execute(
         select(Silence.__table__).where(Silence.starts_at <= now, Silence.ends_at > now)
     )
-    return [
-        StoredSilence(r.id, r.brand, r.detector, r.severity, r.starts_at, r.ends_at, r.comment)
-        for r in rows
-    ]
+    return [StoredSilence(**r._asdict()) for r in rows]
 
 
 def _item(row: Any) -> OutboxItem:
@@ -487,5 +543,27 @@ def backlog(engine: Engine) -> dict[str, int]:
                 select(func.count()).select_from(Outbox).where(Outbox.dead_at.is_not(None))
             ).scalar_one()
         return {"pending": int(pending), "dead": int(dead)}
+
+    return guard("cannot read the outbox", work)
+
+
+def first_notifications(engine: Engine, alert_ids: list[int]) -> dict[int, dict[str, datetime]]:
+    """Per alert, when its first notification of each kind (fired, escalated, resolved, ...)
+    was written: the moments of its response timeline."""
+
+    def work() -> dict[int, dict[str, datetime]]:
+        out: dict[int, dict[str, datetime]] = {}
+        if not alert_ids:
+            return out
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(Outbox.alert_id, Outbox.kind, func.min(Outbox.created_at))
+                .where(Outbox.alert_id.in_(alert_ids))
+                .group_by(Outbox.alert_id, Outbox.kind)
+            )
+            for alert_id, kind, at in rows:
+                if alert_id is not None:
+                    out.setdefault(alert_id, {})[kind] = at
+        return out
 
     return guard("cannot read the outbox", work)

@@ -7,6 +7,8 @@ head revision, with a one-line hint.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from listener.storage.sql import describe
 MIGRATIONS = Path(__file__).with_name("migrations")
 # The newest migration in migrations/versions (a test keeps the two in step). Knowing it here
 # lets every command check the schema without importing Alembic, which costs ~0.2 s per start.
-SCHEMA_HEAD = "0007"
+SCHEMA_HEAD = "0008"
 
 
 def display_url(url: str) -> str:
@@ -29,6 +31,63 @@ def display_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         return "<invalid database URL>"
+
+
+# SQLAlchemy driver name -> the module it imports
+_DRIVERS = {"pysqlite": "sqlite3", "psycopg": "psycopg", "psycopg2": "psycopg2"}
+
+
+def check_url(url: str) -> str | None:
+    """What is wrong with a database URL before anything connects to it (one line naming the
+    path or driver and the cause), or None: the scheme is supported, its driver is installed,
+    and an SQLite file can be opened for writing or created (its directory exists and is
+    writable, or can be created)."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return (
+            "not a valid database URL; hint: sqlite:////var/lib/listener/listener.db "
+            "or postgresql+psycopg://user@host/db"
+        )
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        return f"unsupported database {backend!r}; hint: use sqlite:/// or postgresql://"
+    driver = parsed.get_driver_name()
+    if backend == "postgresql" and parsed.drivername == "postgresql":
+        driver = "psycopg"
+    module = _DRIVERS.get(driver, driver)
+    if importlib.util.find_spec(module) is None:
+        return (
+            f"the {backend} driver {module!r} is not installed; "
+            "hint: pip install 'listener[postgres]'"
+        )
+    if backend == "sqlite":
+        return _sqlite_problem(parsed.database)
+    return None
+
+
+def _sqlite_problem(database: str | None) -> str | None:
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    path = Path(database)
+    if path.exists():
+        if path.is_dir():
+            return f"{path} is a directory, not a database file"
+        if not os.access(path, os.R_OK | os.W_OK):
+            return f"{path}: no permission to read and write the database file"
+        if not os.access(path.parent, os.W_OK | os.X_OK):
+            # SQLite writes its WAL and shared-memory files beside the database
+            return f"{path.parent}: directory not writable (SQLite keeps its WAL file there)"
+        return None
+    existing = path.parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{existing} is not a directory; cannot create {path}"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        missing = "" if existing == path.parent else f" (to create {path.parent})"
+        return f"{existing}: directory not writable{missing}; cannot create {path}"
+    return None
 
 
 def connect(url: str) -> Engine:
@@ -62,6 +121,10 @@ def connect(url: str) -> Engine:
 def _sqlite_engine(parsed: Any) -> Engine:
     database = parsed.database
     if database and database != ":memory:" and not database.startswith("file:"):
+        if not Path(database).exists():
+            problem = _sqlite_problem(database)
+            if problem is not None:
+                raise StorageError(f"cannot create the SQLite database: {problem}")
         try:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:

@@ -3,7 +3,7 @@ stored mentions for re-matching."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from listener.storage.sql import chunks, guard
-from listener.storage.tables import Brand, MentionBrand, Source
+from listener.storage.tables import Brand, MentionBrand, Source, Story
 from listener.storage.tables import Mention as MentionRow
 
 
@@ -35,6 +35,8 @@ class StoredMention:
     reposts: int | None = None
     replies: int | None = None
     backfill: bool = False
+    story_id: int | None = None
+    copies: int = 1  # mentions stored for the same story (this one included)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,9 @@ class MentionFilter:
     limit: int | None = 50
     ids: tuple[int, ...] | None = None
     sentiment: str | None = None
+    # Applied to (title, text) instead of the SQL substring test of ``search``, for searches SQL
+    # cannot express (case and umlaut folding): rows are then read in pages until ``limit``.
+    text_filter: Callable[[str, str], bool] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,19 +130,23 @@ def query_mentions(engine: Engine, where: MentionFilter) -> list[StoredMention]:
             stmt = stmt.where(MentionRow.sentiment == where.sentiment)
         if where.ids is not None:
             stmt = stmt.where(MentionRow.id.in_(where.ids))
-        if where.search:
+        if where.search and where.text_filter is None:
             pattern = "%" + _escape_like(where.search) + "%"
             stmt = stmt.where(
                 MentionRow.title.ilike(pattern, escape="\\")
                 | MentionRow.text.ilike(pattern, escape="\\")
             )
         stmt = stmt.order_by(MentionRow.event_at.desc(), MentionRow.id.desc())
-        if where.limit is not None:
-            stmt = stmt.limit(where.limit)
         with engine.connect() as conn:
-            found = conn.execute(stmt).all()
+            if where.text_filter is None:
+                if where.limit is not None:
+                    stmt = stmt.limit(where.limit)
+                found = list(conn.execute(stmt).all())
+            else:
+                found = _filtered(conn, stmt, where.text_filter, where.limit)
             ids = [row.id for row in found]
             brands: dict[int, list[str]] = {}
+            copies: dict[int, int] = {}
             for chunk in chunks(ids):
                 pairs = conn.execute(
                     select(MentionBrand.mention_id, Brand.name)
@@ -147,6 +156,16 @@ def query_mentions(engine: Engine, where: MentionFilter) -> list[StoredMention]:
                 )
                 for mention_id, name in pairs:
                     brands.setdefault(mention_id, []).append(name)
+            story_ids = sorted({row.story_id for row in found if row.story_id is not None})
+            for story_chunk in chunks(story_ids):
+                counted = conn.execute(
+                    select(MentionRow.story_id, func.count())
+                    .where(MentionRow.story_id.in_(story_chunk))
+                    .group_by(MentionRow.story_id)
+                )
+                for story, count in counted:
+                    if story is not None:
+                        copies[story] = count
         return [
             StoredMention(
                 id=row.id,
@@ -167,11 +186,36 @@ def query_mentions(engine: Engine, where: MentionFilter) -> list[StoredMention]:
                 reposts=row.reposts,
                 replies=row.replies,
                 backfill=bool(row.backfill),
+                story_id=row.story_id,
+                copies=copies.get(row.story_id, 1) if row.story_id is not None else 1,
             )
             for row in found
         ]
 
     return guard("cannot query mentions", work)
+
+
+_PAGE = 2000
+
+
+def _filtered(
+    conn: Any, stmt: Any, keep: Callable[[str, str], bool], limit: int | None
+) -> list[Any]:
+    """Rows of ``stmt`` (newest first) whose (title, text) ``keep`` accepts, read a page at a
+    time until ``limit`` are found."""
+    found: list[Any] = []
+    offset = 0
+    while limit is None or len(found) < limit:
+        page = conn.execute(stmt.limit(_PAGE).offset(offset)).all()
+        for row in page:
+            if keep(row.title, row.text):
+                found.append(row)
+                if limit is not None and len(found) >= limit:
+                    break
+        if len(page) < _PAGE:
+            break
+        offset += _PAGE
+    return found
 
 
 def _escape_like(text: str) -> str:
@@ -326,3 +370,84 @@ def detection_rows(
             ]
 
     return guard("cannot read mentions", work)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredStory:
+    """One story as a brand saw it in a time window: its copies there and what they say."""
+
+    story_id: int | None  # None: a mention that joined no story (it stands alone)
+    title: str
+    url: str | None
+    first_seen: datetime  # the story's first copy (any brand, any time)
+    last_seen: datetime  # the newest copy in the window
+    copies: int  # copies in the window that mention the brand
+    sources: tuple[str, ...]  # by number of copies, most first
+    domains: int
+    negative: int
+    neutral: int
+    positive: int
+
+
+def brand_stories(
+    engine: Engine, brand: str, since: datetime, until: datetime | None = None
+) -> list[StoredStory]:
+    """The stories behind a brand's mentions in [since, until), most copies first."""
+
+    def work() -> list[StoredStory]:
+        stmt = (
+            select(
+                MentionRow.id,
+                MentionRow.story_id,
+                MentionRow.event_at,
+                MentionRow.sentiment,
+                MentionRow.title,
+                MentionRow.text,
+                MentionRow.url,
+                MentionRow.domain,
+                Source.name.label("source_name"),
+            )
+            .join(Source, Source.id == MentionRow.source_id)
+            .where(_of_brand(brand), MentionRow.event_at >= since)
+        )
+        if until is not None:
+            stmt = stmt.where(MentionRow.event_at < until)
+        with engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+            ids = sorted({r.story_id for r in rows if r.story_id is not None})
+            stories: dict[int, Any] = {}
+            for chunk in chunks(ids):
+                found = conn.execute(select(Story).where(Story.id.in_(chunk))).all()
+                stories.update({story.id: story for story in found})
+        groups: dict[int, list[Any]] = {}
+        for row in rows:
+            groups.setdefault(row.story_id if row.story_id is not None else -row.id, []).append(row)
+        out = []
+        for key, members in groups.items():
+            story = stories.get(key)
+            first = min(members, key=lambda r: (r.event_at, r.id))
+            per_source: dict[str, int] = {}
+            for member in members:
+                per_source[member.source_name] = per_source.get(member.source_name, 0) + 1
+            mix = [member.sentiment for member in members]
+            out.append(
+                StoredStory(
+                    story_id=key if key > 0 else None,
+                    title=(story.title if story is not None else "") or first.title or first.text,
+                    url=story.url if story is not None and story.url else first.url,
+                    first_seen=min(story.first_seen_at, first.event_at)
+                    if story is not None
+                    else first.event_at,
+                    last_seen=max(member.event_at for member in members),
+                    copies=len(members),
+                    sources=tuple(sorted(per_source, key=lambda n: (-per_source[n], n))),
+                    domains=len({m.domain for m in members if m.domain}),
+                    negative=mix.count("negative"),
+                    neutral=mix.count("neutral"),
+                    positive=mix.count("positive"),
+                )
+            )
+        out.sort(key=lambda s: (-s.copies, -s.last_seen.timestamp(), s.story_id or 0))
+        return out
+
+    return guard("cannot read stories", work)

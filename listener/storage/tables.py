@@ -188,6 +188,8 @@ class Alert(Base):
     fired_at: Mapped[datetime] = mapped_column(UTCDateTime)  # when it was judged
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acked_by: Mapped[str | None] = mapped_column(String(200))
+    ack_note: Mapped[str | None] = mapped_column(Text)
     last_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     historic: Mapped[bool] = mapped_column(Boolean)  # judged before detection ran: not notified
     observed: Mapped[int] = mapped_column(Integer)
@@ -211,6 +213,7 @@ class Silence(Base):
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
     ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
     comment: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str | None] = mapped_column(String(200))
 
 
 class Outbox(Base):
