@@ -14,7 +14,7 @@ from listener.alerting.render import render
 from listener.cli import App, cli, config_option, pass_app
 from listener.cli.output import emit, format_option, iso, resolve_format
 from listener.config import Settings, parse_duration
-from listener.dispatch import deliver
+from listener.dispatch import IN_FLIGHT, deliver
 from listener.errors import ConfigError
 from listener.storage import alerts as db
 from listener.storage import store
@@ -185,7 +185,7 @@ def outbox(app: App, everything: bool, fmt: str | None) -> None:
     records = [
         {
             "id": i.id,
-            "state": "delivered" if i.delivered_at else "dead" if i.dead_at else "pending",
+            "state": _state(i),
             "alert": i.alert_id,
             "route": i.route,
             "kind": i.kind,
@@ -202,6 +202,14 @@ def outbox(app: App, everything: bool, fmt: str | None) -> None:
         ("next_attempt_at", "next attempt", None), ("last_error", "last error", 50),
         ("title", "title", 50),
     ], title=f"{len(records)} notifications")  # fmt: skip
+
+
+def _state(item: db.OutboxItem) -> str:
+    if item.delivered_at:
+        return "delivered"
+    if item.dead_at:
+        return "dead"
+    return "in flight" if (item.last_error or "").startswith(IN_FLIGHT) else "pending"
 
 
 @alerts_group.command("test")
