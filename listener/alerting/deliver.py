@@ -22,6 +22,10 @@ Rules:
   so a title cannot add a mail header.
 - ``timeout`` bounds the whole send (apprise's ``service_timeout``) and, unless the URL sets its
   own ``cto``/``rto``, each socket connect and read.
+- ``key`` travels with every attempt where the channel can carry it: ``+Idempotency-Key`` for
+  json/form/xml webhooks, the Message-ID of mail (stamped by ``alerting.wire``). The verdict says
+  whether a failure is permanent, uncertain (the receiver may have the message) or came with a
+  ``Retry-After``, from what ``alerting.wire`` saw on the wire.
 """
 
 from __future__ import annotations
