@@ -32,33 +32,30 @@ import logging
 import random
 import signal
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
 from listener.alarm import check
 from listener.config import Settings, SourceSettings, load_config
 from listener.daemon.dbhealth import DatabaseHealth
+from listener.daemon.lifecycle import GRACE_SECONDS, drain, watch
 from listener.daemon.metrics import Metrics, serve
-from listener.daemon.notify import monotonic_usec, notify, watchdog_interval
+from listener.daemon.notify import monotonic_usec, notify
 from listener.errors import ListenerError
 from listener.pipeline import Poller, http_settings
 from listener.sources.client import Client
 from listener.storage import instances
-from listener.storage.engine import probe
 from listener.storage.sql import outage
 
 log = logging.getLogger(__name__)
-GRACE_SECONDS = 4.0
 CLEANUP_SECONDS = 2.0
-HEALTH_SECONDS = 30.0
 HEARTBEAT_SECONDS = 30.0
-DB_CHECK_SECONDS = 10.0
 
 
 @dataclass
@@ -72,6 +69,7 @@ class _Runtime:
     metrics: Metrics = field(default_factory=Metrics)
     database: DatabaseHealth = field(default_factory=DatabaseHealth)
     stopping: threading.Event = field(default_factory=threading.Event)
+    delivering: threading.Lock = field(default_factory=threading.Lock)  # one deliver at a time
 
     def storage_failed(self, what: str, exc: ListenerError) -> None:
         """A job's database error: to ``database`` when it is an outage, else one error line."""
@@ -123,7 +121,7 @@ async def run_daemon(settings: Settings, engine: Engine) -> int:
         if settings.metrics.listen:
             host, _, port = settings.metrics.listen.rpartition(":")
             endpoint = await serve(runtime.metrics, host.strip("[]"), int(port))
-        watchdog = asyncio.create_task(_watchdog(engine, runtime))
+        watchdog = asyncio.create_task(watch(engine, runtime.metrics, runtime.database))
         notify("READY=1", f"STATUS=polling {len(_enabled(settings))} sources")
         log.info(
             "listener running: %d sources, %d brands",
@@ -147,7 +145,7 @@ async def run_daemon(settings: Settings, engine: Engine) -> int:
         watchdog.cancel()
         if endpoint is not None:
             endpoint.close()
-        await _drain(scheduler, runtime)
+        await drain(scheduler, runtime.running)
         runtime.poller.close()
         with contextlib.suppress(ListenerError, TimeoutError):
             async with asyncio.timeout(CLEANUP_SECONDS):  # a locked or lost database: give up
@@ -158,24 +156,6 @@ async def run_daemon(settings: Settings, engine: Engine) -> int:
         single.release()
     log.info("stopped")
     return 0
-
-
-async def _drain(scheduler: AsyncIOScheduler, runtime: _Runtime) -> None:
-    """Stop the scheduler without a job traceback: no new runs; the running ones get the grace
-    period, then are cancelled by us (``tracked`` ends them quietly); only then does APScheduler
-    shut down, with nothing left for it to cancel."""
-    scheduler.pause()
-    for _ in range(3):  # jobs submitted just before the pause start and register themselves
-        await asyncio.sleep(0)
-    if runtime.running:
-        _, late = await asyncio.wait(set(runtime.running), timeout=GRACE_SECONDS)
-        for task in late:
-            task.cancel()
-        if late:
-            log.info("stopping: cancelled %d jobs still running after %gs", len(late),
-                     GRACE_SECONDS)  # fmt: skip
-            await asyncio.wait(late, timeout=1.0)
-    scheduler.shutdown(wait=False)
 
 
 def _enabled(settings: Settings) -> list[SourceSettings]:
@@ -252,7 +232,8 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
             moment = datetime.now(UTC)
             with runtime.metrics.detector_seconds.time():
                 result = evaluate(engine, current, moment)
-                report = deliver(engine, current, moment, stop=runtime.stopping)
+                with runtime.delivering:
+                    report = deliver(engine, current, moment, stop=runtime.stopping)
             for state in ("pending", "firing", "resolved"):
                 found = alert_store.list_alerts(engine, state=state, limit=100_000)
                 runtime.metrics.alerts.labels(state).set(len(found))
@@ -296,6 +277,9 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
         )
 
     async def heartbeat_job() -> None:
+        await tracked(beat())
+
+    async def beat() -> None:
         try:
             await asyncio.to_thread(
                 instances.heartbeat,
@@ -321,6 +305,9 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
     )
 
     async def prune_job() -> None:
+        await tracked(prune_now())
+
+    async def prune_now() -> None:
         from listener.housekeeping import prune
 
         if not await asyncio.to_thread(runtime.leadership.try_lead):
@@ -343,6 +330,34 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
         coalesce=True,
         next_run_time=now + timedelta(minutes=10),
     )
+
+    async def outbox_job() -> None:
+        """Once at start: what the outbox holds (a delivery cut short by the last shutdown)."""
+        from listener.dispatch import deliver
+
+        current = runtime.settings
+
+        def work() -> None:
+            with runtime.delivering:
+                deliver(engine, current, datetime.now(UTC), stop=runtime.stopping)
+
+        async def run() -> None:
+            if runtime.database.waiting() or runtime.stopping.is_set():
+                return
+            if not await asyncio.to_thread(runtime.leadership.try_lead):
+                return
+            try:
+                await asyncio.to_thread(work)
+            except ListenerError as exc:
+                runtime.storage_failed("delivery", exc)
+
+        await tracked(run())
+
+    if settings.routes:
+        scheduler.add_job(
+            outbox_job, DateTrigger(now + timedelta(seconds=2), timezone=UTC), id="outbox",
+            name="deliver the outbox", max_instances=1, misfire_grace_time=None,
+        )  # fmt: skip
     if settings.brands:
         scheduler.add_job(
             alert_job,
@@ -387,30 +402,3 @@ async def _reload(
         len(settings.brands),
     )
     notify("READY=1", f"STATUS=polling {len(_enabled(settings))} sources")
-
-
-async def _watchdog(engine: Engine, runtime: _Runtime) -> None:
-    """Health: the database is asked regularly (a read, and on SQLite a rolled-back write);
-    WATCHDOG=1 every half WatchdogSec (with a watchdog) while the loop runs and the database
-    answers; /healthz says the same."""
-    metrics = runtime.metrics
-    interval = watchdog_interval()
-    every = interval if interval is not None else HEALTH_SECONDS
-    metrics.health_window = max(2 * every + DB_CHECK_SECONDS, 30.0)
-    while True:
-        try:
-            found = await asyncio.wait_for(asyncio.to_thread(probe, engine), DB_CHECK_SECONDS)
-        except TimeoutError:
-            found = ("unavailable", f"no answer within {DB_CHECK_SECONDS:g} s")
-        if found is not None:  # the database is not healthy: no ping, systemd decides
-            kind, reason = found
-            metrics.problem = "database check failed"
-            runtime.database.failed(kind, reason)
-            log.debug("watchdog: database check failed: %s", reason)
-        else:
-            metrics.problem = ""
-            metrics.healthy_at = time.monotonic()
-            runtime.database.recovered()
-            if interval is not None:
-                notify("WATCHDOG=1")
-        await asyncio.sleep(every)
