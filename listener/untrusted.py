@@ -43,11 +43,18 @@ def _drop_escape(match: re.Match[str]) -> str:
     return " " if before.isalnum() and after.isalnum() else ""
 
 
+def without_escapes(text: str) -> str:
+    """``text`` without terminal escape sequences (each removed whole; a space where one stood
+    between two letters or digits). For stages that clean text before matching, so that
+    "Evil\x1b[31mKryptonite" becomes "Evil Kryptonite", not "Evil[31mKryptonite"."""
+    if "\x1b" in text or "\x9b" in text or "\x90" in text or "\x9d" in text:
+        return _ESCAPE.sub(_drop_escape, text)
+    return text
+
+
 def for_terminal(text: str, *, keep_newlines: bool = False) -> str:
     """Text with every character that could steer a terminal, or hide in it, removed."""
-    text = text.replace("\r\n", "\n")
-    if "\x1b" in text or "\x9b" in text or "\x90" in text or "\x9d" in text:
-        text = _ESCAPE.sub(_drop_escape, text)
+    text = without_escapes(text.replace("\r\n", "\n"))
     if not keep_newlines:
         text = _BREAKS.sub(" ", text)
     else:

@@ -600,3 +600,21 @@ def test_postgresql_restart(tmp_path: Path, httpserver: HTTPServer) -> None:
         f"{resumed:.0f} s after restart", lost=0,
         sigterm=f"{took:.1f} s (server down)")  # fmt: skip
     assert took < 10
+
+
+def test_the_health_probe_names_read_only_and_locked(tmp_path: Path) -> None:
+    """A read-only file (as root, chmod cannot make one: SQLite's own read-only mode instead)
+    and a locked one are failing databases although both still answer reads."""
+    url, engine = sqlite_engine(tmp_path)
+    assert dbengine.probe(engine) is None
+    read_only = create_engine(f"sqlite:///file:{tmp_path / 'l.db'}?mode=ro&uri=true")
+    assert dbengine.probe(read_only) == ("read-only", "attempt to write a readonly database")
+    locker = hold_lock(tmp_path / "l.db", 30)
+    try:
+        assert dbengine.probe(engine, timeout=0.5) == ("locked", "database is locked")
+    finally:
+        stop_locker(locker)
+    assert dbengine.probe(engine) is None
+    read_only.dispose()
+    engine.dispose()
+    del url

@@ -90,3 +90,10 @@ def test_cli_formats_are_clean_capped_and_credential_free(
     assert row["title"].startswith(f"Kryptonite{TAGS} lock")  # data kept, escaped in the JSON
     [record] = list(csv.DictReader(io.StringIO(outputs["csv"])))
     assert record["title"].startswith("Kryptonite lock recall")
+
+
+def test_without_escapes_keeps_words_apart_for_matching() -> None:
+    from listener.untrusted import without_escapes
+
+    assert without_escapes("Evil\x1b[31mKryptonite\x1b[0m!") == "Evil Kryptonite!"
+    assert without_escapes("plain text") == "plain text"
