@@ -71,7 +71,9 @@ def receiver(httpserver: HTTPServer) -> list[dict[str, str]]:
     got: list[dict[str, str]] = []
 
     def handler(request: Request) -> Response:
-        got.append({**json.loads(request.get_data()), "key": request.headers["Idempotency-Key"]})
+        got.append(
+            {**json.loads(request.get_data()), "key": request.headers.get("Idempotency-Key")}
+        )
         return Response("ok")
 
     httpserver.expect_request("/hook", method="POST").respond_with_handler(handler)

@@ -23,6 +23,7 @@ import contextlib
 import functools
 import re
 import smtplib
+import threading
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -109,9 +110,16 @@ def _sent_before_failing(exc: BaseException) -> bool:
     return not isinstance(inner, ConnectTimeoutError)  # NewConnectionError is one too
 
 
+_installing = threading.Lock()
+
+
 def _install() -> None:
-    if getattr(HTTPAdapter.send, "_listener_wire", False):
-        return
+    with _installing:
+        if not getattr(HTTPAdapter.send, "_listener_wire", False):
+            _wrap()
+
+
+def _wrap() -> None:
     http_send = HTTPAdapter.send
     smtp_send = smtplib.SMTP.sendmail
 
