@@ -465,6 +465,14 @@ class RouteSettings(_Section):
     repeat_interval: Duration | None = None
     digest: Literal["daily", "weekly"] | None = None  # a summary instead of single alerts
     digest_at: str = "08:00 UTC"  # local time of day (weekly: on Mondays)
+    send_timeout: Duration = 60.0  # one attempt at one URL, connect to answer
+
+    @field_validator("send_timeout")
+    @classmethod
+    def _send_timeout(cls, value: float) -> float:
+        if not 1 <= value <= 600:
+            raise ValueError("must be between 1s and 10m")
+        return value
 
     @field_validator("digest_at")
     @classmethod

@@ -5,6 +5,17 @@ Rules:
   with retries and backoff, marked delivered only after the channel said so, and dead after
   ``alerts.retry_for``. A crash between a successful send and its mark sends that one message
   again after the restart (at least once, never lost).
+- Every attempt carries the row's idempotency key (``outbox_key``): an ``Idempotency-Key``
+  header for json/form/xml webhooks, the Message-ID for mail. Receivers can drop repeats.
+- Before a send the row is leased: ``next_attempt_at`` moves past the route's ``send_timeout``
+  and ``last_error`` says the attempt is in flight. A row found in flight later (kill -9 between
+  send and mark) is logged as *uncertain* and sent again with the same key. A send that broke
+  after the message went out (read timeout, SMTP timeout after DATA) is logged as uncertain too;
+  its retry waits at least ``send_timeout``, so attempts never overlap.
+- A permanent refusal (HTTP 4xx but 408/429, SMTP 5xx) is dead after ``PERMANENT_ATTEMPTS``
+  attempts with the reason in ``last_error``; a ``Retry-After`` delays the next attempt.
+- ``stop`` (the daemon's shutdown): no new send starts; a send still running is abandoned, its
+  row stays in the outbox marked uncertain and due at once, and is sent again after a restart.
 - Rows held by quiet hours that come due together go out as one catch-up summary.
 - ``max_per_hour`` per route: rows over the budget wait five minutes.
 """
@@ -12,6 +23,7 @@ Rules:
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -26,6 +38,9 @@ from listener.storage import alerts as db
 log = logging.getLogger(__name__)
 
 Sender = Callable[..., channel.Delivery]
+PERMANENT_ATTEMPTS = 3  # a permanent refusal is tried this often before the row is dead
+IN_FLIGHT = "in flight:"  # last_error of a row whose send has started and not been recorded
+LEASE_MARGIN = timedelta(seconds=30)
 
 
 @dataclass
@@ -37,13 +52,24 @@ class DeliveryReport:
     errors: list[str] = field(default_factory=list)
 
 
+def outbox_key(items: list[db.OutboxItem]) -> str:
+    """The idempotency key of one message: the same for every attempt of the same rows."""
+    return channel.idempotency_key(
+        "outbox", *(f"{i.id}|{i.created_at.isoformat()}|{i.route}" for i in items)
+    )
+
+
 def deliver(
-    engine: Engine, settings: Settings, now: datetime, *, send: Sender = channel.send
+    engine: Engine,
+    settings: Settings,
+    now: datetime,
+    *,
+    send: Sender = channel.send,
+    stop: threading.Event | None = None,
 ) -> DeliveryReport:
     """Send every due outbox row once (see the module docstring)."""
     report = DeliveryReport()
     by_name = {r.name: r for r in settings.routes}
-    retry_for = timedelta(seconds=settings.alerts.retry_for)
     batches: dict[str, list[db.OutboxItem]] = {}
     for item in db.due(engine, now):
         batches.setdefault(item.route, []).append(item)
@@ -64,6 +90,8 @@ def deliver(
             groups.extend([i] for i in held)
         url = route.urls[int(index)]
         for group in groups:
+            if stop is not None and stop.is_set():
+                return report
             sent = db.sent_since(engine, key, now - timedelta(hours=1))
             if sent >= route.max_per_hour:
                 for item in group:
@@ -71,27 +99,115 @@ def deliver(
                               retry_at=now + timedelta(minutes=5), now=now)  # fmt: skip
                     report.postponed += 1
                 continue
-            title, body, body_format = _combined(group)
-            outcome = send(url, title=title, body=body, body_format=body_format)
-            if outcome.ok:
-                for item in group:
-                    db.delivered(engine, item.id, now)
-                report.delivered += len(group)
-                continue
-            error = outcome.error or "delivery failed"
-            report.errors.append(f"{name}: {error}")
-            for item in group:
-                retry = lifecycle.retry_at(item.attempts, item.created_at, now, retry_for)
-                db.failed(engine, item.id, error=error, retry_at=retry, now=now)
-                if retry is None:
-                    report.dead += 1
-                    log.error("delivery %s to route %s is dead: %s", item.id, name, error)
-                else:
-                    report.failed += 1
-                    log.warning(
-                        "delivery %s to route %s failed, retrying: %s", item.id, name, error
-                    )
+            _attempt(engine, settings, now, name, url, route.send_timeout, group, send, stop,
+                     report)  # fmt: skip
+            if stop is not None and stop.is_set():
+                return report
     return report
+
+
+def _attempt(
+    engine: Engine,
+    settings: Settings,
+    now: datetime,
+    name: str,
+    url: str,
+    timeout: float,
+    group: list[db.OutboxItem],
+    send: Sender,
+    stop: threading.Event | None,
+    report: DeliveryReport,
+) -> None:
+    """One attempt at one message (one row, or a catch-up summary of several)."""
+    ids = [item.id for item in group]
+    key = outbox_key(group)
+    for item in group:
+        if (item.last_error or "").startswith(IN_FLIGHT):
+            log.warning(
+                "delivery %s to route %s: outcome uncertain (the previous attempt was not "
+                "recorded; the receiver may have it), sending again with key %s",
+                item.id, name, key,
+            )  # fmt: skip
+    attempt = max(i.attempts for i in group) + 1
+    db.lease(engine, ids, until=now + timedelta(seconds=timeout) + LEASE_MARGIN,
+             note=f"{IN_FLIGHT} attempt {attempt} started {now:%Y-%m-%d %H:%M:%S} UTC, "
+                  f"key {key}")  # fmt: skip
+    title, body, body_format = _combined(group)
+
+    def call() -> channel.Delivery:
+        return send(url, title=title, body=body, body_format=body_format, timeout=timeout, key=key)
+
+    outcome = call() if stop is None else _unless_stopped(call, stop)
+    if outcome is None:  # shutdown: the receiver may have it; send again with the key at restart
+        note = f"{IN_FLIGHT} attempt {attempt} interrupted by shutdown, key {key}"
+        db.lease(engine, ids, until=now, note=note)
+        log.warning(
+            "delivery %s to route %s interrupted by shutdown: outcome uncertain, it stays in "
+            "the outbox and is sent again with key %s",
+            ", ".join(map(str, ids)), name, key,
+        )  # fmt: skip
+        return
+    if outcome.ok:
+        for item in group:
+            db.delivered(engine, item.id, now)
+        report.delivered += len(group)
+        return
+    error = outcome.error or "delivery failed"
+    report.errors.append(f"{name}: {error}")
+    retry_for = timedelta(seconds=settings.alerts.retry_for)
+    for item in group:
+        retry = lifecycle.retry_at(item.attempts, item.created_at, now, retry_for)
+        if outcome.permanent:
+            if item.attempts + 1 >= PERMANENT_ATTEMPTS:
+                retry = None
+                error = f"permanent: {outcome.error} (gave up after {item.attempts + 1} attempts)"
+        elif retry is not None:
+            later = [retry]
+            if outcome.retry_after is not None:
+                later.append(now + timedelta(seconds=outcome.retry_after))
+            if outcome.uncertain:
+                later.append(now + timedelta(seconds=timeout))
+            retry = max(later)
+        db.failed(engine, item.id, error=error, retry_at=retry, now=now)
+        if retry is None:
+            report.dead += 1
+            log.error("delivery %s to route %s is dead: %s", item.id, name, error)
+        elif outcome.uncertain:
+            report.failed += 1
+            log.warning(
+                "delivery %s to route %s: outcome uncertain, retrying at %s UTC with key %s: %s",
+                item.id, name, f"{retry:%H:%M:%S}", key, error,
+            )  # fmt: skip
+        else:
+            report.failed += 1
+            log.warning("delivery %s to route %s failed, retrying at %s UTC: %s",
+                        item.id, name, f"{retry:%H:%M:%S}", error)  # fmt: skip
+
+
+def _unless_stopped(
+    call: Callable[[], channel.Delivery], stop: threading.Event
+) -> channel.Delivery | None:
+    """Run ``call`` in a daemon thread; None when ``stop`` is set first (the thread is left to
+    finish or die with the process: a hanging channel never holds up a shutdown)."""
+    box: list[channel.Delivery | BaseException] = []
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            box.append(call())
+        except BaseException as exc:  # handed to the caller's thread below
+            box.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=run, name="listener-send", daemon=True).start()
+    while not done.wait(0.1):
+        if stop.is_set():
+            return None
+    result = box[0]
+    if isinstance(result, BaseException):
+        raise result
+    return result
 
 
 HELD = timedelta(minutes=5)  # a notification due this long after it was written was held

@@ -11,6 +11,10 @@ Rules:
   Retry-After is honoured; 410 Gone disables the source until its configured URL changes; a
   permanent redirect updates the URL that is polled.
 - Only items that match at least one brand become mentions.
+- A database outage (locked, read-only, full, unreachable: ``storage.sql.outage``) is not the
+  source's fault: with an ``on_outage`` reporter (the daemon's) it is handed over as (kind, line)
+  instead of being logged per source, nothing is written about the source, and its next poll
+  comes on schedule.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from listener.models import SourceState
 from listener.sources import api, urls
 from listener.sources.client import Client, HttpSettings, redact_url
 from listener.storage import store
+from listener.storage.sql import outage
 from listener.storage.writer import Writer
 
 log = logging.getLogger(__name__)
@@ -124,6 +129,7 @@ class Poller:
         self._writer = Writer(engine)
         self._states: dict[str, SourceState] = {}
         self._sessions: dict[str, dict[str, object]] = {}  # API logins, per source
+        self.on_outage: Callable[[str, str], None] | None = None  # see the module docstring
 
     def close(self) -> None:
         self._digester.close()
@@ -183,6 +189,13 @@ class Poller:
         new_state: SourceState | None
         try:
             outcome, new_state = await self._poll(source, state, now)
+        except StorageError as exc:
+            kind = outage(exc)
+            if kind is not None and self.on_outage is not None:
+                self.on_outage(kind, _one_line(exc))
+                outcome = PollOutcome(source.name, "failed", error=f"store: {_one_line(exc)}")
+                return replace(outcome, elapsed=time.monotonic() - started)
+            outcome, new_state = await self._fail(source, state, now, exc)
         except ListenerError as exc:
             outcome, new_state = await self._fail(source, state, now, exc)
         except Exception as exc:
@@ -339,7 +352,11 @@ class Poller:
                 )
             )
         except StorageError as store_exc:
-            log.error("cannot record failure of source %s: %s", source.name, store_exc)
+            kind = outage(store_exc)
+            if kind is not None and self.on_outage is not None:
+                self.on_outage(kind, _one_line(store_exc))
+            else:
+                log.error("cannot record failure of source %s: %s", source.name, store_exc)
         return PollOutcome(source.name, "failed", error=message), failed
 
 

@@ -15,8 +15,11 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+# (stop, start) of the servers started here, by admin URL: for tests that restart one
+CONTROLS: dict[str, tuple[Callable[[], None], Callable[[], None]]] = {}
 
 
 def _binary(name: str) -> str | None:
@@ -78,8 +81,15 @@ def server() -> Iterator[str]:
         "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
     )
     run(pg_ctl, "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60", "start")
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+    CONTROLS[url] = (
+        lambda: run(pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop"),
+        lambda: run(
+            pg_ctl, "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60", "start"
+        ),
+    )
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
+        yield url
     finally:
         with contextlib.suppress(subprocess.SubprocessError):
             run(pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop")

@@ -71,7 +71,9 @@ def receiver(httpserver: HTTPServer) -> list[dict[str, str]]:
     got: list[dict[str, str]] = []
 
     def handler(request: Request) -> Response:
-        got.append(json.loads(request.get_data()))
+        got.append(
+            {**json.loads(request.get_data()), "key": request.headers.get("Idempotency-Key")}
+        )
         return Response("ok")
 
     httpserver.expect_request("/hook", method="POST").respond_with_handler(handler)
@@ -389,10 +391,15 @@ def test_kill_9_at_any_moment_loses_no_notification(
     assert receiver == []
     assert run("after-send") == -9  # killed between the channel's OK and the mark
     assert len(receiver) == 1 and db.outbox(engine)[0].delivered_at is None
-    report = deliver(engine, settings, NOW + timedelta(minutes=1))  # restart
+    in_flight = db.outbox(engine)[0]
+    assert (in_flight.last_error or "").startswith("in flight: attempt 1 started")
+    # the row is leased for send_timeout (60 s) plus a margin: no second attempt overlaps
+    assert deliver(engine, settings, NOW + timedelta(seconds=80)).delivered == 0
+    report = deliver(engine, settings, NOW + timedelta(minutes=2))  # restart
     assert report.delivered == 1
-    assert len(receiver) == 2  # the documented duplicate: at least once, never lost
-    assert deliver(engine, settings, NOW + timedelta(minutes=2)).delivered == 0
+    assert len(receiver) == 2  # the documented duplicate: at least once, never lost ...
+    assert receiver[0]["key"] == receiver[1]["key"]  # ... with one key the receiver can drop
+    assert deliver(engine, settings, NOW + timedelta(minutes=3)).delivered == 0
     assert len(receiver) == 2
     engine.dispose()
 

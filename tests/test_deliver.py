@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from typing import Any
 
@@ -379,3 +380,110 @@ def test_describe_uses_the_privacy_url() -> None:
     assert slack.startswith("slack://T...2/A...D/T...F/")
     assert describe(f"nonsense://user:{SECRET}@x") == "nonsense://***"
     assert describe("not a url") == "***"
+
+
+# -- one key per notification, and what a failure means -----------------------------------------
+
+
+def test_a_webhook_gets_the_key_as_idempotency_key_on_every_attempt(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    url = f"json://127.0.0.1:{httpserver.port}/hook"
+    for _ in range(2):
+        assert send(url, title="t", body="b", body_format="text", key="listener-abc").ok
+    keys = [request.headers.get("Idempotency-Key") for request, _ in httpserver.log]
+    assert keys == ["listener-abc", "listener-abc"]
+
+
+def test_a_key_the_url_sets_itself_wins(httpserver: HTTPServer) -> None:
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    url = f"json://127.0.0.1:{httpserver.port}/hook?+Idempotency-Key=mine"
+    assert send(url, title="t", body="b", body_format="text", key="listener-abc").ok
+    [(request, _)] = httpserver.log
+    assert request.headers.get("Idempotency-Key") == "mine"
+
+
+def test_mail_carries_exactly_one_message_id_derived_from_the_key(
+    smtp: tuple[int, Inbox],
+) -> None:
+    port, inbox = smtp
+    for _ in range(2):
+        assert send(mailto(port), title="t", body="b", body_format="html", key="listener-k1").ok
+    ids = [r.message.get_all("Message-ID") for r in inbox.messages]
+    assert ids == [["<listener-k1@example.org>"], ["<listener-k1@example.org>"]]
+    assert send(mailto(port), title="t", body="b", body_format="text").ok  # no key: apprise's own
+    assert inbox.messages[-1].message["Message-ID"] != "<listener-k1@example.org>"
+
+
+@pytest.mark.parametrize(
+    ("status", "permanent"), [(404, True), (400, True), (408, False), (429, False), (500, False)]
+)
+def test_http_4xx_but_408_and_429_is_permanent(
+    httpserver: HTTPServer, status: int, permanent: bool
+) -> None:
+    httpserver.expect_request("/hook").respond_with_data("no", status=status)
+    url = f"json://127.0.0.1:{httpserver.port}/hook"
+    delivery = send(url, title="t", body="b", body_format="text", key="k")
+    assert not delivery.ok and not delivery.uncertain
+    assert delivery.permanent is permanent
+    assert str(status) in (delivery.error or "")
+
+
+@pytest.mark.parametrize("value", ["120", "HTTP-DATE"])
+def test_retry_after_of_a_webhook_is_reported(httpserver: HTTPServer, value: str) -> None:
+    from email.utils import format_datetime
+
+    if value == "HTTP-DATE":
+        value = format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
+    httpserver.expect_request("/hook").respond_with_data(
+        "slow down", status=429, headers={"Retry-After": value}
+    )
+    delivery = send(f"json://127.0.0.1:{httpserver.port}/hook", title="t", body="b",
+                    body_format="text")  # fmt: skip
+    assert not delivery.ok and not delivery.permanent
+    assert delivery.retry_after is not None and 110 <= delivery.retry_after <= 120
+
+
+def test_a_refused_recipient_is_permanent(smtp: tuple[int, Inbox]) -> None:
+    port, _ = smtp
+    delivery = send(mailto(port, to="nobody@example.org"), title="t", body="b", body_format="text")
+    assert delivery.permanent and not delivery.uncertain
+
+
+def test_a_read_timeout_is_uncertain_and_a_refused_connection_is_not() -> None:
+    with httpd.serve(stall) as base:
+        url = base.replace("http://", "json://") + "/hook"
+        stalled = send(url, title="t", body="b", body_format="text", timeout=0.5)
+    assert not stalled.ok and stalled.uncertain and not stalled.permanent
+    assert "uncertain" in (stalled.error or "")
+    refused = send(f"json://127.0.0.1:{free_port()}/hook", title="t", body="b",
+                   body_format="text", timeout=2)  # fmt: skip
+    assert not refused.ok and not refused.uncertain
+
+
+class SilentAfterData(Inbox):
+    """Takes the message, then answers DATA only after ``delay`` seconds."""
+
+    delay = 3.0
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        import asyncio
+
+        answer = await super().handle_DATA(server, session, envelope)
+        await asyncio.sleep(self.delay)
+        return answer
+
+
+def test_smtp_silent_after_data_is_uncertain_and_copies_share_the_message_id() -> None:
+    inbox = SilentAfterData()
+    port = free_port()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        first = send(mailto(port), title="t", body="b", body_format="text", timeout=1, key="k9")
+        second = send(mailto(port), title="t", body="b", body_format="text", timeout=1, key="k9")
+        time.sleep(inbox.delay + 0.5)
+    finally:
+        controller.stop()
+    assert not first.ok and first.uncertain and not first.permanent
+    assert not second.ok and second.uncertain
+    assert [r.message["Message-ID"] for r in inbox.messages] == ["<k9@example.org>"] * 2

@@ -22,11 +22,16 @@ Rules:
   so a title cannot add a mail header.
 - ``timeout`` bounds the whole send (apprise's ``service_timeout``) and, unless the URL sets its
   own ``cto``/``rto``, each socket connect and read.
+- ``key`` travels with every attempt where the channel can carry it: ``+Idempotency-Key`` for
+  json/form/xml webhooks, the Message-ID of mail (stamped by ``alerting.wire``). The verdict says
+  whether a failure is permanent, uncertain (the receiver may have the message) or came with a
+  ``Retry-After``, from what ``alerting.wire`` saw on the wire.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib
 import logging
 import re
@@ -34,10 +39,12 @@ import warnings
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, quote, unquote
+from urllib.parse import parse_qsl
 
 import apprise
 
+from listener.alerting import wire
+from listener.alerting.masking import Masker, fallback_public, message, summary
 from listener.untrusted import for_terminal
 
 _log = logging.getLogger(__name__)
@@ -47,13 +54,10 @@ _FORMATS = {
     "markdown": apprise.NotifyFormat.MARKDOWN,
     "html": apprise.NotifyFormat.HTML,
 }
-_MASK = "****"
-_TOKEN_MIN = 9  # path/query tokens longer than 8 characters may be secrets
-_TOKEN_SPLIT = re.compile(r"[/?&=@:#,;\s]+")
 _SCHEME = re.compile(r"^\s*([A-Za-z][A-Za-z0-9+.-]{0,31})://")
 _ANY_URL = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]{0,31})://\S*")
-_EXCEPTION = re.compile(r"\bException: (.+)")
-_ERROR_MAX = 400  # characters; an error is one line for logs, the CLI and the outbox table
+_WEBHOOKS = frozenset({"json", "jsons", "form", "forms", "xml", "xmls"})  # take +Header=value
+_MAIL = frozenset({"mailto", "mailtos"})
 
 # apprise's PGP helper imports the stdlib ``imghdr`` when its plugins load (deprecated in 3.11,
 # gone in 3.13, where apprise installs a shim). Importing it once here, with exactly that warning
@@ -67,11 +71,32 @@ with warnings.catch_warnings():
 @dataclass(frozen=True, slots=True)
 class Delivery:
     """The verdict of one send. ``error`` is one line with secrets masked; ``target`` is the URL
-    as apprise prints it with ``privacy=True``."""
+    as apprise prints it with ``privacy=True``. For a failure: ``uncertain`` when it broke after
+    the message went out (the receiver may have it), ``permanent`` when the receiver refused it
+    for good (HTTP 4xx but 408/429, SMTP 5xx), ``retry_after`` seconds when it asked for that."""
 
     ok: bool
     error: str | None
     target: str
+    uncertain: bool = False
+    permanent: bool = False
+    retry_after: float | None = None
+
+
+def idempotency_key(*parts: object) -> str:
+    """A stable key for one notification, from what identifies it (e.g. its outbox row)."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).hexdigest()
+    return f"listener-{digest[:32]}"
+
+
+def message_id(key: str, url: str) -> str:
+    """The Message-ID of a mail sent with ``key``: the same for every attempt."""
+    query = dict(parse_qsl(url.partition("?")[2]))
+    sender = query.get("from", "")
+    domain = sender.rpartition("@")[2].strip(" >") if "@" in sender else ""
+    if not re.fullmatch(r"[A-Za-z0-9.-]{1,253}", domain or "-"):
+        domain = ""
+    return f"<{key}@{domain or 'listener.invalid'}>"
 
 
 # -- apprise's log: diverted per call ------------------------------------------------------------
@@ -117,97 +142,6 @@ def _note(text: str) -> None:
         records.append(
             logging.makeLogRecord({"msg": text, "levelno": logging.ERROR, "levelname": "ERROR"})
         )
-
-
-def _message(record: logging.LogRecord) -> str:
-    try:
-        text = record.getMessage()
-    except (TypeError, ValueError):  # a malformed format string in a plugin
-        text = str(record.msg)
-    return " ".join(text.split())
-
-
-# -- masking -------------------------------------------------------------------------------------
-
-
-class _Masker:
-    """Replaces the secrets of one URL with ****: the userinfo (user and password, any length),
-    the values of ``+Header=value`` query parameters (apprise prints those even with
-    privacy=True; they are where webhook tokens live) and every path/query token of 9+
-    characters that does not appear in ``public`` (the privacy URL)."""
-
-    def __init__(self, url: str, public: str) -> None:
-        rest = url.split("://", 1)[1] if "://" in url else url
-        authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-        userinfo, at, _host = authority.rpartition("@")
-        found: set[str] = set()
-        user, _, password = userinfo.partition(":") if at else ("", "", "")
-        for part in (user, password):  # a login name is an account identifier: masked too
-            if part:
-                found |= _variants(part)
-        query = rest.partition("?")[2]
-        for pair in query.split("&"):  # header values (+Name=value) carry webhook credentials
-            key, _, value = pair.partition("=")
-            if unquote(key).startswith("+") and value:
-                found |= _variants(value)
-        visible = f"{public} {unquote(public)}"
-        for text in (rest, unquote(rest)):
-            for token in _TOKEN_SPLIT.split(text):
-                if len(token) >= _TOKEN_MIN and token not in visible:
-                    found |= _variants(token)
-        self._secrets = sorted(found, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            if len(secret) >= 4:
-                text = text.replace(secret, _MASK)
-            else:  # a very short password: only where it stands alone, not inside words
-                text = re.sub(rf"(?<![0-9A-Za-z]){re.escape(secret)}(?![0-9A-Za-z])", _MASK, text)
-        return text
-
-
-def _variants(secret: str) -> set[str]:
-    plain = unquote(secret)
-    return {v for v in (secret, plain, quote(plain, safe="")) if v}
-
-
-def _fallback_public(url: str) -> str:
-    """What of an unloadable URL may be shown: its scheme and a host name with a dot in it."""
-    match = _SCHEME.match(url)
-    if match is None:
-        return ""
-    rest = url[match.end() :]
-    authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    host = authority.rpartition("@")[2].rsplit(":", 1)[0]
-    return f"{match.group(1)}://{host if '.' in host else ''}"
-
-
-def _innermost(detail: str) -> str:
-    """The root cause of a wrapped requests/urllib3 error ("... (Caused by X('...: reason'))")."""
-    if "(Caused by " not in detail:
-        return detail
-    cause = detail.rsplit(": ", 1)[-1].rstrip("\"')")
-    return cause + ")" * (cause.count("(") - cause.count(")"))
-
-
-def _summary(records: Sequence[logging.LogRecord], mask: _Masker) -> str | None:
-    """One line from apprise's records: its warnings and errors, then the last exception detail."""
-    problems: list[str] = []
-    detail = None
-    for record in records:
-        text = _message(record)
-        if record.levelno >= logging.WARNING:
-            if text and text not in problems:
-                problems.append(text)
-        elif (found := _EXCEPTION.search(text)) is not None:
-            detail = _innermost(found.group(1))
-    line = "; ".join(problems)
-    if detail:
-        line = f"{line} ({detail})" if line else detail
-    if not line:
-        return None
-    line = mask(line)
-    return line if len(line) <= _ERROR_MAX else line[: _ERROR_MAX - 3] + "..."
 
 
 # -- loading URLs --------------------------------------------------------------------------------
@@ -267,7 +201,7 @@ def _inspect(url: str) -> tuple[str | None, list[logging.LogRecord]]:
     if plugin is None:
         return None, records
     public = _privacy_url(plugin)
-    return _Masker(url, public)(public), records
+    return Masker(url, public)(public), records
 
 
 def _unloadable(url: str) -> str:
@@ -276,15 +210,15 @@ def _unloadable(url: str) -> str:
 
 
 def _rejected(url: str, records: Sequence[logging.LogRecord]) -> str:
-    reason = _summary(records, _Masker(url, _fallback_public(url))) or "unknown reason"
+    reason = summary(records, Masker(url, fallback_public(url))) or "unknown reason"
     # apprise echoes an unloadable URL with only the middle of its secrets hidden ("p...w")
     reason = _ANY_URL.sub(lambda m: f"{m.group(1)}://***", reason)
     return f"apprise cannot use this URL: {reason}"
 
 
-def _relog(records: Sequence[logging.LogRecord], mask: _Masker) -> None:
+def _relog(records: Sequence[logging.LogRecord], mask: Masker) -> None:
     for record in records:
-        _log.debug("apprise %s: %s", record.levelname.lower(), mask(_message(record)))
+        _log.debug("apprise %s: %s", record.levelname.lower(), mask(message(record)))
 
 
 # -- public API ----------------------------------------------------------------------------------
@@ -312,8 +246,13 @@ def send(
     body_format: str,
     attach_plain: str | None = None,
     timeout: float = 20.0,
+    key: str | None = None,
 ) -> Delivery:
     """Send one notification to one apprise URL. ``body_format``: "text" | "markdown" | "html".
+
+    ``key`` (see ``idempotency_key``) goes with every attempt: as an ``Idempotency-Key`` header
+    to json/form/xml webhooks (unless the URL sets one) and as the Message-ID of mail; other
+    channels cannot carry it.
 
     Never raises for delivery problems: returns ``Delivery(ok=False, error=...)`` with one masked
     line built from what apprise logged. Raises ValueError only for a bad ``body_format`` or
@@ -337,13 +276,16 @@ def send(
             target=_unloadable(url),
         )
     one_line_title = " ".join(for_terminal(title).split())
-    with _capture() as records:
-        plugin = _load(_with_timeouts(url, timeout), _asset(timeout))
+    scheme = _scheme(url)
+    keyed = _with_header(url, "Idempotency-Key", key) if key and scheme in _WEBHOOKS else url
+    mail_id = message_id(key, url) if key and scheme in _MAIL else None
+    with _capture() as records, wire.watch(mail_id) as seen_on_wire:
+        plugin = _load(_with_timeouts(keyed, timeout), _asset(timeout))
         if plugin is None:  # apprise loaded the URL a moment ago; only our cto/rto differ
             return Delivery(
                 ok=False, error=f"{_short(target)}: {_rejected(url, records)}", target=target
             )
-        mask = _Masker(url, _privacy_url(plugin))
+        mask = Masker(url, _privacy_url(plugin))
         try:
             notifier = apprise.Apprise(asset=plugin.asset)
             notifier.add(plugin)
@@ -357,11 +299,33 @@ def send(
     _relog(seen, mask)
     if ok:
         return Delivery(ok=True, error=None, target=target)
-    reason = _summary(seen, mask)
+    reason = summary(seen, mask)
     if timed_out:
         reason = f"timed out after {timeout:g} s" + (f" ({reason})" if reason else "")
+    refused = wire.permanent(seen_on_wire)
+    uncertain = refused is None and (seen_on_wire.uncertain or (timed_out and seen_on_wire.started))
+    if uncertain:
+        reason = f"uncertain, the receiver may have it: {reason or 'no answer'}"
     return Delivery(
         ok=False,
         error=f"{_short(target)}: {reason or 'apprise reported a failure without a reason'}",
         target=target,
+        uncertain=uncertain,
+        permanent=refused is not None,
+        retry_after=seen_on_wire.retry_after,
     )
+
+
+def _scheme(url: str) -> str:
+    match = _SCHEME.match(url)
+    return match.group(1).lower() if match else ""
+
+
+def _with_header(url: str, name: str, value: str) -> str:
+    """``url`` with apprise's ``+Name=value`` header parameter, unless it sets that header."""
+    base, _, query = url.partition("?")
+    present = {k.lower() for k, _ in parse_qsl(query.replace("+", "%2B"), keep_blank_values=True)}
+    if f"+{name.lower()}" in present:
+        return url
+    joiner = "&" if query and not query.endswith("&") else ""
+    return f"{base}?{query}{joiner}+{name}={value}"

@@ -293,7 +293,7 @@ def outbox(app: App, everything: bool, fmt: str | None) -> None:
     records = [
         {
             "id": i.id,
-            "state": "delivered" if i.delivered_at else "dead" if i.dead_at else "pending",
+            "state": _state(i),
             "alert": i.alert_id,
             "route": i.route,
             "kind": i.kind,
@@ -310,6 +310,16 @@ def outbox(app: App, everything: bool, fmt: str | None) -> None:
         ("next_attempt_at", "next attempt", None), ("last_error", "last error", 50),
         ("title", "title", 50),
     ], title=f"{len(records)} notifications")  # fmt: skip
+
+
+def _state(item: db.OutboxItem) -> str:
+    from listener.dispatch import IN_FLIGHT
+
+    if item.delivered_at:
+        return "delivered"
+    if item.dead_at:
+        return "dead"
+    return "in flight" if (item.last_error or "").startswith(IN_FLIGHT) else "pending"
 
 
 @alerts_group.command("test")

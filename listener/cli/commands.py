@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import re
 import sys
 import time
@@ -536,4 +538,12 @@ def run(app: App) -> None:
 
     settings = app.settings()
     engine = app.engine()
-    sys.exit(asyncio.run(run_daemon(settings, engine)))
+    runner = asyncio.Runner()
+    code = runner.run(run_daemon(settings, engine))
+    # The daemon has stopped and recorded everything. Threads stuck in a hanging call (a send,
+    # a locked database) would hold the interpreter's exit for as long as they hang (asyncio and
+    # concurrent.futures join them), so the process ends here without waiting for them.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

@@ -17,9 +17,10 @@ from sqlalchemy import text
 from listener.cli import App, cli, config_option, pass_app
 from listener.cli.commands import parse_when
 from listener.cli.output import emit, format_option, iso, resolve_format, table_width
-from listener.errors import ConfigError
+from listener.errors import ConfigError, StorageError
 from listener.storage import alerts as alert_store
 from listener.storage import instances, store
+from listener.storage.engine import probe
 from listener.untrusted import escape_json_unsafe, for_terminal
 
 
@@ -28,9 +29,24 @@ from listener.untrusted import escape_json_unsafe, for_terminal
 @format_option
 @pass_app
 def status(app: App, fmt: str | None) -> None:
-    """Daemons (heartbeats, leader, last cycle), sources, firing alerts, outbox, database size."""
+    """Daemons (heartbeats, leader, last cycle), sources, firing alerts, outbox, database size
+    and health (exit 1 when the database fails a read or a rolled-back write)."""
     engine = app.engine()
     now = datetime.now(UTC)
+    found = probe(engine)
+    problem = f"failing ({found[0]}): {found[1]}" if found else None
+    try:
+        _status(engine, now, problem, resolve_format(fmt))
+    except StorageError as exc:
+        if problem is None:
+            raise
+        click.echo(f"database: {for_terminal(problem)} ({for_terminal(str(exc))})")
+        raise SystemExit(1) from None
+    if problem is not None:
+        raise SystemExit(1)
+
+
+def _status(engine: Any, now: datetime, problem: str | None, output: str) -> None:
     daemons = [
         {
             "instance": row.id,
@@ -61,8 +77,8 @@ def status(app: App, fmt: str | None) -> None:
         "outbox_pending": backlog["pending"],
         "outbox_dead": backlog["dead"],
         "database_bytes": _database_size(engine),
+        "database_problem": problem,
     }
-    output = resolve_format(fmt)
     if output != "table":
         emit([record], output, columns=[(k, k, None) for k in record], title="")
         return
@@ -85,6 +101,8 @@ def status(app: App, fmt: str | None) -> None:
     click.echo(f"outbox: {backlog['pending']} pending, {backlog['dead']} dead")
     size = record["database_bytes"]
     click.echo(f"database: {size / 1024 / 1024:.1f} MB" if size is not None else "database: -")
+    if problem is not None:
+        click.echo(f"database: {for_terminal(problem)}")
 
 
 def _database_size(engine: Any) -> int | None:

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -17,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from listener.sources.client import redact_url
 from listener.untrusted import escape_json_unsafe, for_terminal
 
 FORMATS = ("table", "json", "jsonl", "csv")
@@ -58,7 +60,10 @@ def emit(
     columns: Sequence[tuple[str, str, int | None]],
     title: str | None = None,
 ) -> None:
-    """Write records. ``columns`` (key, header, max width) drive the table and csv formats."""
+    """Write records. ``columns`` (key, header, max width) drive the table and csv formats.
+    In every format, URLs lose their userinfo (``user:password@``) and secret-looking query
+    values (``redact_url``)."""
+    records = [{key: _no_credentials(value) for key, value in r.items()} for r in records]
     if fmt == "jsonl":
         for record in records:
             click.echo(_json_line(record))
@@ -171,6 +176,19 @@ def _table(
         table.add_row(*(Text(cell) for cell in row))
     console.print(table)
     click.echo(rendered.getvalue(), nl=False)
+
+
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,31}://\S+$")
+
+
+def _no_credentials(value: object) -> object:
+    if isinstance(value, str):
+        return redact_url(value) if _URL.match(value) and ("@" in value or "=" in value) else value
+    if isinstance(value, list):
+        return [_no_credentials(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _no_credentials(v) for k, v in value.items()}
+    return value
 
 
 def _table_cell(key: str, value: object) -> str:

@@ -3,8 +3,16 @@ jitter and never two runs of one source at once, plus detection and delivery eve
 
 Rules:
 - Signal handlers only set flags or schedule work; the main coroutine does it. SIGTERM/SIGINT
-  stop gracefully: running polls get ``GRACE_SECONDS`` to finish (their writes complete or roll
-  back, nothing is half-stored), then they are cancelled; a second SIGINT exits at once.
+  stop gracefully: no new job starts, a delivery stops before its next message (one hanging in a
+  send is abandoned: it stays in the outbox, marked uncertain, and is sent again with the same
+  key after a restart), running polls get ``GRACE_SECONDS`` to finish (their writes complete or
+  roll back, nothing is half-stored), then they are cancelled quietly (no job traceback); the
+  final database calls get ``CLEANUP_SECONDS``. Threads stuck in a hanging call are not waited
+  for (``listener run`` exits the process). A second SIGINT exits at once.
+- Database faults (``daemon.dbhealth``): one warning per failure kind with backoff, never a
+  traceback per job; while failing, jobs that need the database wait for the backoff instead of
+  queueing behind a lock; the health probe (a rolled-back write on SQLite) notices recovery;
+  /healthz says "database failing (...)".
 - SIGHUP reloads the configuration: a valid one replaces sources, brands, routes and schedules
   at once (a new poller is prepared before the old one is retired); an invalid one is logged in
   one line and the old configuration keeps running.
@@ -23,29 +31,31 @@ import contextlib
 import logging
 import random
 import signal
-import time
+import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from listener.checks import check
 from listener.config import Settings, SourceSettings, load_config
+from listener.daemon.dbhealth import DatabaseHealth
+from listener.daemon.lifecycle import GRACE_SECONDS, drain, watch
 from listener.daemon.metrics import Metrics, serve
-from listener.daemon.notify import monotonic_usec, notify, watchdog_interval
+from listener.daemon.notify import monotonic_usec, notify
 from listener.errors import ListenerError
 from listener.pipeline import Poller, http_settings
 from listener.sources.client import Client
 from listener.storage import instances
+from listener.storage.sql import outage
 
 log = logging.getLogger(__name__)
-GRACE_SECONDS = 20.0
-HEALTH_SECONDS = 30.0
+CLEANUP_SECONDS = 2.0
 HEARTBEAT_SECONDS = 30.0
-DB_CHECK_SECONDS = 10.0
 
 
 @dataclass
@@ -57,6 +67,17 @@ class _Runtime:
     running: set[asyncio.Task[object]] = field(default_factory=set)
     last_cycle_at: datetime | None = None
     metrics: Metrics = field(default_factory=Metrics)
+    database: DatabaseHealth = field(default_factory=DatabaseHealth)
+    stopping: threading.Event = field(default_factory=threading.Event)
+    delivering: threading.Lock = field(default_factory=threading.Lock)  # one deliver at a time
+
+    def storage_failed(self, what: str, exc: ListenerError) -> None:
+        """A job's database error: to ``database`` when it is an outage, else one error line."""
+        kind = outage(exc)
+        if kind is not None:
+            self.database.failed(kind, " ".join(str(exc).split()))
+        else:
+            log.error("%s: %s", what, exc)
 
 
 async def run_daemon(settings: Settings, engine: Engine) -> int:
@@ -88,6 +109,8 @@ async def run_daemon(settings: Settings, engine: Engine) -> int:
         await poller.prepare()
         me = instances.instance_id(started)
         runtime = _Runtime(settings, poller, me, instances.Leadership(engine))
+        poller.on_outage = runtime.database.failed
+        runtime.metrics.database_problem = runtime.database.problem
         await asyncio.to_thread(
             instances.heartbeat, engine, me, started=started, now=started, leader=False
         )
@@ -98,7 +121,7 @@ async def run_daemon(settings: Settings, engine: Engine) -> int:
         if settings.metrics.listen:
             host, _, port = settings.metrics.listen.rpartition(":")
             endpoint = await serve(runtime.metrics, host.strip("[]"), int(port))
-        watchdog = asyncio.create_task(_watchdog(engine, runtime.metrics))
+        watchdog = asyncio.create_task(watch(engine, runtime.metrics, runtime.database))
         notify("READY=1", f"STATUS=polling {len(_enabled(settings))} sources")
         log.info(
             "listener running: %d sources, %d brands",
@@ -117,19 +140,17 @@ async def run_daemon(settings: Settings, engine: Engine) -> int:
                 reload_requested.clear()
                 await _reload(scheduler, runtime, engine, client)
         notify("STOPPING=1")
-        log.info("stopping: waiting up to %ds for running work", GRACE_SECONDS)
+        runtime.stopping.set()
+        log.info("stopping: waiting up to %gs for running work", GRACE_SECONDS)
         watchdog.cancel()
         if endpoint is not None:
             endpoint.close()
-        scheduler.shutdown(wait=False)
-        if runtime.running:
-            _, pending_work = await asyncio.wait(set(runtime.running), timeout=GRACE_SECONDS)
-            for task in pending_work:
-                task.cancel()
+        await drain(scheduler, runtime.running)
         runtime.poller.close()
-        with contextlib.suppress(ListenerError):
-            await asyncio.to_thread(instances.release_all, engine, me)
-            await asyncio.to_thread(instances.forget, engine, me)
+        with contextlib.suppress(ListenerError, TimeoutError):
+            async with asyncio.timeout(CLEANUP_SECONDS):  # a locked or lost database: give up
+                await asyncio.to_thread(instances.release_all, engine, me)
+                await asyncio.to_thread(instances.forget, engine, me)
         runtime.leadership.release()
     if single is not None:
         single.release()
@@ -154,20 +175,29 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
             runtime.running.add(task)
         try:
             await coroutine  # type: ignore[misc]
+        except asyncio.CancelledError:  # only the shutdown cancels; a job ends quietly then
+            log.debug("job cancelled at shutdown")
         finally:
             if task is not None:
                 runtime.running.discard(task)
 
     async def poll_job(source: SourceSettings) -> None:
         async def work() -> None:
+            if runtime.database.waiting() or runtime.stopping.is_set():
+                return  # the database is failing: its backoff, not a queue behind a lock
             moment = datetime.now(UTC)
             interval = runtime.settings.source_interval(source)
-            source_id = await runtime.poller.source_id(source.name)
             until = moment + timedelta(seconds=interval * 0.9)
             due_by = moment + timedelta(seconds=runtime.settings.polling.jitter + 5)
-            mine = await asyncio.to_thread(
-                instances.claim, engine, source_id, runtime.me, moment, until, due_by
-            )
+            try:
+                source_id = await runtime.poller.source_id(source.name)
+                mine = await asyncio.to_thread(
+                    instances.claim, engine, source_id, runtime.me, moment, until, due_by
+                )
+            except ListenerError as exc:
+                runtime.storage_failed(f"source {source.name}", exc)
+                return
+            runtime.database.recovered()  # the claim was a write
             if not mine:
                 log.debug("source %s is polled by another instance", source.name)
                 return
@@ -202,7 +232,8 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
             moment = datetime.now(UTC)
             with runtime.metrics.detector_seconds.time():
                 result = evaluate(engine, current, moment)
-                report = deliver(engine, current, moment)
+                with runtime.delivering:
+                    report = deliver(engine, current, moment, stop=runtime.stopping)
             for state in ("pending", "firing", "resolved"):
                 found = alert_store.list_alerts(engine, state=state, limit=100_000)
                 runtime.metrics.alerts.labels(state).set(len(found))
@@ -216,12 +247,14 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
                 )  # fmt: skip
 
         async def run() -> None:
+            if runtime.database.waiting() or runtime.stopping.is_set():
+                return
             if not await asyncio.to_thread(runtime.leadership.try_lead):
                 return  # another instance leads detection and delivery
             try:
                 await asyncio.to_thread(work)
             except ListenerError as exc:
-                log.error("alerting: %s", exc)
+                runtime.storage_failed("alerting", exc)
 
         await tracked(run())
 
@@ -244,6 +277,9 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
         )
 
     async def heartbeat_job() -> None:
+        await tracked(beat())
+
+    async def beat() -> None:
         try:
             await asyncio.to_thread(
                 instances.heartbeat,
@@ -255,7 +291,7 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
                 last_cycle_at=runtime.last_cycle_at,
             )
         except ListenerError as exc:
-            log.error("heartbeat: %s", exc)
+            runtime.storage_failed("heartbeat", exc)
 
     started_at = now
     scheduler.add_job(
@@ -269,6 +305,9 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
     )
 
     async def prune_job() -> None:
+        await tracked(prune_now())
+
+    async def prune_now() -> None:
         from listener.housekeeping import prune
 
         if not await asyncio.to_thread(runtime.leadership.try_lead):
@@ -277,7 +316,7 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
         try:
             result = await asyncio.to_thread(prune, engine, current, datetime.now(UTC))
         except ListenerError as exc:
-            log.error("retention: %s", exc)
+            runtime.storage_failed("retention", exc)
             return
         if result.mentions:
             log.info("retention: pruned %d mentions", result.mentions)
@@ -291,6 +330,34 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
         coalesce=True,
         next_run_time=now + timedelta(minutes=10),
     )
+
+    async def outbox_job() -> None:
+        """Once at start: what the outbox holds (a delivery cut short by the last shutdown)."""
+        from listener.dispatch import deliver
+
+        current = runtime.settings
+
+        def work() -> None:
+            with runtime.delivering:
+                deliver(engine, current, datetime.now(UTC), stop=runtime.stopping)
+
+        async def run() -> None:
+            if runtime.database.waiting() or runtime.stopping.is_set():
+                return
+            if not await asyncio.to_thread(runtime.leadership.try_lead):
+                return
+            try:
+                await asyncio.to_thread(work)
+            except ListenerError as exc:
+                runtime.storage_failed("delivery", exc)
+
+        await tracked(run())
+
+    if settings.routes:
+        scheduler.add_job(
+            outbox_job, DateTrigger(now + timedelta(seconds=2), timezone=UTC), id="outbox",
+            name="deliver the outbox", max_instances=1, misfire_grace_time=None,
+        )  # fmt: skip
     if settings.brands:
         scheduler.add_job(
             alert_job,
@@ -315,6 +382,7 @@ async def _reload(
         if settings.database != runtime.settings.database:
             raise ListenerError("[database] cannot change on reload; restart the service")
         poller = Poller(settings, engine, client)
+        poller.on_outage = runtime.database.failed
         await poller.prepare()
     except ListenerError as exc:
         log.error("reload failed, still running the previous configuration: %s", exc)
@@ -334,29 +402,3 @@ async def _reload(
         len(settings.brands),
     )
     notify("READY=1", f"STATUS=polling {len(_enabled(settings))} sources")
-
-
-async def _watchdog(engine: Engine, metrics: Metrics) -> None:
-    """Health: the database is asked regularly; WATCHDOG=1 every half WatchdogSec (with a
-    watchdog) while the loop runs and the database answers; /healthz says the same."""
-    interval = watchdog_interval()
-    every = interval if interval is not None else HEALTH_SECONDS
-    metrics.health_window = max(2 * every + DB_CHECK_SECONDS, 30.0)
-
-    def check() -> None:
-        with engine.connect() as conn:
-            conn.execute(text("SELECT count(*) FROM brands"))  # reads the file, not just the socket
-
-    while True:
-        try:
-            await asyncio.wait_for(asyncio.to_thread(check), timeout=DB_CHECK_SECONDS)
-        except Exception as exc:  # the database is not healthy: no ping, systemd decides
-            reason = " ".join(str(exc).split())[:200] or type(exc).__name__
-            metrics.problem = "database check failed"
-            log.error("watchdog: database check failed: %s", reason)
-        else:
-            metrics.problem = ""
-            metrics.healthy_at = time.monotonic()
-            if interval is not None:
-                notify("WATCHDOG=1")
-        await asyncio.sleep(every)

@@ -6,7 +6,8 @@ Rules:
 - ``GET /metrics``: Prometheus text format (prometheus_client): polls, errors and latency per
   source, mentions ingested, alerts by state, outbox backlog, detector run time.
 - ``GET /healthz``: 200 "ok" while the scheduler loop runs and the database answered within
-  the last two watchdog intervals, else 503 with the reason. Never a secret in either.
+  the last two watchdog intervals, else 503 with the reason ("database failing (locked) for
+  40 s: database is locked" while jobs or the probe see a database fault). Never a secret in either.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -56,8 +58,12 @@ class Metrics:
         self.healthy_at = time.monotonic()
         self.health_window = 120.0
         self.problem = ""
+        self.database_problem: Callable[[], str] = str  # the daemon's DatabaseHealth.problem
 
     def healthy(self) -> tuple[bool, str]:
+        database = self.database_problem()
+        if database:
+            return False, database
         if self.problem:
             return False, self.problem
         if time.monotonic() - self.healthy_at > self.health_window:

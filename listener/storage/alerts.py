@@ -487,6 +487,17 @@ def delivered(engine: Engine, item_id: int, now: datetime) -> None:
         )
 
 
+def lease(engine: Engine, item_ids: list[int], *, until: datetime, note: str) -> None:
+    """An attempt is starting (or was cut short): the rows are due again at ``until`` and
+    ``note`` says so in ``last_error``; attempts are counted by ``failed``."""
+    with transaction(engine, "cannot record a delivery attempt") as conn:
+        conn.execute(
+            update(Outbox)
+            .where(Outbox.id.in_(item_ids))
+            .values(next_attempt_at=until, last_error=note)
+        )
+
+
 def failed(
     engine: Engine, item_id: int, *, error: str, retry_at: datetime | None, now: datetime
 ) -> None:

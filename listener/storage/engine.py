@@ -193,3 +193,40 @@ def check_schema(engine: Engine) -> None:
         f"database {display_url(str(engine.url))} {state}, this version needs {head}; "
         "hint: run `listener db upgrade`"
     )
+
+
+def probe(engine: Engine, *, timeout: float = 2.0) -> tuple[str, str] | None:
+    """None when the database answers a read and would take a write (SQLite: the write lock can
+    be had within ``timeout``; nothing is written), else (kind, reason) as ``sql.outage`` names
+    them. For health checks: the daemon's watchdog and ``listener status``."""
+    from listener.storage.sql import outage
+
+    try:
+        if engine.dialect.name != "sqlite":
+            with engine.connect() as conn:
+                conn.execute(text("SELECT count(*) FROM brands"))
+            return None
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            cursor.execute("SELECT count(*) FROM brands")
+            cursor.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            try:
+                cursor.execute("BEGIN IMMEDIATE")  # the write lock, as a writer would need it
+                try:  # a real (rolled back) write: a read-only file fails only here
+                    cursor.execute("UPDATE alembic_version SET version_num = version_num")
+                finally:
+                    cursor.execute("ROLLBACK")
+            finally:
+                cursor.execute("PRAGMA busy_timeout=30000")
+                cursor.close()
+        finally:
+            raw.close()
+    except SQLAlchemyError as exc:
+        return outage(exc) or "error", describe(exc)
+    except Exception as exc:  # the DB-API's own error from the raw connection
+        from sqlalchemy.exc import OperationalError
+
+        wrapped = OperationalError("probe", None, exc)
+        return outage(wrapped) or "error", describe(wrapped)
+    return None

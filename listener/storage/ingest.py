@@ -7,6 +7,9 @@ Rules:
   whose content hash changed updates its row.
 - Copies of one article are one story: the same story URL, or a fingerprint within
   STORY_MAX_DISTANCE bits of a story first seen within STORY_WINDOW.
+- Stored titles are at most TITLE_MAX (1,000) characters and texts at most TEXT_MAX (100,000);
+  a longer one is cut and ends in CUT_MARK (" [...]"), inside the limit. Matching, scoring and
+  dedup saw the whole text before.
 """
 
 from __future__ import annotations
@@ -25,6 +28,16 @@ from listener.storage.tables import Brand, MentionBrand, Story, UTCDateTime
 from listener.storage.tables import Mention as MentionRow
 
 _FUTURE_SKEW = timedelta(minutes=10)
+TITLE_MAX = 1_000
+TEXT_MAX = 100_000
+CUT_MARK = " [...]"
+
+
+def capped(text: str, limit: int) -> str:
+    """``text``, or its first characters and CUT_MARK, at most ``limit`` characters in all."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(CUT_MARK)].rstrip() + CUT_MARK
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,8 +82,8 @@ def ingest(conn: Connection, batches: Sequence[Batch]) -> list[StoreResult]:
             "url": item.url,
             "canonical_url": mention.canonical_url,
             "guid": item.guid,
-            "title": item.title,
-            "text": item.text,
+            "title": capped(item.title, TITLE_MAX),
+            "text": capped(item.text, TEXT_MAX),
             "author": item.author,
             "published_at": published,
             "fetched_at": now,

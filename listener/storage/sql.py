@@ -10,7 +10,16 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import (
+    DisconnectionError,
+    InterfaceError,
+    OperationalError,
+    PendingRollbackError,
+    SQLAlchemyError,
+)
+from sqlalchemy.exc import (
+    TimeoutError as PoolTimeoutError,
+)
 
 from listener.errors import StorageError
 
@@ -49,3 +58,30 @@ def describe(exc: SQLAlchemyError) -> str:
     """The first line of the database's own message, without SQL or parameters."""
     first = str(getattr(exc, "orig", None) or exc).splitlines()
     return first[0] if first else type(exc).__name__
+
+
+_OUTAGES = (OperationalError, InterfaceError, DisconnectionError, PendingRollbackError,
+            PoolTimeoutError)  # fmt: skip
+
+
+def outage(exc: BaseException) -> str | None:
+    """The kind of database failure behind ``exc`` (a StorageError or an SQLAlchemy error) when
+    it is the database's fault rather than the data's: "locked", "read-only", "disk full",
+    "unavailable" (connection refused, dropped, server restarting) or "error"; else None."""
+    cause: BaseException | None = exc
+    while cause is not None and not isinstance(cause, SQLAlchemyError):
+        cause = cause.__cause__
+    if not isinstance(cause, _OUTAGES):
+        return None
+    text = describe(cause).lower() if isinstance(cause, SQLAlchemyError) else ""
+    if "locked" in text or "busy" in text:
+        return "locked"
+    if "readonly" in text or "read-only" in text or "read only" in text:
+        return "read-only"
+    if ("disk" in text and "full" in text) or "no space" in text:
+        return "disk full"
+    if isinstance(cause, OperationalError) and not any(
+        word in text for word in ("connect", "terminat", "shutting down", "starting up", "closed")
+    ):
+        return "error"
+    return "unavailable"
