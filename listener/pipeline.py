@@ -110,6 +110,7 @@ def http_settings(settings: Settings) -> HttpSettings:
         max_redirects=http.max_redirects,
         per_host_limit=http.per_host_limit,
         max_connections=http.max_connections,
+        secrets=settings.secrets,
     )
 
 
@@ -157,6 +158,9 @@ class Poller:
         now = self.clock()
         await self._writer.run(lambda conn: store.sync_catalog(conn, brands, sources, now))
         self._states = await self._writer.run(store.load_states)
+        for state in self._states.values():
+            if state.consecutive_errors:  # queued behind healthy sources of its host
+                self.client.mark_failing(state.url)
 
     async def source_id(self, name: str) -> int:
         """The database id of a configured source."""

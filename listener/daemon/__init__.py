@@ -154,6 +154,8 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
             runtime.running.add(task)
         try:
             await coroutine  # type: ignore[misc]
+        except asyncio.CancelledError:
+            log.debug("a job was cancelled (reload or shutdown)")  # over: no traceback
         finally:
             if task is not None:
                 runtime.running.discard(task)
@@ -323,10 +325,16 @@ async def _reload(
     old = runtime.poller
     runtime.settings, runtime.poller = settings, poller
     _schedule(scheduler, runtime, engine)
-    # polls already running on the old poller finish before it is retired
+    # polls already running on the old poller finish before it is retired; those still
+    # running (hanging, or queued for a host slot) after the grace are cancelled, which hands
+    # their host slots back to the new configuration's sources
     retiring = set(runtime.running)
     if retiring:
-        await asyncio.wait(retiring, timeout=GRACE_SECONDS)
+        _, stuck = await asyncio.wait(retiring, timeout=GRACE_SECONDS)
+        for task in stuck:
+            task.cancel()
+        if stuck:
+            await asyncio.wait(stuck, timeout=GRACE_SECONDS)
     old.close()
     log.info(
         "configuration reloaded: %d sources, %d brands",

@@ -6,7 +6,8 @@ Rules:
   the URL naming what is polled (no secrets: a change of it resets the source's state), and
   ``async fetch(ctx) -> Fetched``.
 - Every request goes through the shared ``Client`` (limits, timeouts, size caps, redirects);
-  adapters never import httpx.
+  adapters never import httpx. A redirect to another origin is refused unless the source sets
+  ``cross_origin_redirects`` (an API answer from elsewhere is not the API's).
 - Incremental: ``ctx.cursor`` is what the last poll stored (newest id, time or token; the
   adapter's own format); an adapter fetches only what is newer, at most ``source.page_cap``
   pages, and returns the new cursor. A cursor seen twice in one poll stops the paging (loops).
@@ -132,7 +133,11 @@ def _no_constant(name: str) -> float:
 async def get_json(
     ctx: ApiContext, target: str, what: str, headers: Mapping[str, str] | None = None
 ) -> tuple[Any, Response]:
-    response = await ctx.client.get(target, headers={**ctx.source.headers, **(headers or {})})
+    response = await ctx.client.get(
+        target,
+        headers={**ctx.source.headers, **(headers or {})},
+        cross_origin=ctx.source.cross_origin_redirects,
+    )
     return decode(response, what), response
 
 
