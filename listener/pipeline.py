@@ -56,6 +56,7 @@ class PollOutcome:
     error: str | None = None
     warnings: tuple[str, ...] = ()
     elapsed: float = 0.0
+    next_poll_at: datetime | None = None  # when the source may be polled again (as stored)
 
 
 def utcnow() -> datetime:
@@ -213,34 +214,56 @@ class Poller:
             outcome, new_state = await self._fail(source, state, now, exc)
         if new_state is not None:
             self._states[source.name] = new_state
-        return replace(outcome, elapsed=time.monotonic() - started)
+        due = new_state.next_poll_at if new_state is not None else None
+        return replace(outcome, elapsed=time.monotonic() - started, next_poll_at=due)
 
     async def _poll_api(
         self, source: SourceSettings, state: SourceState, now: datetime
     ) -> tuple[PollOutcome, SourceState]:
         """One poll of a JSON API source: new items since the stored cursor, matched and stored
         with the new cursor. A source's first poll is history (backfill), never news."""
+        previous, attempts = api.read_cursor(state.cursor)
         context = api.ApiContext(
-            self.client, source, state.cursor, now, self._sessions.setdefault(source.name, {})
+            self.client, source, previous, now, self._sessions.setdefault(source.name, {})
         )
         fetched = await api.fetch(context)
         digested = await self._digester.run_items(source.name, fetched.items)
         mentions = digested.mentions
-        if state.last_success_at is None:
+        if state.last_success_at is None or (attempts and previous is None):
             mentions = tuple(replace(m, backfill=True) for m in mentions)
+        interval = self.settings.source_interval(source)
+        delay, cursor = interval, fetched.cursor
+        if fetched.gap and attempts < api.GAP_RETRIES:
+            # a later page broke: keep the cursor, read the gap again after a backoff
+            attempts += 1
+            cap = self.settings.polling.max_backoff
+            delay = backoff_delay(attempts, interval, cap, self.rng)
+            cursor = api.stored_cursor(previous, attempts)
+            fetched = replace(
+                fetched,
+                note=f"{fetched.note}; read again from the last cursor in {delay:.0f}s "
+                f"(attempt {attempts} of {api.GAP_RETRIES})",
+            )
+        elif fetched.gap:
+            fetched = replace(
+                fetched,
+                note=f"{fetched.note}; given up after {attempts} attempts: items between the "
+                "broken page and the last poll may be missing",
+            )
+        if cursor is None and attempts:
+            cursor = api.stored_cursor(previous)  # the stored one, unwrapped
         if fetched.note:
             log.warning("source %s: %s", source.name, fetched.note)
-        interval = self.settings.source_interval(source)
         result, stored = await self._writer.run_grouped(
             store.record_successes,
             store.PollSuccess(
                 source_id=state.id,
                 now=now,
-                next_poll_at=now + timedelta(seconds=interval),
+                next_poll_at=now + timedelta(seconds=delay),
                 etag=None,
                 last_modified=None,
                 mentions=mentions,
-                cursor=fetched.cursor,
+                cursor=cursor,
                 note=f"partial: {fetched.note}" if fetched.note else None,
             ),
         )
@@ -337,10 +360,12 @@ class Poller:
             self.settings.polling.max_backoff,
             self.rng,
         )
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after:
-            delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER))
         next_poll = now + timedelta(seconds=delay)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after:  # counted from the answer, not from the start of the poll
+            wait = min(float(retry_after), MAX_RETRY_AFTER)
+            next_poll = max(next_poll, self.clock() + timedelta(seconds=wait))
+            delay = max(delay, wait)
         if getattr(exc, "status", None) == 429:
             message = f"{stage}: 429: rate limited until {next_poll:%H:%M} UTC ({_one_line(exc)})"
         log.warning(
