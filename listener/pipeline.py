@@ -56,7 +56,9 @@ class PollOutcome:
     error: str | None = None
     warnings: tuple[str, ...] = ()
     elapsed: float = 0.0
-    next_poll_at: datetime | None = None  # when the source may be polled again (as stored)
+    # seconds from the end of the poll until the source may be polled again, when that is not
+    # its interval (backoff, Retry-After, a gap read again); a duration, so no clock jump moves it
+    next_in: float | None = None
 
 
 def utcnow() -> datetime:
@@ -214,8 +216,7 @@ class Poller:
             outcome, new_state = await self._fail(source, state, now, exc)
         if new_state is not None:
             self._states[source.name] = new_state
-        due = new_state.next_poll_at if new_state is not None else None
-        return replace(outcome, elapsed=time.monotonic() - started, next_poll_at=due)
+        return replace(outcome, elapsed=time.monotonic() - started)
 
     async def _poll_api(
         self, source: SourceSettings, state: SourceState, now: datetime
@@ -274,6 +275,7 @@ class Poller:
             new=result.new,
             updated=result.updated,
             warnings=(fetched.note,) if fetched.note else (),
+            next_in=delay if delay != interval else None,
         )
         return outcome, stored
 
@@ -388,7 +390,7 @@ class Poller:
             )
         except StorageError as store_exc:
             log.error("cannot record failure of source %s: %s", source.name, store_exc)
-        return PollOutcome(source.name, "failed", error=message), failed
+        return PollOutcome(source.name, "failed", error=message, next_in=delay), failed
 
 
 def _one_line(exc: BaseException) -> str:
