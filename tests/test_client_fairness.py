@@ -234,3 +234,20 @@ def other_server() -> Iterator[HTTPServer]:
     yield server
     server.clear()
     server.stop()
+
+
+def test_first_tries_on_a_busy_host_are_short_probes(host: tuple[Host, str]) -> None:
+    _, base = host
+
+    async def go() -> list[BaseException | object]:
+        async with Client(HttpSettings(per_host_limit=1, total_timeout=5)) as client:
+            tasks = [asyncio.create_task(client.get(f"{base}/dead{i}")) for i in range(4)]
+            tasks.append(asyncio.create_task(client.get(f"{base}/ok")))
+            return await asyncio.gather(*tasks, return_exceptions=True)
+
+    first, *probed, healthy = asyncio.run(go())
+    # the first request had the host to itself: the full deadline
+    assert isinstance(first, FetchError) and "total_timeout" in str(first)
+    for error in probed:  # first tries while others waited: a 1 s probe each, not 5 s
+        assert isinstance(error, FetchError) and "first try" in str(error)
+    assert getattr(healthy, "body", None) == b"ok"

@@ -34,7 +34,7 @@ import re
 import ssl
 import time
 import zlib
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -46,7 +46,7 @@ import httpx
 
 from listener import __version__
 from listener.errors import FetchError
-from listener.sources.slots import HostSlots, Suspects
+from listener.sources.slots import HostSlots, Suspects, probe_timeout
 
 __all__ = ["Client", "HttpSettings", "Response", "redact_url"]
 
@@ -68,6 +68,15 @@ _SECRET_NAME = re.compile(
 
 class _DeadlineError(Exception):
     """The total deadline of a request expired while it was in flight."""
+
+
+class _ProbeError(Exception):
+    """A first try on a busy host brought no response headers within the probe time."""
+
+    def __init__(self, seconds: float, waiting: int) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.waiting = waiting
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +264,7 @@ class Client:
         current = original.copy_with(username=None, password=None)
         trusted, permanent, hops = True, True, 0
         rank = self._suspects.rank(key)
+        probe = not self._suspects.known(key)
 
         def where() -> str:
             return f"{redact_url(str(current))} (redirected from {safe})" if hops else safe
@@ -264,7 +274,12 @@ class Client:
             while True:
                 sent = {**headers, **conditional} if trusted else conditional
                 status, resp_headers, body, used = await self._hop(
-                    current, sent, auth if trusted else None, budget=remaining, rank=rank
+                    current,
+                    sent,
+                    auth if trusted else None,
+                    budget=remaining,
+                    rank=rank,
+                    probe=probe and hops == 0,
                 )
                 remaining -= used
                 if status not in _REDIRECTS or "location" not in resp_headers:
@@ -283,6 +298,12 @@ class Client:
         except _DeadlineError as exc:
             raise FetchError(
                 f"timed out after {total:g}s (total_timeout) fetching {where()}"
+            ) from exc
+        except _ProbeError as exc:
+            raise FetchError(
+                f"no answer within {exc.seconds:g}s to a first try while {exc.waiting} more "
+                f"requests waited for its host, fetching {where()}; the next try gets the "
+                f"full {total:g}s"
             ) from exc
         except TimeoutError as exc:
             raise FetchError(f"timed out fetching {where()}") from exc
@@ -402,19 +423,23 @@ class Client:
         *,
         budget: float,
         rank: int = 0,
+        probe: bool = False,
         method: str = "GET",
         json: object = None,
         form: Mapping[str, str] | None = None,
     ) -> tuple[int, httpx.Headers, bytes, float]:
         """One request, holding a slot of the host; the body is read for 2xx answers, and its
         first 4 KB for errors (APIs explain themselves there). ``budget`` seconds of deadline
-        start once the slot is held; returns the seconds used of it too."""
+        start once the slot is held; returns the seconds used of it too. ``probe``: a first
+        try, which must get response headers within the probe time if others wait."""
         if budget <= 0:
             raise _DeadlineError
         slots = self._slots.get(url.host)
         if slots is None:
             slots = self._slots[url.host] = HostSlots(self._settings.per_host_limit)
         await slots.acquire(rank)
+        waiting = slots.waiting
+        first_byte = probe_timeout(budget) if probe and waiting else None
         try:
             async with self._connections:
                 started = time.monotonic()
@@ -427,7 +452,14 @@ class Client:
                             json=json,
                             data=dict(form) if form else None,
                         )
-                        response = await self._http.send(request, auth=auth, stream=True)
+                        if first_byte is None:
+                            response = await self._http.send(request, auth=auth, stream=True)
+                        else:
+                            response = await _within(
+                                first_byte,
+                                waiting,
+                                self._http.send(request, auth=auth, stream=True),
+                            )
                         try:
                             if 200 <= response.status_code < 300:
                                 body = await self._read_body(response, redact_url(str(url)))
@@ -501,6 +533,19 @@ class _PerOriginTransport(httpx.AsyncBaseTransport):
         pools, self._pools = list(self._pools.values()), {}
         for pool in pools:
             await pool.aclose()
+
+
+async def _within(
+    seconds: float, waiting: int, sending: Coroutine[object, object, httpx.Response]
+) -> httpx.Response:
+    """The response headers within ``seconds``, else _ProbeError."""
+    try:
+        async with asyncio.timeout(seconds) as probe:
+            return await sending
+    except TimeoutError:
+        if probe.expired():
+            raise _ProbeError(seconds, waiting) from None
+        raise
 
 
 async def _drain(response: httpx.Response, limit: int = 64 * 1024) -> bytes:

@@ -11,6 +11,10 @@ Rules:
   error status) waits behind every request to a URL that has not failed, first come first
   served within each class. Dead sources therefore delay a healthy one on the same host by at
   most one deadline (the longest a slot is held) per poll, however many of them queue.
+- A URL never tried before is unknown: while other requests wait for its host, its first try
+  must bring response headers within a short probe (``probe_timeout``), so a new host full of
+  dead URLs is sorted out at one probe per URL rather than one deadline. After the probe the
+  URL is known: from then on it gets the full deadline (behind healthy ones if it failed).
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import heapq
 import itertools
 from collections import OrderedDict
 
-__all__ = ["HostSlots", "Suspects"]
+__all__ = ["HostSlots", "Suspects", "probe_timeout"]
 
 HEALTHY, SUSPECT = 0, 1
 
@@ -61,21 +65,33 @@ class HostSlots:
         self.busy -= 1
 
 
+def probe_timeout(total: float) -> float:
+    """How long a first try may wait for response headers on a busy host."""
+    return min(total, max(1.0, total / 10))
+
+
 class Suspects:
-    """URLs (without their query) whose last request failed; bounded, oldest forgotten."""
+    """URLs (without their query) that were tried, and whether their last request failed;
+    bounded, the oldest forgotten."""
 
     def __init__(self, size: int = 20_000) -> None:
         self._size = size
-        self._urls: OrderedDict[str, None] = OrderedDict()
+        self._urls: OrderedDict[str, bool] = OrderedDict()  # key -> failed last time
 
     def rank(self, key: str) -> int:
-        return SUSPECT if key in self._urls else HEALTHY
+        return SUSPECT if self._urls.get(key) else HEALTHY
+
+    def known(self, key: str) -> bool:
+        return key in self._urls
 
     def failed(self, key: str) -> None:
-        self._urls[key] = None
+        self._remember(key, True)
+
+    def succeeded(self, key: str) -> None:
+        self._remember(key, False)
+
+    def _remember(self, key: str, failed: bool) -> None:
+        self._urls[key] = failed
         self._urls.move_to_end(key)
         while len(self._urls) > self._size:
             self._urls.popitem(last=False)
-
-    def succeeded(self, key: str) -> None:
-        self._urls.pop(key, None)
