@@ -1,4 +1,4 @@
-"""HTTP fetching: the only module that uses httpx.
+"""HTTP fetching: with ``wire`` below it, the only module that uses httpx.
 
 ``Client.get`` fetches one URL with one shared ``httpx.AsyncClient`` and applies the rules every
 source needs, so no source has to remember them:
@@ -31,7 +31,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import ssl
 import time
 import zlib
 from collections.abc import Coroutine, Mapping
@@ -47,6 +46,7 @@ import httpx
 from listener import __version__
 from listener.errors import FetchError
 from listener.sources.slots import HostSlots, Suspects, probe_timeout
+from listener.sources.wire import PerOriginTransport, drain, read_body
 
 __all__ = ["Client", "HttpSettings", "Response", "redact_url"]
 
@@ -146,29 +146,6 @@ def _queue_key(url: httpx.URL) -> str:
     return f"{url.scheme}://{url.host}:{url.port}{url.path}"
 
 
-class _Decoder:
-    """Incremental content decoder whose every call returns at most ``limit`` bytes."""
-
-    def __init__(self, encoding: str) -> None:
-        self._pending: bytes | None = b"" if encoding == "deflate" else None
-        self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding == "gzip" else None
-
-    def decode(self, data: bytes, limit: int) -> bytes:
-        if self._pending is not None:  # deflate: zlib-wrapped or raw? Decide from 2 bytes.
-            data, self._pending = self._pending + data, None
-            if len(data) < 2:
-                self._pending = data
-                return b""
-            wrapped = data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
-            self._zlib = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
-        if self._zlib is None:
-            return data
-        return self._zlib.decompress(data, limit)
-
-    def flush(self) -> bytes:
-        return self._zlib.flush() if self._zlib is not None else b""
-
-
 class Client:
     """Fetches URLs for all sources; use as ``async with Client(settings) as client``."""
 
@@ -196,7 +173,7 @@ class Client:
                 write=s.read_timeout,
                 pool=s.total_timeout,
             ),
-            transport=transport or _PerOriginTransport(s.per_host_limit),
+            transport=transport or PerOriginTransport(s.per_host_limit),
         )
         self._connections = asyncio.Semaphore(s.max_connections)
 
@@ -462,9 +439,11 @@ class Client:
                             )
                         try:
                             if 200 <= response.status_code < 300:
-                                body = await self._read_body(response, redact_url(str(url)))
+                                body = await read_body(
+                                    response, self._settings.max_body_bytes, redact_url(str(url))
+                                )
                             else:
-                                body = await _drain(response)
+                                body = await drain(response)
                         finally:
                             await response.aclose()
                 except TimeoutError:
@@ -474,65 +453,6 @@ class Client:
                 return response.status_code, response.headers, body, time.monotonic() - started
         finally:
             slots.release()
-
-    async def _read_body(self, response: httpx.Response, safe: str) -> bytes:
-        cap = self._settings.max_body_bytes
-        too_large = FetchError(f"body larger than {cap / 1024 / 1024:.1f} MB from {safe}")
-        length = response.headers.get("content-length", "").strip()
-        if length.isdigit() and int(length) > cap:
-            raise too_large
-        codings = [
-            c.strip().lower()
-            for c in response.headers.get("content-encoding", "").split(",")
-            if c.strip().lower() not in ("", "identity")
-        ]
-        encoding = {"x-gzip": "gzip"}.get(codings[0], codings[0]) if codings else "identity"
-        if len(codings) > 1 or encoding not in ("gzip", "deflate", "identity"):
-            codings_text = ", ".join(codings)[:50]
-            raise FetchError(f"unsupported Content-Encoding {codings_text!r} from {safe}")
-        decoder, raw, body = _Decoder(encoding), 0, bytearray()
-        async for chunk in response.aiter_raw():
-            raw += len(chunk)
-            body += decoder.decode(chunk, cap - len(body) + 1)
-            if raw > cap or len(body) > cap:
-                raise too_large
-        body += decoder.flush()
-        if len(body) > cap:
-            raise too_large
-        return bytes(body)
-
-
-class _PerOriginTransport(httpx.AsyncBaseTransport):
-    """Routes each request to a small connection pool of its own origin.
-
-    httpcore scans every connection of a pool (with a syscall each) whenever a request starts or
-    ends, so one pool of a hundred connections costs O(n^2) per cycle; measured on 1,000 feeds
-    it took most of a cycle. Pools per origin stay as small as ``per_host_limit``. The one
-    httpx.AsyncClient on top still applies headers, timeouts and cookies for all of them.
-    """
-
-    def __init__(self, per_origin: int) -> None:
-        self._limits = httpx.Limits(
-            max_connections=per_origin, max_keepalive_connections=per_origin, keepalive_expiry=30
-        )
-        self._pools: dict[tuple[str, str, int | None], httpx.AsyncHTTPTransport] = {}
-        self._ssl: ssl.SSLContext | None = None  # one for all pools: loading CAs costs ~25 ms
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        key = (request.url.scheme, request.url.host, request.url.port)
-        pool = self._pools.get(key)
-        if pool is None:
-            if self._ssl is None:
-                self._ssl = httpx.create_ssl_context()
-            pool = self._pools[key] = httpx.AsyncHTTPTransport(
-                verify=self._ssl, limits=self._limits, http2=False
-            )
-        return await pool.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        pools, self._pools = list(self._pools.values()), {}
-        for pool in pools:
-            await pool.aclose()
 
 
 async def _within(
@@ -546,21 +466,6 @@ async def _within(
         if probe.expired():
             raise _ProbeError(seconds, waiting) from None
         raise
-
-
-async def _drain(response: httpx.Response, limit: int = 64 * 1024) -> bytes:
-    """Read a small non-2xx body so that the connection can be kept alive (an unread response
-    closes its connection); a larger body is left and the connection closed. Returns its first
-    4 KB as sent (possibly compressed: callers only look into it when it is plain)."""
-    drained = 0
-    start = bytearray()
-    async for chunk in response.aiter_raw():
-        drained += len(chunk)
-        if len(start) < 4096:
-            start += chunk[: 4096 - len(start)]
-        if drained > limit:
-            break
-    return bytes(start)
 
 
 def _status_error(status: int, headers: httpx.Headers, body: bytes, where: str) -> FetchError:
