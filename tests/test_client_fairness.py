@@ -251,3 +251,22 @@ def test_first_tries_on_a_busy_host_are_short_probes(host: tuple[Host, str]) -> 
     for error in probed:  # first tries while others waited: a 1 s probe each, not 5 s
         assert isinstance(error, FetchError) and "first try" in str(error)
     assert getattr(healthy, "body", None) == b"ok"
+
+
+def test_urls_that_answered_go_before_new_ones(host: tuple[Host, str]) -> None:
+    handler, base = host
+
+    async def go() -> bytes:
+        async with Client(HttpSettings(per_host_limit=1, total_timeout=2.0)) as client:
+            await client.get(f"{base}/ok")  # answered before
+            handler.paths.clear()
+            new = [asyncio.create_task(client.get(f"{base}/dead{i}")) for i in range(4)]
+            await asyncio.sleep(0)  # queued first, never tried
+            healthy = await client.get(f"{base}/ok")
+            for task in new:
+                task.cancel()
+            await asyncio.gather(*new, return_exceptions=True)
+            return healthy.body
+
+    assert asyncio.run(go()) == b"ok"
+    assert [p for p in handler.paths if p != "?"][:2] == ["/dead0", "/ok"]

@@ -7,9 +7,9 @@ Rules:
 - A slot is always returned: on success, error, timeout and cancellation (also a waiter that
   is cancelled in the instant it is handed a slot gives it back), so no reload, shutdown or
   timeout can leak one and starve a host for good.
-- Fair queueing per host: a request to a URL whose last request failed (timeout, refused,
-  error status) waits behind every request to a URL that has not failed, first come first
-  served within each class. Dead sources therefore delay a healthy one on the same host by at
+- Fair queueing per host: requests to URLs whose last request succeeded go first, then URLs
+  never tried, then URLs whose last request failed (timeout, refused, error status); first
+  come first served within each class. Dead sources therefore delay a healthy one on the same host by at
   most one deadline (the longest a slot is held) per poll, however many of them queue.
 - A URL never tried before is unknown: while other requests wait for its host, its first try
   must bring response headers within a short probe (``probe_timeout``), so a new host full of
@@ -26,7 +26,7 @@ from collections import OrderedDict
 
 __all__ = ["HostSlots", "Suspects", "probe_timeout"]
 
-HEALTHY, SUSPECT = 0, 1
+HEALTHY, UNKNOWN, SUSPECT = 0, 1, 2  # queue classes, served in this order
 
 
 class HostSlots:
@@ -79,7 +79,8 @@ class Suspects:
         self._urls: OrderedDict[str, bool] = OrderedDict()  # key -> failed last time
 
     def rank(self, key: str) -> int:
-        return SUSPECT if self._urls.get(key) else HEALTHY
+        failed = self._urls.get(key)
+        return UNKNOWN if failed is None else SUSPECT if failed else HEALTHY
 
     def known(self, key: str) -> bool:
         return key in self._urls
