@@ -18,8 +18,8 @@ source needs, so no source has to remember them:
   would still carry one is refused. Callers can refuse other origins altogether
   (``cross_origin=False``: API sources unless configured).
 - At most ``per_host_limit`` requests per host run at once, queued fairly (``slots``): URLs
-  whose last request failed wait behind the others (see ``slots``). Cookies are never stored, so no state
-  leaks from one source to another.
+  whose last request failed wait behind the others, and a URL's first try on a busy host is a
+  short probe. Cookies are never stored, so no state leaks from one source to another.
 - Status: 2xx, 304 (not modified, only to a conditional request: to an unconditional one it
   is a server fault) and 410 (gone) are returned; everything else raises
   ``FetchError`` (with ``retry_after`` for 429/503). Every httpx and OS exception becomes a

@@ -9,8 +9,8 @@ Rules:
   timeout can leak one and starve a host for good.
 - Fair queueing per host: requests to URLs whose last request succeeded go first, then URLs
   never tried, then URLs whose last request failed (timeout, refused, error status); first
-  come first served within each class. Dead sources therefore delay a healthy one on the same host by at
-  most one deadline (the longest a slot is held) per poll, however many of them queue.
+  come first served within each class. Dead sources therefore delay a healthy one on the same
+  host by at most one deadline (the longest a slot is held) per poll, however many queue.
 - A URL never tried before is unknown: while other requests wait for its host, its first try
   must bring response headers within a short probe (``probe_timeout``), so a new host full of
   dead URLs is sorted out at one probe per URL rather than one deadline. After the probe the
