@@ -348,6 +348,7 @@ class SourceSettings(_Section):
     # API kinds
     base_url: str | None = None
     page_cap: int = Field(default=5, ge=1, le=100)
+    cross_origin_redirects: bool = False
     client_id: str | None = None
     client_secret: str | None = None
     identifier: str | None = None

@@ -7,15 +7,22 @@ parsing and matching need (no database, no HTTP client).
 ``Digester`` runs digests in worker processes when ``workers > 0`` (true parallelism: parsing
 and matching were ~40% of a measured cold cycle and would otherwise share one core with the
 event loop), else in a thread. Either way the event loop that keeps timeouts honest never runs
-them itself.
+them itself. Worker processes end when the daemon ends, however it ends (kill -9 included): on
+Linux the kernel signals them when their parent (the forkserver, which exits with the daemon)
+dies, and everywhere a watch thread ends a worker whose daemon is gone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import multiprocessing
+import os
 import signal
+import sys
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -168,10 +175,43 @@ def domain_of(url: str | None) -> str | None:
 
 
 _worker: tuple[Matcher, SentimentScorer] | None = None
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+WATCH_SECONDS = 1.0
 
 
-def _init_worker(brands: Sequence[BrandRule], spec: ScorerSpec) -> None:
+def _exit_with(daemon: int) -> None:
+    """End this worker process when the daemon (pid ``daemon``) or its own parent ends."""
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:  # the kernel signals us when our parent (the forkserver) dies
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        except (OSError, AttributeError):
+            pass  # the watch below still ends us
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent or not _alive(daemon):
+                os._exit(1)  # orphaned: nobody will ever collect our results
+            time.sleep(WATCH_SECONDS)
+
+    threading.Thread(target=watch, name="daemon-watch", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _init_worker(brands: Sequence[BrandRule], spec: ScorerSpec, daemon: int = 0) -> None:
     global _worker  # one matcher and one scorer per worker process, built once
+    if daemon:
+        _exit_with(daemon)
     _worker = (Matcher(brands), load_scorer(spec))
     # Ctrl-C reaches the whole process group; the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -213,7 +253,7 @@ class Digester:
             # forkserver: workers never inherit this process's threads or open sockets
             mp_context=multiprocessing.get_context("forkserver"),
             initializer=_init_worker,
-            initargs=(self._brands, self._spec),
+            initargs=(self._brands, self._spec, os.getpid()),
         )
 
     async def run(self, source: str, body: bytes, url: str, content_type: str | None) -> Digest:

@@ -61,6 +61,9 @@ class PollOutcome:
     error: str | None = None
     warnings: tuple[str, ...] = ()
     elapsed: float = 0.0
+    # seconds from the end of the poll until the source may be polled again, when that is not
+    # its interval (backoff, Retry-After, a gap read again); a duration, so no clock jump moves it
+    next_in: float | None = None
 
 
 def utcnow() -> datetime:
@@ -96,6 +99,7 @@ def http_settings(settings: Settings) -> HttpSettings:
         max_redirects=http.max_redirects,
         per_host_limit=http.per_host_limit,
         max_connections=http.max_connections,
+        secrets=settings.secrets,
     )
 
 
@@ -144,6 +148,9 @@ class Poller:
         now = self.clock()
         await self._writer.run(lambda conn: store.sync_catalog(conn, brands, sources, now))
         self._states = await self._writer.run(store.load_states)
+        for state in self._states.values():
+            if state.consecutive_errors:  # queued behind healthy sources of its host
+                self.client.mark_failing(state.url)
 
     async def source_id(self, name: str) -> int:
         """The database id of a configured source."""
@@ -210,27 +217,48 @@ class Poller:
     ) -> tuple[PollOutcome, SourceState]:
         """One poll of a JSON API source: new items since the stored cursor, matched and stored
         with the new cursor. A source's first poll is history (backfill), never news."""
+        previous, attempts = api.read_cursor(state.cursor)
         context = api.ApiContext(
-            self.client, source, state.cursor, now, self._sessions.setdefault(source.name, {})
+            self.client, source, previous, now, self._sessions.setdefault(source.name, {})
         )
         fetched = await api.fetch(context)
         digested = await self._digester.run_items(source.name, fetched.items)
         mentions = digested.mentions
-        if state.last_success_at is None:
+        if state.last_success_at is None or (attempts and previous is None):
             mentions = tuple(replace(m, backfill=True) for m in mentions)
+        interval = self.settings.source_interval(source)
+        delay, cursor = interval, fetched.cursor
+        if fetched.gap and attempts < api.GAP_RETRIES:
+            # a later page broke: keep the cursor, read the gap again after a backoff
+            attempts += 1
+            cap = self.settings.polling.max_backoff
+            delay = backoff_delay(attempts, interval, cap, self.rng)
+            cursor = api.stored_cursor(previous, attempts)
+            fetched = replace(
+                fetched,
+                note=f"{fetched.note}; read again from the last cursor in {delay:.0f}s "
+                f"(attempt {attempts} of {api.GAP_RETRIES})",
+            )
+        elif fetched.gap:
+            fetched = replace(
+                fetched,
+                note=f"{fetched.note}; given up after {attempts} attempts: items between the "
+                "broken page and the last poll may be missing",
+            )
+        if cursor is None and attempts:
+            cursor = api.stored_cursor(previous)  # the stored one, unwrapped
         if fetched.note:
             log.warning("source %s: %s", source.name, fetched.note)
-        interval = self.settings.source_interval(source)
         result, stored = await self._writer.run_grouped(
             store.record_successes,
             store.PollSuccess(
                 source_id=state.id,
                 now=now,
-                next_poll_at=now + timedelta(seconds=interval),
+                next_poll_at=now + timedelta(seconds=delay),
                 etag=None,
                 last_modified=None,
                 mentions=mentions,
-                cursor=fetched.cursor,
+                cursor=cursor,
                 note=f"partial: {fetched.note}" if fetched.note else None,
             ),
         )
@@ -241,6 +269,7 @@ class Poller:
             new=result.new,
             updated=result.updated,
             warnings=(fetched.note,) if fetched.note else (),
+            next_in=delay if delay != interval else None,
         )
         return outcome, stored
 
@@ -327,10 +356,12 @@ class Poller:
             self.settings.polling.max_backoff,
             self.rng,
         )
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after:
-            delay = max(delay, min(float(retry_after), MAX_RETRY_AFTER))
         next_poll = now + timedelta(seconds=delay)
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after:  # counted from the answer, not from the start of the poll
+            wait = min(float(retry_after), MAX_RETRY_AFTER)
+            next_poll = max(next_poll, self.clock() + timedelta(seconds=wait))
+            delay = max(delay, wait)
         if getattr(exc, "status", None) == 429:
             message = f"{stage}: 429: rate limited until {next_poll:%H:%M} UTC ({_one_line(exc)})"
         log.warning(
@@ -357,7 +388,7 @@ class Poller:
                 self.on_outage(kind, _one_line(store_exc))
             else:
                 log.error("cannot record failure of source %s: %s", source.name, store_exc)
-        return PollOutcome(source.name, "failed", error=message), failed
+        return PollOutcome(source.name, "failed", error=message, next_in=delay), failed
 
 
 def _one_line(exc: BaseException) -> str:

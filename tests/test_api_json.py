@@ -466,4 +466,5 @@ def test_pipeline_partial_poll_keeps_items_and_says_why(fake: FakeApi, engine: E
     outcome = poll_all(pipeline_settings(fake), engine)["lockwatch"]
     assert (outcome.status, outcome.new) == ("ok", 2)
     assert outcome.warnings and outcome.warnings[0].startswith("page 2: json: not JSON")
-    assert load_states(engine)["lockwatch"].cursor == NEWEST
+    # the cursor stays where it was (none: the first poll) until page 2 is read
+    assert api.read_cursor(load_states(engine)["lockwatch"].cursor) == (None, 1)

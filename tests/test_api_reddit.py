@@ -323,7 +323,7 @@ def test_malformed_second_page_keeps_the_first(httpserver: HTTPServer) -> None:
     assert first.note is not None and first.note.startswith("page 2: reddit listing: not JSON")
     assert first.cursor == "1795179000"
     later = fetch(source(httpserver), cursor="1795170000")
-    assert (len(later.items), later.cursor) == (3, None)  # the gap is read again next poll
+    assert (len(later.items), later.gap) == (3, True)  # the gap is read again next poll
 
 
 def test_deep_nesting_is_a_parse_error(httpserver: HTTPServer) -> None:

@@ -260,7 +260,7 @@ def test_malformed_second_page_keeps_the_first(httpserver: HTTPServer) -> None:
     assert first.cursor == "2026-11-20T12:50:00Z"
     assert first.items[0].points == 184223  # the videos found still get their statistics
     later = fetch(source(httpserver), cursor="2026-11-20T11:00:00Z")
-    assert (len(later.items), later.cursor) == (3, None)  # the next poll reads the gap again
+    assert (len(later.items), later.gap) == (3, True)  # the next poll reads the gap again
 
 
 def test_deep_nesting_is_a_parse_error(httpserver: HTTPServer) -> None:

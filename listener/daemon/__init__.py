@@ -19,6 +19,10 @@ Rules:
 - Several instances (PostgreSQL): each poll is claimed in the database first, so exactly one
   instance polls a source per interval; one instance, holding the leader lock, runs detection
   and delivery; every instance writes a heartbeat. On SQLite a second daemon is refused.
+- Time: job times are re-anchored when the wall clock jumps (``clock.Scheduler``), together
+  with the poll times this instance stored; a source is never polled before the time its
+  backoff or Retry-After set (checked in the database and, for this process's own polls, on
+  the monotonic clock); its job is moved to that time instead of waiting a whole interval.
 - systemd (Type=notify): READY=1 when polling has started, RELOADING=1/READY=1 around a reload,
   STOPPING=1 on shutdown, WATCHDOG=1 every half WatchdogSec but only while the event loop runs
   and the database answers.
@@ -32,6 +36,7 @@ import logging
 import random
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,6 +48,7 @@ from sqlalchemy import Engine
 
 from listener.checks import check
 from listener.config import Settings, SourceSettings, load_config
+from listener.daemon.clock import Scheduler
 from listener.daemon.dbhealth import DatabaseHealth
 from listener.daemon.lifecycle import GRACE_SECONDS, drain, watch
 from listener.daemon.metrics import Metrics, serve
@@ -79,6 +85,9 @@ class _Runtime:
         else:
             log.error("%s: %s", what, exc)
 
+    not_before: dict[str, float] = field(default_factory=dict)  # monotonic, per source
+    polled: set[str] = field(default_factory=set)  # sources this process polled
+
 
 async def run_daemon(settings: Settings, engine: Engine) -> int:
     """Run until SIGTERM/SIGINT. Returns the process exit code."""
@@ -114,7 +123,14 @@ async def run_daemon(settings: Settings, engine: Engine) -> int:
         await asyncio.to_thread(
             instances.heartbeat, engine, me, started=started, now=started, leader=False
         )
-        scheduler = AsyncIOScheduler(timezone=UTC)
+
+        def on_jump(seconds: float) -> None:
+            try:  # one short UPDATE, before any job runs on the moved clock
+                instances.shift_times(engine, me, seconds)
+            except ListenerError as exc:
+                log.error("clock jump: %s", exc)
+
+        scheduler = Scheduler(timezone=UTC, on_jump=on_jump)
         _schedule(scheduler, runtime, engine)
         scheduler.start()
         endpoint = None
@@ -175,33 +191,60 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
             runtime.running.add(task)
         try:
             await coroutine  # type: ignore[misc]
-        except asyncio.CancelledError:  # only the shutdown cancels; a job ends quietly then
-            log.debug("job cancelled at shutdown")
+        except asyncio.CancelledError:
+            log.debug("a job was cancelled (reload or shutdown)")  # over: no traceback
         finally:
             if task is not None:
                 runtime.running.discard(task)
+
+    def postpone(source: SourceSettings, seconds: float) -> None:
+        """Run the source's job next in ``seconds`` (plus jitter, never minus)."""
+        jitter = random.uniform(0, runtime.settings.polling.jitter)  # noqa: S311 (not crypto)
+        scheduler.check_clock()  # a jump not yet seen would move this time twice
+        when = datetime.now(UTC) + timedelta(seconds=seconds + jitter)
+        with contextlib.suppress(LookupError):  # the job is gone (reload)
+            scheduler.modify_job(f"poll:{source.name}", next_run_time=when)
 
     async def poll_job(source: SourceSettings) -> None:
         async def work() -> None:
             if runtime.database.waiting() or runtime.stopping.is_set():
                 return  # the database is failing: its backoff, not a queue behind a lock
+            wait = runtime.not_before.get(source.name, 0.0) - time.monotonic()
+            if wait > 0:  # backoff or Retry-After of our own last poll, on the monotonic clock
+                postpone(source, wait)
+                return
             moment = datetime.now(UTC)
             interval = runtime.settings.source_interval(source)
             until = moment + timedelta(seconds=interval * 0.9)
-            due_by = moment + timedelta(seconds=runtime.settings.polling.jitter + 5)
             try:
                 source_id = await runtime.poller.source_id(source.name)
                 mine = await asyncio.to_thread(
-                    instances.claim, engine, source_id, runtime.me, moment, until, due_by
+                    instances.claim,
+                    engine,
+                    source_id,
+                    runtime.me,
+                    moment,
+                    until,
+                    moment,
+                    # our own last poll: its wait is kept on the monotonic clock (not_before)
+                    own_schedule=source.name in runtime.polled,
                 )
             except ListenerError as exc:
                 runtime.storage_failed(f"source {source.name}", exc)
                 return
             runtime.database.recovered()  # the claim was a write
             if not mine:
-                log.debug("source %s is polled by another instance", source.name)
+                due = await asyncio.to_thread(instances.due_at, engine, source_id)
+                if due is not None and due > moment:  # backing off: come back when it is due
+                    postpone(source, (due - moment).total_seconds())
+                else:
+                    log.debug("source %s is polled by another instance", source.name)
                 return
             outcome = await runtime.poller.poll(source, force=True)
+            runtime.polled.add(source.name)
+            if outcome.next_in is not None:  # backoff, Retry-After, a gap read again
+                runtime.not_before[source.name] = time.monotonic() + outcome.next_in
+                postpone(source, outcome.next_in)
             runtime.last_cycle_at = datetime.now(UTC)
             metrics = runtime.metrics
             metrics.polls.labels(source.name, outcome.status).inc()
@@ -391,10 +434,16 @@ async def _reload(
     old = runtime.poller
     runtime.settings, runtime.poller = settings, poller
     _schedule(scheduler, runtime, engine)
-    # polls already running on the old poller finish before it is retired
+    # polls already running on the old poller finish before it is retired; those still
+    # running (hanging, or queued for a host slot) after the grace are cancelled, which hands
+    # their host slots back to the new configuration's sources
     retiring = set(runtime.running)
     if retiring:
-        await asyncio.wait(retiring, timeout=GRACE_SECONDS)
+        _, stuck = await asyncio.wait(retiring, timeout=GRACE_SECONDS)
+        for task in stuck:
+            task.cancel()
+        if stuck:
+            await asyncio.wait(stuck, timeout=GRACE_SECONDS)
     old.close()
     log.info(
         "configuration reloaded: %d sources, %d brands",

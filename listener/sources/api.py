@@ -6,12 +6,16 @@ Rules:
   the URL naming what is polled (no secrets: a change of it resets the source's state), and
   ``async fetch(ctx) -> Fetched``.
 - Every request goes through the shared ``Client`` (limits, timeouts, size caps, redirects);
-  adapters never import httpx.
+  adapters never import httpx. A redirect to another origin is refused unless the source sets
+  ``cross_origin_redirects`` (an API answer from elsewhere is not the API's).
 - Incremental: ``ctx.cursor`` is what the last poll stored (newest id, time or token; the
   adapter's own format); an adapter fetches only what is newer, at most ``source.page_cap``
   pages, and returns the new cursor. A cursor seen twice in one poll stops the paging (loops).
 - A malformed page after the first keeps the items already fetched: ``Fetched.note`` says what
-  went wrong and the cursor stays at the last good page. A malformed first page is a ParseError.
+  went wrong and ``Fetched.gap`` is set when items between it and the stored cursor are unread
+  (pages newest first); the pipeline then keeps the stored cursor and retries (bounded, with
+  backoff), so a cursor advances only over what was stored contiguously. A malformed first
+  page is a ParseError.
 - Platforms change under us: an adapter fails loudly (FetchError/ParseError with a sentence a
   person understands: "401: app password rejected"), never silently returns nothing.
 - Numbers from the web are clamped to 64 bits; nesting deeper than Python's parser allows is a
@@ -63,6 +67,10 @@ class Fetched:
     cursor: str | None  # to store for the next poll; None keeps the stored one
     note: str | None = None  # a later page failed: what went wrong (items so far are kept)
     pages: int = 0
+    # a later page failed, so items between it and the stored cursor are unread: the pipeline
+    # keeps the stored cursor and retries; ``cursor`` (the newest seen) is used only when the
+    # retries are given up
+    gap: bool = False
 
 
 @dataclass
@@ -75,6 +83,27 @@ class ApiContext:
     now: datetime
     # per-process state of the source (sessions, tokens), kept between polls
     session: dict[str, Any] = field(default_factory=dict)
+
+
+# A stored cursor while a gap is retried: the marker, the attempts so far, the cursor before
+# the gap (empty: none). Adapters never see it: the pipeline unwraps it.
+_GAP = "gap-retry/"
+GAP_RETRIES = 5  # polls that retry a broken later page before its gap is given up
+
+
+def stored_cursor(cursor: str | None, gap_attempts: int = 0) -> str | None:
+    """What to store: ``cursor`` itself, or wrapped with the attempts at a gap."""
+    if gap_attempts == 0 and cursor is not None and not cursor.startswith(_GAP):
+        return cursor
+    return f"{_GAP}{gap_attempts}/{cursor or ''}"
+
+
+def read_cursor(stored: str | None) -> tuple[str | None, int]:
+    """The adapter's cursor and the attempts at a gap so far from a stored cursor."""
+    if stored is None or not stored.startswith(_GAP):
+        return stored, 0
+    count, _, cursor = stored.removeprefix(_GAP).partition("/")
+    return cursor or None, int(count) if count.isdigit() else 0
 
 
 class Adapter(Protocol):
@@ -132,7 +161,11 @@ def _no_constant(name: str) -> float:
 async def get_json(
     ctx: ApiContext, target: str, what: str, headers: Mapping[str, str] | None = None
 ) -> tuple[Any, Response]:
-    response = await ctx.client.get(target, headers={**ctx.source.headers, **(headers or {})})
+    response = await ctx.client.get(
+        target,
+        headers={**ctx.source.headers, **(headers or {})},
+        cross_origin=ctx.source.cross_origin_redirects,
+    )
     return decode(response, what), response
 
 

@@ -86,6 +86,7 @@ async def fetch(ctx: api.ApiContext) -> api.Fetched:
     items: list[Item] = []
     newest = since
     notes: list[str] = []
+    failed = False  # a later page failed: the pipeline keeps the stored cursor (gap)
     page_cursor: str | None = None
     pages.first()
     while True:
@@ -98,6 +99,7 @@ async def fetch(ctx: api.ApiContext) -> api.Fetched:
             if number == 1 or not _keeps_earlier_pages(exc):
                 raise
             notes.append(f"page {number}: {exc}")
+            failed = True
             break
         reached_old = False
         for post in posts:
@@ -135,6 +137,7 @@ async def fetch(ctx: api.ApiContext) -> api.Fetched:
         _iso(newest) if newest is not None else None,
         note="; ".join(notes) or None,
         pages=pages.count,
+        gap=failed,
     )
 
 

@@ -1,19 +1,27 @@
-"""HTTP fetching: the only module that uses httpx.
+"""HTTP fetching: with ``wire`` below it, the only module that uses httpx.
 
 ``Client.get`` fetches one URL with one shared ``httpx.AsyncClient`` and applies the rules every
 source needs, so no source has to remember them:
 
 - Timeouts: connect, read (between bytes) and a total deadline around the whole exchange,
-  redirects and body included, so a server dripping bytes cannot hold a poll open.
+  redirects and body included, so a server dripping bytes cannot hold a poll open. The
+  deadline runs only while a host slot is held: waiting for a slot is not part of it.
 - Size cap: the body is streamed raw and decompressed here (gzip, deflate, identity) with a
   bounded output, so neither a huge body nor a decompression bomb can exceed ``max_body_bytes``.
 - Redirects are followed by hand, at most ``max_redirects``, http and https only. URL userinfo
   becomes basic auth; it and all caller-supplied headers go only to the original origin (scheme,
   host, port) and are dropped for good once a redirect leaves it. Conditional-GET validators are
-  not secrets and are sent on every hop.
-- At most ``per_host_limit`` requests per host run at once. Cookies are never stored, so no state
-  leaks from one source to another.
-- Status: 2xx, 304 (not modified) and 410 (gone) are returned; everything else raises
+  not secrets and are sent on every hop. A redirect to another origin carries no query
+  parameter with a secret-looking name (``key``, ``api_key``, ``token``, ``access_token``,
+  ``sig``...) and no value that is a secret (``HttpSettings.secrets``: what the configuration
+  read from ``${...}``, and the original URL's password and secret parameters); a target that
+  would still carry one is refused. Callers can refuse other origins altogether
+  (``cross_origin=False``: API sources unless configured).
+- At most ``per_host_limit`` requests per host run at once, queued fairly (``slots``): URLs
+  whose last request failed wait behind the others, and a URL's first try on a busy host is a
+  short probe. Cookies are never stored, so no state leaks from one source to another.
+- Status: 2xx, 304 (not modified, only to a conditional request: to an unconditional one it
+  is a server fault) and 410 (gone) are returned; everything else raises
   ``FetchError`` (with ``retry_after`` for 429/503). Every httpx and OS exception becomes a
   one-line ``FetchError`` naming the URL through ``redact_url``, so messages carry no secrets.
 """
@@ -21,12 +29,12 @@ source needs, so no source has to remember them:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
-import ssl
 import time
 import zlib
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http.cookiejar import CookieJar, DefaultCookiePolicy
@@ -37,6 +45,8 @@ import httpx
 
 from listener import __version__
 from listener.errors import FetchError
+from listener.sources.slots import HostSlots, Suspects, probe_timeout
+from listener.sources.wire import PerOriginTransport, drain, read_body
 
 __all__ = ["Client", "HttpSettings", "Response", "redact_url"]
 
@@ -48,6 +58,25 @@ ACCEPT_ENCODING = "gzip, deflate"
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _PERMANENT = frozenset({301, 308})
 _SECRET_PARAM = re.compile(r"token|key|secret|passw|auth|sig|session|credential", re.IGNORECASE)
+# names of query parameters that carry credentials (whole name, or its last _-. part)
+_SECRET_NAME = re.compile(
+    r"(?:^|[_.-])(?:api[_-]?key|apikey|key|token|secret|sig|signature|password|passwd|pass"
+    r"|auth|session|sessionid|credentials?)$",
+    re.IGNORECASE,
+)
+
+
+class _DeadlineError(Exception):
+    """The total deadline of a request expired while it was in flight."""
+
+
+class _ProbeError(Exception):
+    """A first try on a busy host brought no response headers within the probe time."""
+
+    def __init__(self, seconds: float, waiting: int) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.waiting = waiting
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +91,7 @@ class HttpSettings:
     max_redirects: int = 5
     per_host_limit: int = 2
     max_connections: int = 100
+    secrets: frozenset[str] = frozenset()  # values that never go to another origin
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,27 +141,9 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
     return url.scheme, url.host, url.port
 
 
-class _Decoder:
-    """Incremental content decoder whose every call returns at most ``limit`` bytes."""
-
-    def __init__(self, encoding: str) -> None:
-        self._pending: bytes | None = b"" if encoding == "deflate" else None
-        self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding == "gzip" else None
-
-    def decode(self, data: bytes, limit: int) -> bytes:
-        if self._pending is not None:  # deflate: zlib-wrapped or raw? Decide from 2 bytes.
-            data, self._pending = self._pending + data, None
-            if len(data) < 2:
-                self._pending = data
-                return b""
-            wrapped = data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
-            self._zlib = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
-        if self._zlib is None:
-            return data
-        return self._zlib.decompress(data, limit)
-
-    def flush(self) -> bytes:
-        return self._zlib.flush() if self._zlib is not None else b""
+def _queue_key(url: httpx.URL) -> str:
+    """What the fair queue remembers failures by: the URL without userinfo and query."""
+    return f"{url.scheme}://{url.host}:{url.port}{url.path}"
 
 
 class Client:
@@ -144,7 +156,8 @@ class Client:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._settings = s = settings
-        self._semaphores: dict[str, asyncio.Semaphore] = {}
+        self._slots: dict[str, HostSlots] = {}
+        self._suspects = Suspects()
         self._http = httpx.AsyncClient(
             http2=False,
             follow_redirects=False,
@@ -160,7 +173,7 @@ class Client:
                 write=s.read_timeout,
                 pool=s.total_timeout,
             ),
-            transport=transport or _PerOriginTransport(s.per_host_limit),
+            transport=transport or PerOriginTransport(s.per_host_limit),
         )
         self._connections = asyncio.Semaphore(s.max_connections)
 
@@ -185,6 +198,7 @@ class Client:
         etag: str | None = None,
         last_modified: str | None = None,
         headers: Mapping[str, str] | None = None,
+        cross_origin: bool = True,
     ) -> Response:
         """GET ``url``; see the module docstring for the rules. Raises FetchError."""
         started = time.monotonic()
@@ -194,41 +208,82 @@ class Client:
         except (httpx.InvalidURL, TypeError, ValueError) as exc:
             raise FetchError(f"invalid URL {safe}") from exc
         _check_scheme(original, safe)
+        key = _queue_key(original)
+        try:
+            response = await self._get(
+                original, safe, etag, last_modified, headers or {}, cross_origin, key
+            )
+        except FetchError:
+            self._suspects.failed(key)
+            raise
+        self._suspects.succeeded(key)
+        return replace(response, elapsed=time.monotonic() - started)
+
+    def mark_failing(self, url: str) -> None:
+        """Queue requests to ``url`` behind healthy ones (its source failed last time)."""
+        with contextlib.suppress(httpx.InvalidURL, TypeError, ValueError):
+            self._suspects.failed(_queue_key(httpx.URL(url)))
+
+    async def _get(
+        self,
+        original: httpx.URL,
+        safe: str,
+        etag: str | None,
+        last_modified: str | None,
+        headers: Mapping[str, str],
+        cross_origin: bool,
+        key: str,
+    ) -> Response:
         auth = httpx.BasicAuth(original.username, original.password) if original.userinfo else None
         conditional = {"If-None-Match": etag} if etag else {}
         if last_modified:
             conditional["If-Modified-Since"] = last_modified
         current = original.copy_with(username=None, password=None)
         trusted, permanent, hops = True, True, 0
+        rank = self._suspects.rank(key)
+        probe = not self._suspects.known(key)
 
         def where() -> str:
             return f"{redact_url(str(current))} (redirected from {safe})" if hops else safe
 
-        total = self._settings.total_timeout
+        total = remaining = self._settings.total_timeout
         try:
-            async with asyncio.timeout(total) as deadline:
-                while True:
-                    sent = {**(headers or {}), **conditional} if trusted else conditional
-                    status, resp_headers, body = await self._hop(
-                        current, sent, auth if trusted else None
-                    )
-                    if status not in _REDIRECTS or "location" not in resp_headers:
-                        break
-                    hops += 1
-                    if hops > self._settings.max_redirects:
-                        limit = self._settings.max_redirects
-                        raise FetchError(f"too many redirects (>{limit}) from {safe}")
-                    permanent = permanent and status in _PERMANENT
-                    target = current.join(resp_headers["location"])
-                    _check_scheme(target, f"{redact_url(str(target))} (redirected from {safe})")
-                    trusted = trusted and _origin(target) == _origin(original)
-                    current = target.copy_with(username=None, password=None)
-        except TimeoutError as exc:
-            if not deadline.expired():
-                raise FetchError(f"timed out fetching {where()}") from exc
+            while True:
+                sent = {**headers, **conditional} if trusted else conditional
+                status, resp_headers, body, used = await self._hop(
+                    current,
+                    sent,
+                    auth if trusted else None,
+                    budget=remaining,
+                    rank=rank,
+                    probe=probe and hops == 0,
+                )
+                remaining -= used
+                if status not in _REDIRECTS or "location" not in resp_headers:
+                    break
+                hops += 1
+                if hops > self._settings.max_redirects:
+                    limit = self._settings.max_redirects
+                    raise FetchError(f"too many redirects (>{limit}) from {safe}")
+                permanent = permanent and status in _PERMANENT
+                target = current.join(resp_headers["location"])
+                _check_scheme(target, f"{redact_url(str(target))} (redirected from {safe})")
+                if _origin(target) != _origin(original):
+                    target = self._leave_origin(target, original, cross_origin, safe)
+                trusted = trusted and _origin(target) == _origin(original)
+                current = target.copy_with(username=None, password=None)
+        except _DeadlineError as exc:
             raise FetchError(
                 f"timed out after {total:g}s (total_timeout) fetching {where()}"
             ) from exc
+        except _ProbeError as exc:
+            raise FetchError(
+                f"no answer within {exc.seconds:g}s to a first try while {exc.waiting} more "
+                f"requests waited for its host, fetching {where()}; the next try gets the "
+                f"full {total:g}s"
+            ) from exc
+        except TimeoutError as exc:
+            raise FetchError(f"timed out fetching {where()}") from exc
         except httpx.TimeoutException as exc:
             kind = type(exc).__name__.removesuffix("Timeout").lower()
             raise FetchError(f"{kind} timeout fetching {where()}") from exc
@@ -237,6 +292,12 @@ class Client:
             raise FetchError(f"{type(exc).__name__} ({detail}) fetching {where()}") from exc
         except zlib.error as exc:
             raise FetchError(f"body could not be decompressed from {where()}") from exc
+        if status == 304 and not conditional:
+            raise FetchError(
+                f"HTTP 304 Not Modified to an unconditional request from {where()} "
+                "(a server fault; nothing is taken as unchanged)",
+                status=304,
+            )
         if not (200 <= status < 300 or status in (304, 410)):
             raise _status_error(status, resp_headers, body, where())
         return Response(
@@ -247,9 +308,37 @@ class Client:
             etag=resp_headers.get("etag"),
             last_modified=resp_headers.get("last-modified"),
             permanent_url=str(current) if hops and permanent else None,
-            elapsed=time.monotonic() - started,
+            elapsed=0.0,
             headers={k.lower(): v for k, v in resp_headers.items()},
         )
+
+    def _leave_origin(
+        self, target: httpx.URL, original: httpx.URL, allowed: bool, safe: str
+    ) -> httpx.URL:
+        """The redirect ``target`` on another origin without credentials; FetchError when
+        other origins are refused or it would still carry a secret."""
+        elsewhere = f"{target.scheme}://{target.host}" + (f":{target.port}" if target.port else "")
+        if not allowed:
+            raise FetchError(
+                f"redirect from {safe} to another origin ({elsewhere}) refused; "
+                "hint: set cross_origin_redirects = true on the source to follow it"
+            )
+        values = set(self._settings.secrets)
+        values.update(v for n, v in original.params.multi_items() if _SECRET_NAME.search(n))
+        if original.password:
+            values.add(original.password)
+        values = {v for v in values if len(v) >= 4}
+        items = target.params.multi_items()
+        kept = [(n, v) for n, v in items if not _SECRET_NAME.search(n) and v not in values]
+        if len(kept) < len(items):
+            target = target.copy_with(params=kept)
+        text = unquote(str(target.copy_with(username=None, password=None)))
+        if any(v in text for v in values):
+            raise FetchError(
+                f"redirect from {safe} to another origin ({elsewhere}) would carry a "
+                "credential; refused"
+            )
+        return target
 
     async def post(
         self,
@@ -270,11 +359,15 @@ class Client:
             raise FetchError(f"invalid URL {safe}") from exc
         _check_scheme(target, safe)
         basic = httpx.BasicAuth(*auth) if auth else None
+        total = self._settings.total_timeout
         try:
-            async with asyncio.timeout(self._settings.total_timeout):
-                status, resp_headers, body = await self._hop(
-                    target, headers or {}, basic, method="POST", json=json, form=form
-                )
+            status, resp_headers, body, _ = await self._hop(
+                target, headers or {}, basic, budget=total, method="POST", json=json, form=form
+            )
+        except _DeadlineError as exc:
+            raise FetchError(
+                f"timed out after {total:g}s (total_timeout) posting to {safe}"
+            ) from exc
         except TimeoutError as exc:
             raise FetchError(f"timed out posting to {safe}") from exc
         except httpx.TimeoutException as exc:
@@ -305,105 +398,74 @@ class Client:
         headers: Mapping[str, str],
         auth: httpx.BasicAuth | None,
         *,
+        budget: float,
+        rank: int = 0,
+        probe: bool = False,
         method: str = "GET",
         json: object = None,
         form: Mapping[str, str] | None = None,
-    ) -> tuple[int, httpx.Headers, bytes]:
-        """One request, holding the host's slot; the body is read for 2xx answers, and its first
-        4 KB for errors (APIs explain themselves there)."""
-        semaphore = self._semaphores.get(url.host)
-        if semaphore is None:
-            semaphore = self._semaphores[url.host] = asyncio.Semaphore(
-                self._settings.per_host_limit
-            )
-        async with semaphore, self._connections:
-            request = self._http.build_request(
-                method, url, headers=headers, json=json, data=dict(form) if form else None
-            )
-            response = await self._http.send(request, auth=auth, stream=True)
-            try:
-                body = b""
-                if 200 <= response.status_code < 300:
-                    body = await self._read_body(response, redact_url(str(url)))
-                else:
-                    body = await _drain(response)
-                return response.status_code, response.headers, body
-            finally:
-                await response.aclose()
-
-    async def _read_body(self, response: httpx.Response, safe: str) -> bytes:
-        cap = self._settings.max_body_bytes
-        too_large = FetchError(f"body larger than {cap / 1024 / 1024:.1f} MB from {safe}")
-        length = response.headers.get("content-length", "").strip()
-        if length.isdigit() and int(length) > cap:
-            raise too_large
-        codings = [
-            c.strip().lower()
-            for c in response.headers.get("content-encoding", "").split(",")
-            if c.strip().lower() not in ("", "identity")
-        ]
-        encoding = {"x-gzip": "gzip"}.get(codings[0], codings[0]) if codings else "identity"
-        if len(codings) > 1 or encoding not in ("gzip", "deflate", "identity"):
-            codings_text = ", ".join(codings)[:50]
-            raise FetchError(f"unsupported Content-Encoding {codings_text!r} from {safe}")
-        decoder, raw, body = _Decoder(encoding), 0, bytearray()
-        async for chunk in response.aiter_raw():
-            raw += len(chunk)
-            body += decoder.decode(chunk, cap - len(body) + 1)
-            if raw > cap or len(body) > cap:
-                raise too_large
-        body += decoder.flush()
-        if len(body) > cap:
-            raise too_large
-        return bytes(body)
-
-
-class _PerOriginTransport(httpx.AsyncBaseTransport):
-    """Routes each request to a small connection pool of its own origin.
-
-    httpcore scans every connection of a pool (with a syscall each) whenever a request starts or
-    ends, so one pool of a hundred connections costs O(n^2) per cycle; measured on 1,000 feeds
-    it took most of a cycle. Pools per origin stay as small as ``per_host_limit``. The one
-    httpx.AsyncClient on top still applies headers, timeouts and cookies for all of them.
-    """
-
-    def __init__(self, per_origin: int) -> None:
-        self._limits = httpx.Limits(
-            max_connections=per_origin, max_keepalive_connections=per_origin, keepalive_expiry=30
-        )
-        self._pools: dict[tuple[str, str, int | None], httpx.AsyncHTTPTransport] = {}
-        self._ssl: ssl.SSLContext | None = None  # one for all pools: loading CAs costs ~25 ms
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        key = (request.url.scheme, request.url.host, request.url.port)
-        pool = self._pools.get(key)
-        if pool is None:
-            if self._ssl is None:
-                self._ssl = httpx.create_ssl_context()
-            pool = self._pools[key] = httpx.AsyncHTTPTransport(
-                verify=self._ssl, limits=self._limits, http2=False
-            )
-        return await pool.handle_async_request(request)
-
-    async def aclose(self) -> None:
-        pools, self._pools = list(self._pools.values()), {}
-        for pool in pools:
-            await pool.aclose()
+    ) -> tuple[int, httpx.Headers, bytes, float]:
+        """One request, holding a slot of the host; the body is read for 2xx answers, and its
+        first 4 KB for errors (APIs explain themselves there). ``budget`` seconds of deadline
+        start once the slot is held; returns the seconds used of it too. ``probe``: a first
+        try, which must get response headers within the probe time if others wait."""
+        if budget <= 0:
+            raise _DeadlineError
+        slots = self._slots.get(url.host)
+        if slots is None:
+            slots = self._slots[url.host] = HostSlots(self._settings.per_host_limit)
+        await slots.acquire(rank)
+        waiting = slots.waiting
+        first_byte = probe_timeout(budget) if probe and waiting else None
+        try:
+            async with self._connections:
+                started = time.monotonic()
+                try:
+                    async with asyncio.timeout(budget) as deadline:
+                        request = self._http.build_request(
+                            method,
+                            url,
+                            headers=headers,
+                            json=json,
+                            data=dict(form) if form else None,
+                        )
+                        if first_byte is None:
+                            response = await self._http.send(request, auth=auth, stream=True)
+                        else:
+                            response = await _within(
+                                first_byte,
+                                waiting,
+                                self._http.send(request, auth=auth, stream=True),
+                            )
+                        try:
+                            if 200 <= response.status_code < 300:
+                                body = await read_body(
+                                    response, self._settings.max_body_bytes, redact_url(str(url))
+                                )
+                            else:
+                                body = await drain(response)
+                        finally:
+                            await response.aclose()
+                except TimeoutError:
+                    if deadline.expired():
+                        raise _DeadlineError from None
+                    raise
+                return response.status_code, response.headers, body, time.monotonic() - started
+        finally:
+            slots.release()
 
 
-async def _drain(response: httpx.Response, limit: int = 64 * 1024) -> bytes:
-    """Read a small non-2xx body so that the connection can be kept alive (an unread response
-    closes its connection); a larger body is left and the connection closed. Returns its first
-    4 KB as sent (possibly compressed: callers only look into it when it is plain)."""
-    drained = 0
-    start = bytearray()
-    async for chunk in response.aiter_raw():
-        drained += len(chunk)
-        if len(start) < 4096:
-            start += chunk[: 4096 - len(start)]
-        if drained > limit:
-            break
-    return bytes(start)
+async def _within(
+    seconds: float, waiting: int, sending: Coroutine[object, object, httpx.Response]
+) -> httpx.Response:
+    """The response headers within ``seconds``, else _ProbeError."""
+    try:
+        async with asyncio.timeout(seconds) as probe:
+            return await sending
+    except TimeoutError:
+        if probe.expired():
+            raise _ProbeError(seconds, waiting) from None
+        raise
 
 
 def _status_error(status: int, headers: httpx.Headers, body: bytes, where: str) -> FetchError:

@@ -97,10 +97,9 @@ async def fetch(ctx: api.ApiContext) -> api.Fetched:
             f"page cap ({source.page_cap}) reached with more new hits left; the older ones "
             "were skipped: raise page_cap or poll more often"
         )
-    # hits come newest first: after a failed page only the stored cursor leaves no gap
-    keep = failed and since is not None
-    cursor = None if keep or newest is None else str(newest)
-    return api.Fetched(tuple(items), cursor, note=note, pages=pages.count)
+    # hits come newest first: after a failed page only the stored cursor leaves no gap (gap)
+    cursor = None if newest is None else str(newest)
+    return api.Fetched(tuple(items), cursor, note=note, pages=pages.count, gap=failed)
 
 
 async def _page(ctx: api.ApiContext, target: str, page: int) -> tuple[list[Any], int]:

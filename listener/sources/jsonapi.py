@@ -64,6 +64,7 @@ async def fetch(ctx: api.ApiContext) -> api.Fetched:
     items: list[Item] = []
     newest = since
     notes: list[str] = []
+    failed = False  # a later page failed: the pipeline keeps the stored cursor (gap)
     missing_id = 0
     target = source.url
     pages.first()
@@ -76,6 +77,7 @@ async def fetch(ctx: api.ApiContext) -> api.Fetched:
             if number == 1 or not _keeps_earlier_pages(exc):
                 raise
             notes.append(f"page {number}: {exc}")
+            failed = True
             break
         fresh = 0
         for row in rows:
@@ -120,6 +122,7 @@ async def fetch(ctx: api.ApiContext) -> api.Fetched:
         _iso(newest) if newest is not None else None,
         note="; ".join(notes) or None,
         pages=pages.count,
+        gap=failed,
     )
 
 

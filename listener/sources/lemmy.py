@@ -115,9 +115,9 @@ async def fetch(ctx: api.ApiContext) -> api.Fetched:
             f"page cap ({source.page_cap}) reached with more new posts or comments left; the "
             "older ones were skipped: raise page_cap or poll more often"
         )
-    keep = failed and since is not None  # newest first: the stored cursor leaves no gap
-    cursor = None if keep or newest is None else newest.isoformat().replace("+00:00", "Z")
-    return api.Fetched(tuple(items), cursor, note=note, pages=pages.count)
+    # newest first: after a failed page only the stored cursor leaves no gap (gap)
+    cursor = None if newest is None else newest.isoformat().replace("+00:00", "Z")
+    return api.Fetched(tuple(items), cursor, note=note, pages=pages.count, gap=failed)
 
 
 def _root(source: SourceSettings) -> str | None:

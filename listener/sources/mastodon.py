@@ -132,6 +132,7 @@ class _Walk:
         self.newest: str | None = None
         self.pages = Pages(ctx.source.page_cap)
         self.note: str | None = None
+        self.failed = False  # a later page failed
         self._horizon_ms = int((ctx.now + _FUTURE).timestamp() * 1000)
 
     def add(self, page: list[tuple[Item, str]]) -> None:
@@ -172,6 +173,7 @@ async def _timeline(ctx: ApiContext, root: str, tag: str) -> Fetched:
             if walk.pages.count == 0:
                 raise
             walk.note = f"page {walk.pages.count + 1}: {exc}"
+            walk.failed = True
             break
         walk.add(page)
         if not full or walk.budget_used_up(response):
@@ -185,9 +187,11 @@ async def _timeline(ctx: ApiContext, root: str, tag: str) -> Fetched:
             params = {"limit": LIMIT, "max_id": step}
         if not walk.pages.next(step):
             break
-    # walking forward, the newest id read is complete up to itself; the first poll's newest is
-    # on its first page
-    return Fetched(tuple(walk.items), walk.newest, walk.note, walk.pages.count)
+    # walking forward, the newest id read is complete up to itself (a failed page is read
+    # again from there); the first poll's newest is on its first page, and a failed page of
+    # its history is a gap
+    gap = walk.failed and not forward
+    return Fetched(tuple(walk.items), walk.newest, walk.note, walk.pages.count, gap=gap)
 
 
 async def _search(ctx: ApiContext, root: str) -> Fetched:
@@ -210,6 +214,7 @@ async def _search(ctx: ApiContext, root: str) -> Fetched:
             if walk.pages.count == 0:
                 raise
             walk.note = f"page {walk.pages.count + 1}: {exc}"
+            walk.failed = True
             break
         walk.add(page)
         if not full or (since is not None and any(_key(i) <= _key(since) for i in ids)):
@@ -227,12 +232,12 @@ async def _search(ctx: ApiContext, root: str) -> Fetched:
                 )
             break
         params = {**query, "max_id": oldest}
-    if since is not None and not complete:
+    if since is not None and not complete and not walk.failed:
         return Fetched(tuple(walk.items), None, walk.note, walk.pages.count)
     newest = walk.newest
     if since is not None and (newest is None or _key(since) > _key(newest)):
         newest = since
-    return Fetched(tuple(walk.items), newest, walk.note, walk.pages.count)
+    return Fetched(tuple(walk.items), newest, walk.note, walk.pages.count, gap=walk.failed)
 
 
 class _UnknownTagError(Exception):

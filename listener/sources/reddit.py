@@ -129,6 +129,7 @@ async def fetch(ctx: ApiContext) -> Fetched:
     after: str | None = None
     note: str | None = None
     complete = False  # read back to the cursor, or to the end of the listing
+    failed = False
     while True:
         target = url(root, path, {**params, "after": after})
         try:
@@ -137,7 +138,7 @@ async def fetch(ctx: ApiContext) -> Fetched:
         except ParseError as exc:
             if pages.count == 0:
                 raise
-            note = f"page {pages.count + 1}: {exc}"
+            note, failed = f"page {pages.count + 1}: {exc}", True
             break
         pages.fetched()
         for item, created in page:
@@ -170,12 +171,12 @@ async def fetch(ctx: ApiContext) -> Fetched:
             break
         after = next_after
     cursor: str | None
-    if since is None or complete:
+    if since is None or complete or failed:  # failed: the pipeline keeps the stored one (gap)
         best = newest if since is None else max(since, newest or since)
         cursor = str(best) if best is not None else None
     else:
         cursor = None  # keep the stored cursor: the next poll reads the gap again
-    return Fetched(tuple(items), cursor, note, pages.count)
+    return Fetched(tuple(items), cursor, note, pages.count, gap=failed)
 
 
 def _cursor_seconds(cursor: str | None) -> int | None:

@@ -112,7 +112,7 @@ async def fetch(ctx: ApiContext) -> Fetched:
     newest: datetime | None = None
     pages = Pages(source.page_cap)
     note: str | None = None
-    complete = False
+    complete = failed = False
     token: str | None = None
     while True:
         target = url(root, "/youtube/v3/search", {**params, "pageToken": token})
@@ -122,7 +122,7 @@ async def fetch(ctx: ApiContext) -> Fetched:
         except ParseError as exc:
             if pages.count == 0:
                 raise
-            note = f"page {pages.count + 1}: {exc}"
+            note, failed = f"page {pages.count + 1}: {exc}", True
             break
         pages.fetched()
         for item in page:
@@ -150,10 +150,10 @@ async def fetch(ctx: ApiContext) -> Fetched:
     items, stats_note = await _with_statistics(ctx, root, items)
     note = "; ".join(n for n in (note, stats_note) if n) or None
     cursor: str | None = None
-    if since is None or complete:
+    if since is None or complete or failed:  # failed: the pipeline keeps the stored one (gap)
         best = max((t for t in (since, newest) if t is not None), default=None)
         cursor = _rfc3339(best) if best else None
-    return Fetched(tuple(items), cursor, note, pages.count)
+    return Fetched(tuple(items), cursor, note, pages.count, gap=failed)
 
 
 async def _get(ctx: ApiContext, target: str, what: str) -> tuple[Any, Response]:

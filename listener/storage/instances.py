@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import Engine, delete, or_, select, text, update
+from sqlalchemy import Engine, delete, false, or_, select, text, update
 from sqlalchemy.engine import Connection
 
 from listener import __version__
@@ -43,9 +43,13 @@ def claim(
     now: datetime,
     until: datetime,
     due_by: datetime | None = None,
+    *,
+    own_schedule: bool = False,
 ) -> bool:
     """Take the poll of this source until ``until``; False when another instance holds it, or
-    when the source is not due by ``due_by`` (backing off after errors, whoever polled it)."""
+    when the source is not due by ``due_by`` (backing off after errors, whoever polled it).
+    ``own_schedule``: the caller keeps the wait of its own last poll itself (on a monotonic
+    clock), so a stored time written by this instance does not hold it back."""
     with transaction(engine, "cannot claim a source") as conn:
         done = conn.execute(
             update(Source)
@@ -56,11 +60,44 @@ def claim(
                     Source.claimed_until <= now,
                     Source.claimed_by == me,
                 ),
-                or_(Source.next_poll_at.is_(None), Source.next_poll_at <= (due_by or now)),
+                or_(
+                    Source.next_poll_at.is_(None),
+                    Source.next_poll_at <= (due_by or now),
+                    Source.claimed_by == me if own_schedule else false(),
+                ),
             )
             .values(claimed_by=me, claimed_until=until)
         )
         return bool(done.rowcount)
+
+
+def due_at(engine: Engine, source_id: int) -> datetime | None:
+    """When the source may be polled next (backoff, Retry-After); None: now."""
+    with engine.connect() as conn:
+        value = conn.execute(select(Source.next_poll_at).where(Source.id == source_id)).scalar()
+    return value if isinstance(value, datetime) else None
+
+
+def shift_times(engine: Engine, me: str, seconds: float) -> int:
+    """The wall clock jumped by ``seconds``: move the poll times this instance wrote (its
+    claims and the next polls of the sources it polled) with it. Returns the rows moved."""
+    shift = timedelta(seconds=seconds)
+    with transaction(engine, "cannot move poll times after a clock jump") as conn:
+        rows = conn.execute(
+            select(Source.id, Source.next_poll_at, Source.claimed_until).where(
+                Source.claimed_by == me
+            )
+        ).all()
+        for row in rows:
+            conn.execute(
+                update(Source)
+                .where(Source.id == row.id)
+                .values(
+                    next_poll_at=row.next_poll_at + shift if row.next_poll_at else None,
+                    claimed_until=row.claimed_until + shift if row.claimed_until else None,
+                )
+            )
+        return len(rows)
 
 
 def release_all(engine: Engine, me: str) -> None:

@@ -1,0 +1,112 @@
+"""The bytes on the wire, below ``client``: one small connection pool per origin, bodies read
+with a bounded decompressed size, error bodies drained so connections can be kept alive."""
+
+from __future__ import annotations
+
+import ssl
+import zlib
+
+import httpx
+
+from listener.errors import FetchError
+
+__all__ = ["PerOriginTransport", "drain", "read_body"]
+
+
+class _Decoder:
+    """Incremental content decoder whose every call returns at most ``limit`` bytes."""
+
+    def __init__(self, encoding: str) -> None:
+        self._pending: bytes | None = b"" if encoding == "deflate" else None
+        self._zlib = zlib.decompressobj(16 + zlib.MAX_WBITS) if encoding == "gzip" else None
+
+    def decode(self, data: bytes, limit: int) -> bytes:
+        if self._pending is not None:  # deflate: zlib-wrapped or raw? Decide from 2 bytes.
+            data, self._pending = self._pending + data, None
+            if len(data) < 2:
+                self._pending = data
+                return b""
+            wrapped = data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+            self._zlib = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+        if self._zlib is None:
+            return data
+        return self._zlib.decompress(data, limit)
+
+    def flush(self) -> bytes:
+        return self._zlib.flush() if self._zlib is not None else b""
+
+
+async def read_body(response: httpx.Response, cap: int, safe: str) -> bytes:
+    """A 2xx body, decompressed here with a bounded output: FetchError past ``cap`` bytes
+    (raw or decoded), so neither a huge body nor a decompression bomb gets through."""
+    too_large = FetchError(f"body larger than {cap / 1024 / 1024:.1f} MB from {safe}")
+    length = response.headers.get("content-length", "").strip()
+    if length.isdigit() and int(length) > cap:
+        raise too_large
+    codings = [
+        c.strip().lower()
+        for c in response.headers.get("content-encoding", "").split(",")
+        if c.strip().lower() not in ("", "identity")
+    ]
+    encoding = {"x-gzip": "gzip"}.get(codings[0], codings[0]) if codings else "identity"
+    if len(codings) > 1 or encoding not in ("gzip", "deflate", "identity"):
+        codings_text = ", ".join(codings)[:50]
+        raise FetchError(f"unsupported Content-Encoding {codings_text!r} from {safe}")
+    decoder, raw, body = _Decoder(encoding), 0, bytearray()
+    async for chunk in response.aiter_raw():
+        raw += len(chunk)
+        body += decoder.decode(chunk, cap - len(body) + 1)
+        if raw > cap or len(body) > cap:
+            raise too_large
+    body += decoder.flush()
+    if len(body) > cap:
+        raise too_large
+    return bytes(body)
+
+
+class PerOriginTransport(httpx.AsyncBaseTransport):
+    """Routes each request to a small connection pool of its own origin.
+
+    httpcore scans every connection of a pool (with a syscall each) whenever a request starts or
+    ends, so one pool of a hundred connections costs O(n^2) per cycle; measured on 1,000 feeds
+    it took most of a cycle. Pools per origin stay as small as ``per_host_limit``. The one
+    httpx.AsyncClient on top still applies headers, timeouts and cookies for all of them.
+    """
+
+    def __init__(self, per_origin: int) -> None:
+        self._limits = httpx.Limits(
+            max_connections=per_origin, max_keepalive_connections=per_origin, keepalive_expiry=30
+        )
+        self._pools: dict[tuple[str, str, int | None], httpx.AsyncHTTPTransport] = {}
+        self._ssl: ssl.SSLContext | None = None  # one for all pools: loading CAs costs ~25 ms
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        key = (request.url.scheme, request.url.host, request.url.port)
+        pool = self._pools.get(key)
+        if pool is None:
+            if self._ssl is None:
+                self._ssl = httpx.create_ssl_context()
+            pool = self._pools[key] = httpx.AsyncHTTPTransport(
+                verify=self._ssl, limits=self._limits, http2=False
+            )
+        return await pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.aclose()
+
+
+async def drain(response: httpx.Response, limit: int = 64 * 1024) -> bytes:
+    """Read a small non-2xx body so that the connection can be kept alive (an unread response
+    closes its connection); a larger body is left and the connection closed. Returns its first
+    4 KB as sent (possibly compressed: callers only look into it when it is plain)."""
+    drained = 0
+    start = bytearray()
+    async for chunk in response.aiter_raw():
+        drained += len(chunk)
+        if len(start) < 4096:
+            start += chunk[: 4096 - len(start)]
+        if drained > limit:
+            break
+    return bytes(start)
