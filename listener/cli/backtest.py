@@ -33,7 +33,7 @@ from listener.errors import ConfigError, InputError
 from listener.untrusted import for_terminal
 from listener.watch import apply_overrides, backtest, detection_params
 
-DURATION_PARAMS = {"windows", "clear_after", "min_duration"}
+DURATION_PARAMS = {"windows", "clear_after", "min_duration", "refractory"}
 
 
 def _detector_options(func: Any) -> Any:

@@ -12,11 +12,13 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import itertools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from listener.detection import smoulder, storm
+from listener.detection.calibrate import Peaks
 from listener.detection.episodes import Tracker, Transition
 from listener.detection.series import Event, Series
 from listener.models import Finding
@@ -43,6 +45,9 @@ class Monitor:
                 "smoulder", timedelta(seconds=params.smoulder.clear_after), series.width
             ),
         }
+        self.peaks = Peaks(max(1, series.per_day))
+        self.last_episode: tuple[datetime, float] | None = None  # storm: resolved at, peak score
+        self.last: list[Finding] = []  # the findings of the last judgement, after every gate
 
     def findings(self, now: int) -> list[Finding]:
         found = []
@@ -53,14 +58,62 @@ class Monitor:
         return found
 
     def judge(self, now: int) -> list[Transition]:
+        """The final judgement of bucket ``now``."""
         transitions = []
+        self.last = []
         for finding in self.findings(now):
+            if finding.detector == "storm":
+                finding = self._calibrated(now, finding)
             if finding.detector == "smoulder" and finding.firing:
                 finding = self._unless_explained(finding)
+            self.last.append(finding)
             transition = self.trackers[finding.detector].step(now, finding)
             if transition is not None:
                 transitions.append(transition)
+                if transition.kind == "resolved" and transition.detector == "storm":
+                    self.last_episode = (transition.at, transition.peak.score)
         return transitions
+
+    def judge_early(self, now: int) -> list[Transition]:
+        """An early judgement of bucket ``now`` (still open, or waiting for late mentions): it
+        can only open a storm episode, never escalate, hold or resolve one."""
+        self.last = []
+        tracker = self.trackers["storm"]
+        if "storm" not in self.params.detectors or tracker.firing:
+            return []
+        finding = storm.detect_storm(self.series, now, self.params.storm)
+        finding = self._calibrated(now, finding, record=False)
+        self.last.append(finding)
+        if not finding.firing:
+            return []
+        transition = tracker.step(now, finding)
+        return [transition] if transition is not None else []
+
+    def _calibrated(self, now: int, finding: Finding, *, record: bool = True) -> Finding:
+        """A storm opens only when its score beats the brand's own record of daily peaks and,
+        within the refractory period, the peak of its last episode."""
+        if record:
+            self.peaks.record(now, finding.score)
+        if not finding.firing or self.trackers["storm"].firing:
+            return finding
+        params = self.params.storm
+        bar = self.peaks.bar(now, params.tail_days, params.tail_budget)
+        if bar is not None and finding.score <= bar:
+            why = (
+                f"held back: score {finding.score:.1f} does not beat {bar:.1f}, which the "
+                f"brand's daily peaks of the last {params.tail_days} days reach once in "
+                f"{params.tail_budget:g} days (calibration)"
+            )
+            return replace(finding, level="elevated", reason=why)
+        if self.last_episode is not None:
+            ended, peak = self.last_episode
+            if finding.at - ended < timedelta(seconds=params.refractory) and finding.score <= peak:
+                why = (
+                    f"held back: score {finding.score:.1f} does not beat {peak:.1f}, the peak of "
+                    f"the storm that ended {ended:%Y-%m-%d %H:%M} (refractory period)"
+                )
+                return replace(finding, level="elevated", reason=why)
+        return finding
 
     def _unless_explained(self, finding: Finding) -> Finding:
         """A smoulder opens only for a rise of its own: not one that began while a storm was
@@ -90,7 +143,7 @@ def run(series: Series, params: DetectionParams) -> Iterator[Transition]:
 @dataclass(frozen=True, slots=True)
 class Judged:
     transition: Transition
-    judged_at: datetime  # when the decision could be taken: bucket end + lateness
+    judged_at: datetime  # when the decision was taken: arrival (early) or bucket end + lateness
 
 
 def replay(
@@ -102,21 +155,52 @@ def replay(
     lateness: timedelta,
     params: DetectionParams,
     with_total: bool = True,
+    observe: Callable[[datetime, Finding], None] | None = None,
 ) -> Iterator[Judged]:
-    """Replay mentions (sorted by arrival) through the detectors as the daemon would have."""
+    """Replay mentions (sorted by arrival) through the detectors as the daemon would have.
+
+    Bucket ``b`` is judged finally at its end + ``lateness`` with the mentions arrived by then.
+    Besides, whenever mentions arrive (one poll's worth: the same arrival time), the bucket they
+    arrive in is judged early, which can only open an episode: late arrivals can only add to a
+    bucket, so what already makes the case stays made. ``observe`` sees every judged finding."""
     series = Series(start, width, with_total=with_total)
     monitor = Monitor(series, params)
-    pending = iter(events)
-    upcoming = next(pending, None)
-    last = series.index_of(end)
-    for now in range(last):
-        series.extend_to(now)
-        judged_at = series.time_of(now + 1) + lateness
-        while upcoming is not None and (upcoming.arrived or upcoming.at) <= judged_at:
-            series.add(upcoming)
-            upcoming = next(pending, None)
-        for transition in monitor.judge(now):
-            yield Judged(transition, judged_at)
+    last = series.index_of(end)  # buckets 0 .. last-1 are judged
+    reach = max(storm.window_lengths(series, params.storm))  # buckets an early judgement sees
+    done = 0  # the next bucket to judge finally
+
+    def final(before: datetime | None) -> Iterator[Judged]:
+        nonlocal done
+        while done < last:
+            judged_at = series.time_of(done + 1) + lateness
+            if before is not None and judged_at >= before:
+                return
+            series.extend_to(done)
+            for transition in monitor.judge(done):
+                yield Judged(transition, judged_at)
+            if observe is not None:
+                for finding in monitor.last:
+                    observe(judged_at, finding)
+            done += 1
+
+    for arrived, batch in itertools.groupby(events, key=lambda e: e.arrived or e.at):
+        yield from final(arrived)
+        now = series.index_of(arrived - _TICK)  # the bucket the poll happened in
+        relevant = False
+        for event in batch:
+            series.add(event)
+            relevant |= event.negative and now - reach < series.index_of(event.at) <= now
+        if relevant and done <= now < last:
+            series.extend_to(now)
+            for transition in monitor.judge_early(now):
+                yield Judged(transition, arrived)
+            if observe is not None:
+                for finding in monitor.last:
+                    observe(arrived, finding)
+    yield from final(None)
+
+
+_TICK = timedelta(microseconds=1)
 
 
 def explain(finding: Finding) -> str:

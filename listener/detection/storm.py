@@ -4,7 +4,9 @@ Rules:
 - The last 1, 3 and 12 buckets (5 min, 15 min, 1 h at the default width; ``windows``) are each
   compared with the same window at the same time of day on earlier days of the same kind (weekday
   or weekend) within ``baseline_days``: expected = their robust mean (clear spikes removed),
-  never below the brand's long-run rate. Earlier spikes cannot inflate it.
+  never below the brand's long-run rate, or ``rate_floor`` of it where the brand is busy enough
+  for its time-of-day profile to show (night hours of a busy brand). Earlier spikes cannot
+  inflate it.
 - Surprise is a negative-binomial tail probability whose spread comes from the baseline (never
   below ``min_cv`` relative noise): ``score = -log10 p``.
 - When total volume is known, the expected negatives are at least the baseline odds of negative
@@ -16,6 +18,9 @@ Rules:
   one syndicated story cannot fire it, not even on top of ordinary background chatter.
 - Cold start: while the brand has less than ``cold_start_days`` of history, the count floor is
   ``cold_start_count``, so ordinary first mentions stay quiet and an extreme burst still fires.
+- Calibration and refractory period (``monitor``): an episode opens only when the score also
+  beats the brand's own record of daily peaks (``tail_days``, ``tail_budget``; see
+  ``calibrate``) and, within ``refractory`` after the last episode ended, that episode's peak.
 - Hysteresis: after firing, the level stays "elevated" while the longest window is still at least
   ``clear_factor`` times expected; below that it is "clear".
 """
@@ -48,6 +53,10 @@ class StormParams:
     cold_start_days: float = 7.0
     cold_start_count: int = 30
     min_history_buckets: int = 12  # before the window, before anything can be judged
+    rate_floor: float = 0.5  # expected is at least this share of the long-run rate
+    tail_days: int = 28  # days of the brand's own daily peak scores the score is calibrated on
+    tail_budget: float = 4.0  # at most one episode in this many ordinary days (0: no calibration)
+    refractory: float = 86400.0  # seconds after an episode in which a new one must beat its peak
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +141,11 @@ def _judge(
     rate = _long_run_rate(series, now, length, first, params)
     if rate is None:  # nothing to compare with yet: no verdict
         return _Window(length, observed, raw, float(observed), 0.0, None, None)
-    expected = max(expected, rate * length, 0.05)
+    # where the brand is busy enough for its time-of-day profile to show (the long-run rate
+    # expects at least ``min_count`` in the window), the seasonal samples may bring the
+    # expectation below the long-run rate (night hours), down to ``rate_floor`` of it
+    lowest = params.rate_floor if samples and rate * length >= params.min_count else 1.0
+    expected = max(expected, lowest * rate * length, 0.05)
     share = expected_share = None
     if series.total is not None:
         total = series.window_sum(series.total, now, length)
