@@ -13,7 +13,7 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from listener.detection.monitor import DetectionParams, Judged, replay
 from listener.detection.series import Event
 from listener.detection.smoulder import SmoulderParams
 from listener.detection.storm import StormParams
+from listener.models import Finding
 from listener.storage import store
 
 
@@ -86,6 +87,8 @@ class Backtest:
     until: datetime
     mentions: int
     alerts: list[Judged]
+    # with explain: the latest judgement of every window judged in the period (early, or final)
+    verdicts: list[tuple[datetime, Finding]] = field(default_factory=list)
 
 
 def backtest(
@@ -96,6 +99,7 @@ def backtest(
     since: datetime,
     until: datetime,
     params: DetectionParams | None = None,
+    explain: bool = False,
 ) -> Backtest:
     """Replay the brand's stored history through its detectors, as the daemon would have judged
     it bucket by bucket; returns the transitions judged in ``[since, until)``."""
@@ -103,6 +107,12 @@ def backtest(
     width = timedelta(seconds=settings.detection.bucket)
     start = replay_start(since - history_needed(params))
     rows = store.detection_rows(engine, brand.name, since=start, until=until)
+    latest: dict[tuple[str, datetime], tuple[datetime, Finding]] = {}
+
+    def observe(judged_at: datetime, finding: Finding) -> None:
+        if since <= judged_at:
+            latest[(finding.detector, finding.at)] = (judged_at, finding)
+
     judged = replay(
         (to_event(row) for row in rows),
         start=start,
@@ -110,14 +120,18 @@ def backtest(
         width=width,
         lateness=timedelta(seconds=settings.detection.lateness),
         params=params,
+        observe=observe if explain else None,
     )
+    alerts = list(_inside(judged, since))
+    verdicts = sorted(latest.values(), key=lambda v: (v[1].at, v[1].detector))
     return Backtest(
         brand=brand.name,
         start=start,
         since=since,
         until=until,
         mentions=len(rows),
-        alerts=list(_inside(judged, since)),
+        alerts=alerts,
+        verdicts=verdicts,
     )
 
 

@@ -12,6 +12,8 @@ from listener.alarm import evaluate, routes, test_message
 from listener.alerting import deliver as channel
 from listener.alerting.render import render
 from listener.cli import App, cli, config_option, pass_app
+from listener.cli.backtest import report_verdicts
+from listener.cli.commands import parse_when
 from listener.cli.output import emit, format_option, iso, resolve_format
 from listener.config import Settings, parse_duration
 from listener.dispatch import deliver
@@ -19,6 +21,7 @@ from listener.errors import ConfigError
 from listener.storage import alerts as db
 from listener.storage import store
 from listener.untrusted import for_terminal
+from listener.watch import backtest
 
 STATES = click.Choice(["pending", "firing", "resolved", "acknowledged"])
 
@@ -79,7 +82,7 @@ COLUMNS = [
 def alerts_group(
     ctx: click.Context, app: App, state: str | None, brand: str | None, limit: int, fmt: str | None
 ) -> None:
-    """List alerts, newest first (subcommands: show, ack, silence, outbox, test)."""
+    """List alerts, newest first (subcommands: show, why, ack, silence, outbox, test)."""
     if ctx.invoked_subcommand is not None:
         return
     found = db.list_alerts(app.engine(), state=state, brand=brand, limit=limit)
@@ -127,6 +130,28 @@ def show(app: App, alert_id: int, fmt: str | None) -> None:
         click.echo(f"  - {for_terminal(m.title)[:100]}  ({for_terminal(m.source)})")
         if m.url:
             click.echo(f"    {for_terminal(m.url)[:200]}")
+
+
+@alerts_group.command("why")
+@config_option
+@click.option("--brand", required=True, help="The brand to explain.")
+@click.option("--since", default="6h", show_default=True, help="From this time on (6h, ISO).")
+@format_option
+@pass_app
+def why(app: App, brand: str, since: str, fmt: str | None) -> None:
+    """Why (or why not) an alert: every recently judged window with negative mentions, observed
+    vs expected, score and the gate that decided (the same as `backtest --brand --explain`)."""
+    settings = app.settings()
+    match = [b for b in settings.brands if b.name.casefold() == brand.casefold()]
+    if not match:
+        known = ", ".join(b.name for b in settings.brands) or "none"
+        raise ConfigError(f"brand {brand!r} is not in the configuration (brands: {known})")
+    now = datetime.now(UTC)
+    result = backtest(
+        app.engine(), settings, match[0], since=parse_when(since, "--since", now), until=now,
+        explain=True,
+    )  # fmt: skip
+    report_verdicts(result, resolve_format(fmt))
 
 
 @alerts_group.command("ack")

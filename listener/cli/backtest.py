@@ -30,8 +30,9 @@ from listener.detection.series import Series
 from listener.detection.smoulder import SmoulderParams
 from listener.detection.storm import StormParams
 from listener.errors import ConfigError, InputError
+from listener.models import GATES
 from listener.untrusted import for_terminal
-from listener.watch import apply_overrides, backtest, detection_params
+from listener.watch import Backtest, apply_overrides, backtest, detection_params
 
 DURATION_PARAMS = {"windows", "clear_after", "min_duration", "refractory"}
 
@@ -99,6 +100,13 @@ def _overrides(options: dict[str, Any], prefix: str) -> dict[str, Any]:
 )
 @click.option("--until", help="With --brand: before this time (default: now).")
 @click.option(
+    "--explain",
+    "explain_",
+    is_flag=True,
+    help="With --brand: every judged window with negative mentions: observed vs expected, "
+    "score, and the gate that decided.",
+)
+@click.option(
     "--detector",
     "detectors",
     multiple=True,
@@ -116,6 +124,7 @@ def backtest_command(
     brand: str | None,
     since: str,
     until: str | None,
+    explain_: bool,
     detectors: tuple[str, ...],
     fmt: str | None,
     **options: Any,
@@ -146,7 +155,11 @@ def backtest_command(
         since=parse_when(since, "--since", now),
         until=parse_when(until, "--until", now) if until else now,
         params=params,
+        explain=explain_,
     )
+    if explain_:
+        report_verdicts(result, resolve_format(fmt))
+        return
     _report(result, resolve_format(fmt))
 
 
@@ -330,6 +343,71 @@ def _report(result: Any, fmt: str) -> None:
     if fmt == "csv":
         columns = [(k, k, None) for k in records[0]] if records else columns
     emit(records, fmt, columns=columns, title=title)
+
+
+VERDICT_COLUMNS = [
+    ("judged_at", "judged at", None),
+    ("detector", "detector", None),
+    ("window", "window", None),
+    ("observed", "observed", None),
+    ("expected", "expected", None),
+    ("score", "score", None),
+    ("level", "level", None),
+    ("gate", "gate", None),
+    ("reason", "why", 70),
+]
+
+
+def verdict_records(result: Backtest) -> list[dict[str, Any]]:
+    """One record per judged window with negative mentions (the latest judgement of each)."""
+    records = []
+    for judged_at, finding in result.verdicts:
+        if finding.observed == 0 and not finding.firing:
+            continue
+        records.append(
+            {
+                "judged_at": iso(judged_at),
+                "detector": finding.detector,
+                "window": f"{finding.window_start:%H:%M}-{finding.window_end:%H:%M}",
+                "window_start": iso(finding.window_start),
+                "window_end": iso(finding.window_end),
+                "observed": finding.observed,
+                "expected": round(finding.expected, 2),
+                "score": round(finding.score, 2),
+                "level": finding.level,
+                "gate": finding.gate,
+                "reason": finding.reason or GATES.get(finding.gate, ""),
+            }
+        )
+    return records
+
+
+def report_verdicts(result: Backtest, fmt: str) -> None:
+    """Print the judged windows and, in a table, a closing line on the strongest one."""
+    records = verdict_records(result)
+    fired = [a for a in result.alerts if a.transition.kind == "fired"]
+    title = (
+        f"{result.brand}: {len(records)} judged windows with negative mentions from "
+        f"{iso(result.since)} to {iso(result.until)}, {len(fired)} alerts"
+    )
+    columns = VERDICT_COLUMNS
+    if fmt == "csv":
+        columns = [(k, k, None) for k in records[0]] if records else columns
+    if fmt == "table" and not records:
+        click.echo(for_terminal(title + "; no negative mentions judged in the period"))
+        return
+    emit(records, fmt, columns=columns, title=title)
+    if fmt != "table" or not result.verdicts:
+        return
+    strongest = max((f for _, f in result.verdicts), key=lambda f: (f.firing, f.score))
+    if not fired:
+        click.echo(
+            for_terminal(
+                f"No alert. Strongest: {strongest.detector} {strongest.observed} observed vs "
+                f"{strongest.expected:.1f} expected (score {strongest.score:.1f}), held by "
+                f"{strongest.gate or '-'}: {strongest.reason or GATES.get(strongest.gate, '')}"
+            )
+        )
 
 
 def _ttd(delta: timedelta) -> str:

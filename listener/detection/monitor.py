@@ -83,9 +83,10 @@ class Monitor:
             return []
         finding = storm.detect_storm(self.series, now, self.params.storm)
         finding = self._calibrated(now, finding, record=False)
-        self.last.append(finding)
-        if not finding.firing:
+        if not finding.firing:  # not yet: the final judgement decides, after the lateness
+            self.last.append(replace(finding, gate="lateness"))
             return []
+        self.last.append(finding)
         transition = tracker.step(now, finding)
         return [transition] if transition is not None else []
 
@@ -104,7 +105,7 @@ class Monitor:
                 f"brand's daily peaks of the last {params.tail_days} days reach once in "
                 f"{params.tail_budget:g} days (calibration)"
             )
-            return replace(finding, level="elevated", reason=why)
+            return replace(finding, level="elevated", reason=why, gate="calibration")
         if self.last_episode is not None:
             ended, peak = self.last_episode
             if finding.at - ended < timedelta(seconds=params.refractory) and finding.score <= peak:
@@ -112,7 +113,10 @@ class Monitor:
                     f"held back: score {finding.score:.1f} does not beat {peak:.1f}, the peak of "
                     f"the storm that ended {ended:%Y-%m-%d %H:%M} (refractory period)"
                 )
-                return replace(finding, level="elevated", reason=why)
+                return replace(finding, level="elevated", reason=why, gate="refractory")
+        if bar is not None and not finding.reason:
+            why = f"score {finding.score:.1f} beats this brand's calibrated bar of {bar:.1f}"
+            return replace(finding, reason=why)
         return finding
 
     def _unless_explained(self, finding: Finding) -> Finding:
@@ -130,7 +134,7 @@ class Monitor:
             why = "the rise began before the last smoulder alert resolved"
         if why is None:
             return finding
-        return replace(finding, level="elevated", reason=f"held back: {why}")
+        return replace(finding, level="elevated", reason=f"held back: {why}", gate="explained")
 
 
 def run(series: Series, params: DetectionParams) -> Iterator[Transition]:
