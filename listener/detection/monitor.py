@@ -194,7 +194,7 @@ def replay(
         for event in batch:
             series.add(event)
             relevant |= event.negative and now - reach < series.index_of(event.at) <= now
-        if relevant and done <= now < last:
+        if relevant and done <= now and arrived <= end:  # the open bucket too
             series.extend_to(now)
             for transition in monitor.judge_early(now):
                 yield Judged(transition, arrived)
