@@ -100,7 +100,7 @@ def test_explain_says_which_gate_held_a_burst_back(config: Path) -> None:
                             "--config", str(config), "--format", "table")  # fmt: skip
     assert code == 0, err
     text = " ".join(out.split())
-    assert "No alert. Strongest:" in text and "held by" in text
+    assert "No storm alert. Strongest:" in text and "held by min_count" in text
 
 
 def test_alerts_why_lists_the_same_verdicts(config: Path) -> None:

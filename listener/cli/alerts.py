@@ -16,6 +16,7 @@ from listener.cli.backtest import report_verdicts
 from listener.cli.commands import parse_when
 from listener.cli.output import emit, format_option, iso, resolve_format
 from listener.config import Settings, parse_duration
+from listener.detection.registry import REGISTRY
 from listener.dispatch import deliver
 from listener.errors import ConfigError
 from listener.storage import alerts as db
@@ -168,7 +169,7 @@ def ack(app: App, alert_id: int) -> None:
 @alerts_group.command("silence")
 @config_option
 @click.option("--brand", help="Silence this brand's alerts (default: all brands).")
-@click.option("--detector", type=click.Choice(["storm", "smoulder"]), help="Only this detector.")
+@click.option("--detector", type=click.Choice(list(REGISTRY)), help="Only this detector.")
 @click.option("--severity", type=click.Choice(["warning", "critical"]), help="Only this severity.")
 @click.option("--for", "duration", required=True, help="How long: 30m, 2h, 1d.")
 @click.option("--comment", help="Why (shown in the list of silences).")

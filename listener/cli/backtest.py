@@ -25,27 +25,24 @@ from listener.cli import App, cli, config_option, pass_app
 from listener.cli.commands import parse_when
 from listener.cli.output import emit, format_option, iso, resolve_format
 from listener.config import parse_duration
-from listener.detection.monitor import DetectionParams, explain, run
+from listener.detection.monitor import explain, run
+from listener.detection.registry import REGISTRY, DetectionParams, with_overrides
 from listener.detection.series import Series
-from listener.detection.smoulder import SmoulderParams
-from listener.detection.storm import StormParams
 from listener.errors import ConfigError, InputError
 from listener.models import GATES
 from listener.untrusted import for_terminal
-from listener.watch import Backtest, apply_overrides, backtest, detection_params
-
-DURATION_PARAMS = {"windows", "clear_after", "min_duration", "refractory"}
+from listener.watch import Backtest, backtest, detection_params
 
 
 def _detector_options(func: Any) -> Any:
-    """--storm-<param> and --smoulder-<param> for every detector parameter."""
-    for prefix, params in (("smoulder", SmoulderParams), ("storm", StormParams)):
-        for f in reversed(fields(params)):
+    """--<detector>-<param> (--storm-min-count, ...) for every registered detector's parameters."""
+    for prefix, spec in reversed(REGISTRY.items()):
+        for f in reversed(fields(spec.params)):
             default = f.default if f.default is not MISSING else None
             if f.name == "windows":
                 kind: Any = str
                 shown = ",".join(f"{int(s)}s" for s in default)  # type: ignore[union-attr]
-            elif f.name in DURATION_PARAMS:
+            elif f.name in spec.durations:
                 kind, shown = str, f"{int(default)}s"  # type: ignore[arg-type]
             else:
                 kind, shown = type(default), str(default)
@@ -68,7 +65,7 @@ def _overrides(options: dict[str, Any], prefix: str) -> dict[str, Any]:
         try:
             if name == "windows":
                 value = tuple(parse_duration(part) for part in str(value).split(","))
-            elif name in DURATION_PARAMS:
+            elif name in REGISTRY[prefix].durations:
                 value = parse_duration(value)
         except ValueError as exc:
             option = f"--{prefix}-{name.replace('_', '-')}"
@@ -110,7 +107,7 @@ def _overrides(options: dict[str, Any], prefix: str) -> dict[str, Any]:
     "--detector",
     "detectors",
     multiple=True,
-    type=click.Choice(["storm", "smoulder"]),
+    type=click.Choice(list(REGISTRY)),
     help="Run only this detector (repeatable; default: all configured).",
 )
 @_detector_options
@@ -132,12 +129,12 @@ def backtest_command(
     """Replay history through the detectors and list the alerts that would have fired."""
     if (series_path is None) == (brand is None):
         raise click.UsageError("give either --series IN.csv --output OUT.csv, or --brand NAME")
-    storm, smoulder = _overrides(options, "storm"), _overrides(options, "smoulder")
+    overrides = {name: _overrides(options, name) for name in REGISTRY}
     if series_path is not None:
         if output_path is None:
             raise click.UsageError("--series needs --output OUT.csv ('-' for stdout)")
         base = detection_params(app.settings()) if app.config_path else DetectionParams()
-        params = _safe_params(base, storm, smoulder, detectors)
+        params = with_overrides(base, overrides, detectors or None)
         _backtest_series(series_path, output_path, params)
         return
     assert brand is not None
@@ -147,7 +144,7 @@ def backtest_command(
         known = ", ".join(b.name for b in settings.brands) or "none"
         raise ConfigError(f"brand {brand!r} is not in the configuration (brands: {known})")
     now = datetime.now(UTC)
-    params = _safe_params(detection_params(settings, match[0]), storm, smoulder, detectors)
+    params = with_overrides(detection_params(settings, match[0]), overrides, detectors or None)
     result = backtest(
         app.engine(),
         settings,
@@ -161,15 +158,6 @@ def backtest_command(
         report_verdicts(result, resolve_format(fmt))
         return
     _report(result, resolve_format(fmt))
-
-
-def _safe_params(
-    base: DetectionParams,
-    storm: dict[str, Any],
-    smoulder: dict[str, Any],
-    detectors: tuple[str, ...],
-) -> DetectionParams:
-    return apply_overrides(base, storm=storm, smoulder=smoulder, detectors=detectors or None)
 
 
 # -- --series -----------------------------------------------------------------------------------
@@ -399,12 +387,17 @@ def report_verdicts(result: Backtest, fmt: str) -> None:
     emit(records, fmt, columns=columns, title=title)
     if fmt != "table" or not result.verdicts:
         return
-    strongest = max((f for _, f in result.verdicts), key=lambda f: (f.firing, f.score))
-    if not fired:
+    if fired:
+        return
+    for detector in sorted({f.detector for _, f in result.verdicts}):
+        strongest = max(
+            (f for _, f in result.verdicts if f.detector == detector), key=lambda f: f.score
+        )
         click.echo(
             for_terminal(
-                f"No alert. Strongest: {strongest.detector} {strongest.observed} observed vs "
-                f"{strongest.expected:.1f} expected (score {strongest.score:.1f}), held by "
+                f"No {detector} alert. Strongest: {strongest.observed} observed vs "
+                f"{strongest.expected:.1f} expected (score {strongest.score:.1f}) in "
+                f"{strongest.window_start:%H:%M}-{strongest.window_end:%H:%M}, held by "
                 f"{strongest.gate or '-'}: {strongest.reason or GATES.get(strongest.gate, '')}"
             )
         )

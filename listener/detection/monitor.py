@@ -14,23 +14,16 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from listener.detection import smoulder, storm
+from listener.detection import storm
 from listener.detection.calibrate import Peaks
 from listener.detection.episodes import Tracker, Transition
+from listener.detection.registry import REGISTRY
+from listener.detection.registry import DetectionParams as DetectionParams  # re-exported
 from listener.detection.series import Event, Series
 from listener.models import Finding
-
-DETECTORS = ("storm", "smoulder")
-
-
-@dataclass(frozen=True, slots=True)
-class DetectionParams:
-    storm: storm.StormParams = field(default_factory=storm.StormParams)
-    smoulder: smoulder.SmoulderParams = field(default_factory=smoulder.SmoulderParams)
-    detectors: tuple[str, ...] = DETECTORS
 
 
 class Monitor:
@@ -40,21 +33,21 @@ class Monitor:
         self.series = series
         self.params = params
         self.trackers = {
-            "storm": Tracker("storm", timedelta(seconds=params.storm.clear_after), series.width),
-            "smoulder": Tracker(
-                "smoulder", timedelta(seconds=params.smoulder.clear_after), series.width
-            ),
+            name: Tracker(name, timedelta(seconds=params.of(name).clear_after), series.width)
+            for name in REGISTRY
         }
-        self.peaks = Peaks(max(1, series.per_day))
-        self.last_episode: tuple[datetime, float] | None = None  # storm: resolved at, peak score
+        self.peaks = {name: Peaks(max(1, series.per_day)) for name in REGISTRY}
+        # calibrated detectors: when their last episode resolved, and its peak score
+        self.last_episode: dict[str, tuple[datetime, float]] = {}
         self.last: list[Finding] = []  # the findings of the last judgement, after every gate
 
     def findings(self, now: int) -> list[Finding]:
+        """What every running detector due at bucket ``now`` says, before the monitor's gates."""
         found = []
-        if "storm" in self.params.detectors:
-            found.append(storm.detect_storm(self.series, now, self.params.storm))
-        if "smoulder" in self.params.detectors and smoulder.is_due(self.series, now):
-            found.append(smoulder.detect_smoulder(self.series, now, self.params.smoulder))
+        for name in self.params.detectors:
+            spec = REGISTRY[name]
+            if spec.is_due(self.series, now):
+                found.append(spec.detect(self.series, now, self.params.of(name)))
         return found
 
     def judge(self, now: int) -> list[Transition]:
@@ -62,7 +55,7 @@ class Monitor:
         transitions = []
         self.last = []
         for finding in self.findings(now):
-            if finding.detector == "storm":
+            if REGISTRY[finding.detector].calibrated:
                 finding = self._calibrated(now, finding)
             if finding.detector == "smoulder" and finding.firing:
                 finding = self._unless_explained(finding)
@@ -70,35 +63,42 @@ class Monitor:
             transition = self.trackers[finding.detector].step(now, finding)
             if transition is not None:
                 transitions.append(transition)
-                if transition.kind == "resolved" and transition.detector == "storm":
-                    self.last_episode = (transition.at, transition.peak.score)
+                if transition.kind == "resolved":
+                    self.last_episode[finding.detector] = (transition.at, transition.peak.score)
         return transitions
 
     def judge_early(self, now: int) -> list[Transition]:
-        """An early judgement of bucket ``now`` (still open, or waiting for late mentions): it
-        can only open a storm episode, never escalate, hold or resolve one."""
+        """An early judgement of bucket ``now`` (still open, or waiting for late mentions) by
+        the detectors registered as ``early``: it can only open an episode, never escalate, hold
+        or resolve one."""
         self.last = []
-        tracker = self.trackers["storm"]
-        if "storm" not in self.params.detectors or tracker.firing:
-            return []
-        finding = storm.detect_storm(self.series, now, self.params.storm)
-        finding = self._calibrated(now, finding, record=False)
-        if not finding.firing:  # not yet: the final judgement decides, after the lateness
-            self.last.append(replace(finding, gate="lateness"))
-            return []
-        self.last.append(finding)
-        transition = tracker.step(now, finding)
-        return [transition] if transition is not None else []
+        transitions = []
+        for name in self.params.detectors:
+            spec, tracker = REGISTRY[name], self.trackers[name]
+            if not spec.early or tracker.firing:
+                continue
+            finding = spec.detect(self.series, now, self.params.of(name))
+            if spec.calibrated:
+                finding = self._calibrated(now, finding, record=False)
+            if not finding.firing:  # not yet: the final judgement decides, after the lateness
+                self.last.append(replace(finding, gate="lateness"))
+                continue
+            self.last.append(finding)
+            transition = tracker.step(now, finding)
+            if transition is not None:
+                transitions.append(transition)
+        return transitions
 
     def _calibrated(self, now: int, finding: Finding, *, record: bool = True) -> Finding:
         """A storm opens only when its score beats the brand's own record of daily peaks and,
         within the refractory period, the peak of its last episode."""
+        name = finding.detector
         if record:
-            self.peaks.record(now, finding.score)
-        if not finding.firing or self.trackers["storm"].firing:
+            self.peaks[name].record(now, finding.score)
+        if not finding.firing or self.trackers[name].firing:
             return finding
-        params = self.params.storm
-        bar = self.peaks.bar(now, params.tail_days, params.tail_budget)
+        params = self.params.of(name)
+        bar = self.peaks[name].bar(now, params.tail_days, params.tail_budget)
         if bar is not None and finding.score <= bar:
             why = (
                 f"held back: score {finding.score:.1f} does not beat {bar:.1f}, which the "
@@ -106,8 +106,8 @@ class Monitor:
                 f"{params.tail_budget:g} days (calibration)"
             )
             return replace(finding, level="elevated", reason=why, gate="calibration")
-        if self.last_episode is not None:
-            ended, peak = self.last_episode
+        if name in self.last_episode:
+            ended, peak = self.last_episode[name]
             if finding.at - ended < timedelta(seconds=params.refractory) and finding.score <= peak:
                 why = (
                     f"held back: score {finding.score:.1f} does not beat {peak:.1f}, the peak of "
@@ -170,7 +170,8 @@ def replay(
     series = Series(start, width, with_total=with_total)
     monitor = Monitor(series, params)
     last = series.index_of(end)  # buckets 0 .. last-1 are judged
-    reach = max(storm.window_lengths(series, params.storm))  # buckets an early judgement sees
+    # the buckets an early judgement looks at: the storm's longest window
+    reach = max(storm.window_lengths(series, params.storm))
     done = 0  # the next bucket to judge finally
 
     def final(before: datetime | None) -> Iterator[Judged]:
