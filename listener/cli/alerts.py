@@ -12,9 +12,9 @@ from listener.alarm import evaluate, routes, test_message
 from listener.alerting import deliver as channel
 from listener.alerting.render import render
 from listener.cli import App, cli, config_option, pass_app
-from listener.cli.backtest import report_verdicts
 from listener.cli.commands import parse_when
 from listener.cli.output import emit, format_option, iso, resolve_format
+from listener.cli.why import report_verdicts
 from listener.config import Settings, parse_duration
 from listener.detection.registry import REGISTRY
 from listener.dispatch import deliver

@@ -5,9 +5,18 @@ Rules:
   same code serves the daemon, ``listener backtest`` and the scenario bench.
 - A smoulder episode opens only for a rise of its own, not the aftermath of a storm alert or the
   remains of its own last episode: one crisis, one alert per detector.
-- Replay of stored history is causal in arrival time too: a bucket is judged ``lateness`` after
-  it ends, with only the mentions that had arrived by then (``replay``). A source outage followed
-  by a backlog therefore fills buckets already judged instead of looking like a spike now.
+- Replay of stored history is causal in arrival time too: a bucket's final judgement comes
+  ``lateness`` after it ends, with only the mentions that had arrived by then (``replay``); it
+  decides not to alert, escalates and resolves. Whenever mentions arrive (a poll), the detectors
+  registered as early (the storm) judge the bucket of that moment at once, and may only open an
+  episode: late arrivals can only add to a bucket. Mentions arriving after their bucket's final
+  judgement count for the baselines and are seen by the early judgement of the poll that brings
+  them, within the storm's windows. A backlog after an outage fills the buckets of its event
+  times, so it is no spike.
+- Calibrated detectors (the storm) open only when the score also beats the brand's record of
+  daily peaks (``calibrate``) and, within the refractory period after the last episode, that
+  episode's peak.
+- Which detectors exist, with their parameters and schedules, is ``registry``'s.
 """
 
 from __future__ import annotations
@@ -191,17 +200,23 @@ def replay(
     for arrived, batch in itertools.groupby(events, key=lambda e: e.arrived or e.at):
         yield from final(arrived)
         now = series.index_of(arrived - _TICK)  # the bucket the poll happened in
-        relevant = False
+        relevant = False  # negative mentions for a bucket an early judgement sees
         for event in batch:
             series.add(event)
             relevant |= event.negative and now - reach < series.index_of(event.at) <= now
-        if relevant and done <= now and arrived <= end:  # the open bucket too
-            series.extend_to(now)
-            for transition in monitor.judge_early(now):
-                yield Judged(transition, arrived)
+        if not relevant or arrived > end:
+            continue
+        series.extend_to(now)
+        # every bucket still waiting for its final judgement, oldest first, up to the poll's own:
+        # the first that makes the case opens the episode (and dates it)
+        for bucket in range(done, now + 1):
+            opened = [Judged(t, arrived) for t in monitor.judge_early(bucket)]
+            yield from opened
             if observe is not None:
                 for finding in monitor.last:
                     observe(arrived, finding)
+            if opened:
+                break
     yield from final(None)
 
 
