@@ -18,6 +18,10 @@ One row per scenario:
 - false: fired transitions judged outside [onset, crisis end], or any in a scenario without a
   crisis; false/wk: per brand-week of the whole replay (the six weeks of history included).
 - run s: replay time (generation excluded).
+- delay 5m, delay 15m (crises only): the delay again when the source is polled every 5 and every
+  15 minutes (each mention arrives at the first poll at or after it; a source outage keeps its
+  catch-up) and the daemon waits the default ``[detection] lateness`` (20 minutes): alerts fire
+  early, as soon as the mentions that have arrived make the case.
 Then every false alert, the slow burn's delay from the day its negative share clearly rose
 (``Scenario.share_rise_at``; the target is an alert within 48 hours of it), and a summary.
 ``--explain`` prints ``explain(finding)`` for every fired, escalated and resolved transition.
@@ -28,16 +32,20 @@ nothing.
 from __future__ import annotations
 
 import argparse
+import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from listener.config import DetectionSettings
 from listener.demo.scenarios import NAMES, Scenario, scenario
 from listener.detection.monitor import DetectionParams, Judged, explain, replay
 
 WIDTH = timedelta(minutes=5)
 WEEK = timedelta(days=7)
 MONTH = timedelta(days=365.25 / 12)
+LATENESS = timedelta(seconds=DetectionSettings().lateness)
+POLLS = (timedelta(minutes=5), timedelta(minutes=15))
 
 
 @dataclass(frozen=True)
@@ -67,7 +75,7 @@ class Result:
         return self.scenario.end - self.scenario.start
 
 
-def run(case: Scenario) -> Result:
+def run(case: Scenario, lateness: timedelta | None = None) -> Result:
     began = time.perf_counter()
     judged = list(
         replay(
@@ -75,11 +83,39 @@ def run(case: Scenario) -> Result:
             start=case.start,
             end=case.end,
             width=WIDTH,
-            lateness=case.polling,
+            lateness=case.polling if lateness is None else lateness,
             params=DetectionParams(),
         )
     )
     return Result(case, judged, time.perf_counter() - began)
+
+
+def polled(case: Scenario, every: timedelta) -> Scenario:
+    """The scenario as a source polled every ``every`` sees it: each mention arrives at the first
+    poll at or after its event time; mentions held back by an outage keep their catch-up time."""
+    step = every.total_seconds()
+    events = []
+    for event in case.events:
+        since = (event.at - case.start).total_seconds()
+        arrived = case.start + timedelta(seconds=math.ceil(since / step) * step)
+        if event.arrived is not None and event.arrived - event.at > 2 * case.polling:
+            arrived = max(arrived, event.arrived)  # an outage's backlog
+        events.append(replace(event, arrived=arrived))
+    events.sort(key=lambda e: (e.arrived or e.at, e.at))
+    return replace(case, events=tuple(events), polling=every)
+
+
+def poll_delays(case: Scenario) -> list[str]:
+    """The crisis's detection delay when polled every 5 and 15 minutes ("-" without a crisis,
+    "no" when missed)."""
+    if case.crisis_onset is None:
+        return ["-" for _ in POLLS]
+    out = []
+    for every in POLLS:
+        result = run(polled(case, every), LATENESS)
+        hits = result.hits
+        out.append(duration(hits[0].judged_at - case.crisis_onset) if hits else "no")
+    return out
 
 
 def duration(span: timedelta) -> str:
@@ -110,6 +146,8 @@ COLUMNS = (
     ("false", 5),
     ("false/wk", 8),
     ("run s", 6),
+    ("delay 5m", 8),
+    ("delay 15m", 9),
 )
 
 
@@ -145,6 +183,7 @@ def table_row(result: Result) -> str:
             str(len(result.false)),
             f"{len(result.false) / weeks:.2f}",
             f"{result.seconds:.1f}",
+            *poll_delays(case),
         ]
     )
 
@@ -155,14 +194,23 @@ def sweep(names: list[str], seeds: int) -> None:
     print(
         f"{'scenario':16}  {'detected':>8}  {'buckets (min-max)':>17}  {'share-rise delay':>24}"
         f"  {'false':>5}  {'on look-alike':>13}  {'max/run':>7}  {'per brand-month':>15}"
+        f"  {'delay 10m (med/max)':>19}  {'delay 5m (med/max)':>18}  {'delay 15m (med/max)':>19}"
     )
     total_false, total_months = 0, 0.0
     for name in names:
         hits, buckets, rise, false, months = 0, [], [], 0, 0.0
         on_event, worst = 0, 0
+        delays: dict[str, list[float]] = {"10m": [], "5m": [], "15m": []}
         for seed in range(seeds):
             result = run(scenario(name, seed))
             case = result.scenario
+            if case.crisis_onset is not None:
+                for label, every in (("5m", POLLS[0]), ("15m", POLLS[1])):
+                    hit = run(polled(case, every), LATENESS).hits
+                    if hit:
+                        delays[label].append(_minutes(hit[0].judged_at - case.crisis_onset))
+                if result.hits:
+                    delays["10m"].append(_minutes(result.hits[0].judged_at - case.crisis_onset))
             false += len(result.false)
             worst = max(worst, len(result.false))
             if case.crisis_onset is None and case.event_at is not None:
@@ -184,14 +232,29 @@ def sweep(names: list[str], seeds: int) -> None:
             if rise
             else "-"
         )
+        spans = [_spread(delays[k]) if crisis else "-" for k in ("10m", "5m", "15m")]
         print(
             f"{name:16}  {f'{hits}/{seeds}' if crisis else '-':>8}  {span:>17}  {within:>24}"
             f"  {false:>5}  {on_event if not crisis else '-':>13}  {worst:>7}"
-            f"  {false / months:>15.2f}"
+            f"  {false / months:>15.2f}  {spans[0]:>19}  {spans[1]:>18}  {spans[2]:>19}"
         )
     print(
         f"\nall: {total_false} false alerts in {total_months:.0f} brand-months "
         f"({total_false / total_months:.2f} per brand-month)"
+    )
+
+
+def _minutes(span: timedelta) -> float:
+    return span.total_seconds() / 60
+
+
+def _spread(minutes: list[float]) -> str:
+    """Median and maximum delay of the detected draws."""
+    if not minutes:
+        return "none"
+    ordered = sorted(minutes)
+    return f"{duration(timedelta(minutes=ordered[len(ordered) // 2]))}/" + duration(
+        timedelta(minutes=ordered[-1])
     )
 
 

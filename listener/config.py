@@ -193,6 +193,10 @@ class StormSettings(_Section):
     cold_start_days: Annotated[float, Field(ge=0)] | None = None
     cold_start_count: Count | None = None
     min_history_buckets: Count | None = None
+    rate_floor: Annotated[float, Field(ge=0, le=1)] | None = None
+    tail_days: Count | None = None
+    tail_budget: Annotated[float, Field(ge=0)] | None = None
+    refractory: Duration | None = None
 
 
 class SmoulderSettings(_Section):

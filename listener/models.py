@@ -103,6 +103,23 @@ class StoreResult:
 
 Level = Literal["clear", "elevated", "warning", "critical"]
 SEVERITIES = ("warning", "critical")
+# What decided a judgement: "fired" (every gate passed), or the gate that held it back
+GATES = {
+    "fired": "every gate passed",
+    "history": "not enough history to judge yet",
+    "min_count": "too few negative mentions (minimum count, or excess over expected)",
+    "cold_start": "the higher count floor while the brand has little history",
+    "baseline": "within what the baseline explains (score, factor, CUSUM level)",
+    "share": "the negative share is as usual (share floor)",
+    "stories": "too few distinct stories",
+    "voices": "too few distinct voices",
+    "duration": "the rise is too young (smoulder: sudden bursts are the storm's)",
+    "hold": "the last day no longer runs above expected",
+    "explained": "explained by a storm alert or an earlier episode",
+    "calibration": "not beyond the brand's own record of daily peaks",
+    "refractory": "within the refractory period, not beyond the last storm's peak",
+    "lateness": "early judgement: the decision not to alert waits for the lateness",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,6 +147,7 @@ class Finding:
     expected_share: float | None = None
     cold_start: bool = False
     reason: str = ""  # one sentence: why it fired, or what held it back
+    gate: str = ""  # what decided: "fired", or the gate that held it (see GATES)
 
     @property
     def factor(self) -> float:

@@ -13,17 +13,18 @@ Rules:
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine
 
 from listener.config import BrandDetectionSettings, BrandSettings, Settings
-from listener.detection.monitor import DetectionParams, Judged, replay
+from listener.detection import registry
+from listener.detection.monitor import Judged, replay
+from listener.detection.registry import REGISTRY, DetectionParams, with_overrides
 from listener.detection.series import Event
-from listener.detection.smoulder import SmoulderParams
-from listener.detection.storm import StormParams
+from listener.models import Finding
 from listener.storage import store
 
 
@@ -34,37 +35,23 @@ def detection_params(settings: Settings, brand: BrandSettings | None = None) -> 
         layers.append(brand.detection)
     params = DetectionParams()
     for layer in layers:
-        params = apply_overrides(
-            params,
-            storm=layer.storm.model_dump(exclude_none=True),
-            smoulder=layer.smoulder.model_dump(exclude_none=True),
-            detectors=layer.detectors,
-        )
+        overrides = {name: getattr(layer, name).model_dump(exclude_none=True) for name in REGISTRY}
+        params = with_overrides(params, overrides, layer.detectors)
     return params
 
 
 def apply_overrides(
     params: DetectionParams,
-    *,
-    storm: dict[str, Any],
-    smoulder: dict[str, Any],
+    overrides: dict[str, dict[str, Any]],
     detectors: tuple[str, ...] | None = None,
 ) -> DetectionParams:
-    if "windows" in storm:
-        storm["windows"] = tuple(storm["windows"])
-    return DetectionParams(
-        storm=replace(params.storm, **storm),
-        smoulder=replace(params.smoulder, **smoulder),
-        detectors=tuple(detectors) if detectors else params.detectors,
-    )
+    """``params`` with ``{"storm": {"min_count": 5}, ...}`` applied (see the registry)."""
+    return with_overrides(params, overrides, detectors)
 
 
 def parameter_names() -> dict[str, list[str]]:
     """Every tunable parameter, per detector (for CLI options and docs)."""
-    return {
-        "storm": [f.name for f in fields(StormParams)],
-        "smoulder": [f.name for f in fields(SmoulderParams)],
-    }
+    return {name: spec.parameter_names() for name, spec in REGISTRY.items()}
 
 
 def to_event(row: store.DetectionRow) -> Event:
@@ -86,6 +73,8 @@ class Backtest:
     until: datetime
     mentions: int
     alerts: list[Judged]
+    # with explain: the latest judgement of every window judged in the period (early, or final)
+    verdicts: list[tuple[datetime, Finding]] = field(default_factory=list)
 
 
 def backtest(
@@ -96,6 +85,7 @@ def backtest(
     since: datetime,
     until: datetime,
     params: DetectionParams | None = None,
+    explain: bool = False,
 ) -> Backtest:
     """Replay the brand's stored history through its detectors, as the daemon would have judged
     it bucket by bucket; returns the transitions judged in ``[since, until)``."""
@@ -103,6 +93,12 @@ def backtest(
     width = timedelta(seconds=settings.detection.bucket)
     start = replay_start(since - history_needed(params))
     rows = store.detection_rows(engine, brand.name, since=start, until=until)
+    latest: dict[tuple[str, datetime], tuple[datetime, Finding]] = {}
+
+    def observe(judged_at: datetime, finding: Finding) -> None:
+        if since <= judged_at:
+            latest[(finding.detector, finding.at)] = (judged_at, finding)
+
     judged = replay(
         (to_event(row) for row in rows),
         start=start,
@@ -110,14 +106,18 @@ def backtest(
         width=width,
         lateness=timedelta(seconds=settings.detection.lateness),
         params=params,
+        observe=observe if explain else None,
     )
+    alerts = list(_inside(judged, since))
+    verdicts = sorted(latest.values(), key=lambda v: (v[1].at, v[1].detector))
     return Backtest(
         brand=brand.name,
         start=start,
         since=since,
         until=until,
         mentions=len(rows),
-        alerts=list(_inside(judged, since)),
+        alerts=alerts,
+        verdicts=verdicts,
     )
 
 
@@ -128,10 +128,10 @@ def _inside(judged: Iterator[Judged], since: datetime) -> Iterator[Judged]:
 
 
 def history_needed(params: DetectionParams) -> timedelta:
-    """How far before the first judged bucket a replay starts: the longest baseline, the
-    smoulder window, and two days of margin (judgements lag the bucket by ``lateness``)."""
-    days = max(params.storm.baseline_days, params.smoulder.baseline_days)
-    return timedelta(days=days + params.smoulder.window_days + 2)
+    """How far before the first judged bucket a replay starts: the longest history any
+    detector needs (see the registry), and two days of margin (judgements lag the bucket by
+    ``lateness``)."""
+    return registry.history_needed(params) + timedelta(days=2)
 
 
 def replay_start(when: datetime) -> datetime:

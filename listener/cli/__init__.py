@@ -155,7 +155,7 @@ pass_app = click.make_pass_decorator(App, ensure=True)
 COMMANDS: dict[str, tuple[str, str]] = {
     "alerts": (
         "alerts",
-        "List alerts, newest first (subcommands: show, ack, silence, outbox, test).",
+        "List alerts, newest first (subcommands: show, why, ack, silence, outbox, test).",
     ),
     "backtest": (
         "backtest",
@@ -207,7 +207,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "status": (
         "ops",
-        "Daemons (heartbeats, leader, last cycle), sources, firing alerts, outbox, database size.",
+        "Daemons (heartbeats, leader, last cycle), sources, firing alerts, outbox, database "
+        "size and health (exit 1 when the database fails a read or a rolled-back write).",
     ),
     "stories": (
         "stories",

@@ -10,13 +10,16 @@ import click
 from sqlalchemy import Engine
 
 from listener.cli import App, cli, config_option, pass_app
-from listener.cli.commands import TABLE_LIMIT, mask, note_cut, table_limit
+from listener.cli.commands import TABLE_LIMIT, mask, note_cut, parse_when, table_limit
 from listener.cli.output import emit, format_option, iso, resolve_format
+from listener.cli.why import report_verdicts
 from listener.config import Settings, parse_duration
+from listener.detection.registry import REGISTRY
 from listener.errors import ConfigError
 from listener.storage import alerts as db
 from listener.storage import store
 from listener.untrusted import for_terminal
+from listener.watch import backtest
 
 STATES = click.Choice(["pending", "firing", "resolved", "acknowledged"])
 
@@ -94,7 +97,7 @@ def alerts_group(
     limit: int | None,
     fmt: str | None,
 ) -> None:
-    """List alerts, newest first (subcommands: show, ack, silence, outbox, test).
+    """List alerts, newest first (subcommands: show, why, ack, silence, outbox, test).
 
     --state firing lists the alerts nobody has acknowledged yet; --state acknowledged the
     acknowledged ones that still fire."""
@@ -161,6 +164,28 @@ def show(app: App, alert_id: int, fmt: str | None) -> None:
             click.echo(f"    {for_terminal(m.url)[:200]}")
 
 
+@alerts_group.command("why")
+@config_option
+@click.option("--brand", required=True, help="The brand to explain.")
+@click.option("--since", default="6h", show_default=True, help="From this time on (6h, ISO).")
+@format_option
+@pass_app
+def why(app: App, brand: str, since: str, fmt: str | None) -> None:
+    """Why (or why not) an alert: every recently judged window with negative mentions, observed
+    vs expected, score and the gate that decided (the same as `backtest --brand --explain`)."""
+    settings = app.settings()
+    match = [b for b in settings.brands if b.name.casefold() == brand.casefold()]
+    if not match:
+        known = ", ".join(b.name for b in settings.brands) or "none"
+        raise ConfigError(f"brand {brand!r} is not in the configuration (brands: {known})")
+    now = datetime.now(UTC)
+    result = backtest(
+        app.engine(), settings, match[0], since=parse_when(since, "--since", now), until=now,
+        explain=True,
+    )  # fmt: skip
+    report_verdicts(result, resolve_format(fmt))
+
+
 def login_name() -> str:
     """Who is at the keyboard: the login name, for acks and silences without --by."""
     try:
@@ -207,7 +232,7 @@ def unack(app: App, alert_id: int) -> None:
 @alerts_group.command("silence")
 @config_option
 @click.option("--brand", help="Silence this brand's alerts (default: all brands).")
-@click.option("--detector", type=click.Choice(["storm", "smoulder"]), help="Only this detector.")
+@click.option("--detector", type=click.Choice(list(REGISTRY)), help="Only this detector.")
 @click.option("--severity", type=click.Choice(["warning", "critical"]), help="Only this severity.")
 @click.option("--for", "duration", required=True, help="How long: 30m, 2h, 1d.")
 @click.option("--comment", help="Why (shown in `listener alerts silences`).")

@@ -24,27 +24,25 @@ import click
 from listener.cli import App, cli, config_option, pass_app
 from listener.cli.commands import parse_when
 from listener.cli.output import emit, format_option, iso, resolve_format
+from listener.cli.why import report_verdicts
 from listener.config import parse_duration
-from listener.detection.monitor import DetectionParams, explain, run
+from listener.detection.monitor import explain, run
+from listener.detection.registry import REGISTRY, DetectionParams, with_overrides
 from listener.detection.series import Series
-from listener.detection.smoulder import SmoulderParams
-from listener.detection.storm import StormParams
 from listener.errors import ConfigError, InputError
 from listener.untrusted import for_terminal
-from listener.watch import apply_overrides, backtest, detection_params
-
-DURATION_PARAMS = {"windows", "clear_after", "min_duration"}
+from listener.watch import backtest, detection_params
 
 
 def _detector_options(func: Any) -> Any:
-    """--storm-<param> and --smoulder-<param> for every detector parameter."""
-    for prefix, params in (("smoulder", SmoulderParams), ("storm", StormParams)):
-        for f in reversed(fields(params)):
+    """--<detector>-<param> (--storm-min-count, ...) for every registered detector's parameters."""
+    for prefix, spec in reversed(REGISTRY.items()):
+        for f in reversed(fields(spec.params)):
             default = f.default if f.default is not MISSING else None
             if f.name == "windows":
                 kind: Any = str
                 shown = ",".join(f"{int(s)}s" for s in default)  # type: ignore[union-attr]
-            elif f.name in DURATION_PARAMS:
+            elif f.name in spec.durations:
                 kind, shown = str, f"{int(default)}s"  # type: ignore[arg-type]
             else:
                 kind, shown = type(default), str(default)
@@ -67,7 +65,7 @@ def _overrides(options: dict[str, Any], prefix: str) -> dict[str, Any]:
         try:
             if name == "windows":
                 value = tuple(parse_duration(part) for part in str(value).split(","))
-            elif name in DURATION_PARAMS:
+            elif name in REGISTRY[prefix].durations:
                 value = parse_duration(value)
         except ValueError as exc:
             option = f"--{prefix}-{name.replace('_', '-')}"
@@ -99,10 +97,17 @@ def _overrides(options: dict[str, Any], prefix: str) -> dict[str, Any]:
 )
 @click.option("--until", help="With --brand: before this time (default: now).")
 @click.option(
+    "--explain",
+    "explain_",
+    is_flag=True,
+    help="With --brand: every judged window with negative mentions: observed vs expected, "
+    "score, and the gate that decided.",
+)
+@click.option(
     "--detector",
     "detectors",
     multiple=True,
-    type=click.Choice(["storm", "smoulder"]),
+    type=click.Choice(list(REGISTRY)),
     help="Run only this detector (repeatable; default: all configured).",
 )
 @_detector_options
@@ -116,6 +121,7 @@ def backtest_command(
     brand: str | None,
     since: str,
     until: str | None,
+    explain_: bool,
     detectors: tuple[str, ...],
     fmt: str | None,
     **options: Any,
@@ -123,12 +129,12 @@ def backtest_command(
     """Replay history through the detectors and list the alerts that would have fired."""
     if (series_path is None) == (brand is None):
         raise click.UsageError("give either --series IN.csv --output OUT.csv, or --brand NAME")
-    storm, smoulder = _overrides(options, "storm"), _overrides(options, "smoulder")
+    overrides = {name: _overrides(options, name) for name in REGISTRY}
     if series_path is not None:
         if output_path is None:
             raise click.UsageError("--series needs --output OUT.csv ('-' for stdout)")
         base = detection_params(app.settings()) if app.config_path else DetectionParams()
-        params = _safe_params(base, storm, smoulder, detectors)
+        params = with_overrides(base, overrides, detectors or None)
         _backtest_series(series_path, output_path, params)
         return
     assert brand is not None
@@ -138,7 +144,7 @@ def backtest_command(
         known = ", ".join(b.name for b in settings.brands) or "none"
         raise ConfigError(f"brand {brand!r} is not in the configuration (brands: {known})")
     now = datetime.now(UTC)
-    params = _safe_params(detection_params(settings, match[0]), storm, smoulder, detectors)
+    params = with_overrides(detection_params(settings, match[0]), overrides, detectors or None)
     result = backtest(
         app.engine(),
         settings,
@@ -146,17 +152,12 @@ def backtest_command(
         since=parse_when(since, "--since", now),
         until=parse_when(until, "--until", now) if until else now,
         params=params,
+        explain=explain_,
     )
+    if explain_:
+        report_verdicts(result, resolve_format(fmt))
+        return
     _report(result, resolve_format(fmt))
-
-
-def _safe_params(
-    base: DetectionParams,
-    storm: dict[str, Any],
-    smoulder: dict[str, Any],
-    detectors: tuple[str, ...],
-) -> DetectionParams:
-    return apply_overrides(base, storm=storm, smoulder=smoulder, detectors=detectors or None)
 
 
 # -- --series -----------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ Rules:
 - It ends ("resolved") only after the detector has said "clear" continuously for
   ``clear_after``; "elevated" (above the clear level, below the alert level) keeps it open.
 - Pure: the tracker is fed findings in bucket order and returns transitions; the caller persists
-  them.
+  them. An episode opened early (at a later bucket than the final judgements have reached)
+  ignores the earlier buckets' final judgements except as evidence for its peak.
 """
 
 from __future__ import annotations
@@ -46,17 +47,20 @@ class Tracker:
     clear_since: datetime | None = None
     peak: Finding | None = field(default=None)
     last_resolved: datetime | None = None
+    opened: int = -1  # the bucket the episode opened at
 
     def step(self, index: int, finding: Finding) -> Transition | None:
         if not self.firing:
             if not finding.firing:
                 return None
             self.firing, self.severity, self.started = True, finding.level, finding.at
-            self.clear_since, self.peak = None, finding
+            self.clear_since, self.peak, self.opened = None, finding, index
             return self._transition("fired", index, finding)
         assert self.started is not None and self.peak is not None
         if finding.score > self.peak.score and finding.firing:
             self.peak = finding
+        if index < self.opened:  # an earlier bucket judged after an early opening: evidence only
+            return None
         if finding.level != "clear":
             self.clear_since = None
             if finding.firing and RANK[finding.level] > RANK[self.severity]:

@@ -5,30 +5,34 @@ Rules:
   same code serves the daemon, ``listener backtest`` and the scenario bench.
 - A smoulder episode opens only for a rise of its own, not the aftermath of a storm alert or the
   remains of its own last episode: one crisis, one alert per detector.
-- Replay of stored history is causal in arrival time too: a bucket is judged ``lateness`` after
-  it ends, with only the mentions that had arrived by then (``replay``). A source outage followed
-  by a backlog therefore fills buckets already judged instead of looking like a spike now.
+- Replay of stored history is causal in arrival time too: a bucket's final judgement comes
+  ``lateness`` after it ends, with only the mentions that had arrived by then (``replay``); it
+  decides not to alert, escalates and resolves. Whenever mentions arrive (a poll), the detectors
+  registered as early (the storm) judge the bucket of that moment at once, and may only open an
+  episode: late arrivals can only add to a bucket. Mentions arriving after their bucket's final
+  judgement count for the baselines and are seen by the early judgement of the poll that brings
+  them, within the storm's windows. A backlog after an outage fills the buckets of its event
+  times, so it is no spike.
+- Calibrated detectors (the storm) open only when the score also beats the brand's record of
+  daily peaks (``calibrate``) and, within the refractory period after the last episode, that
+  episode's peak.
+- Which detectors exist, with their parameters and schedules, is ``registry``'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field, replace
+import itertools
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from listener.detection import smoulder, storm
+from listener.detection import storm
+from listener.detection.calibrate import Peaks
 from listener.detection.episodes import Tracker, Transition
+from listener.detection.registry import REGISTRY
+from listener.detection.registry import DetectionParams as DetectionParams  # re-exported
 from listener.detection.series import Event, Series
 from listener.models import Finding
-
-DETECTORS = ("storm", "smoulder")
-
-
-@dataclass(frozen=True, slots=True)
-class DetectionParams:
-    storm: storm.StormParams = field(default_factory=storm.StormParams)
-    smoulder: smoulder.SmoulderParams = field(default_factory=smoulder.SmoulderParams)
-    detectors: tuple[str, ...] = DETECTORS
 
 
 class Monitor:
@@ -38,29 +42,91 @@ class Monitor:
         self.series = series
         self.params = params
         self.trackers = {
-            "storm": Tracker("storm", timedelta(seconds=params.storm.clear_after), series.width),
-            "smoulder": Tracker(
-                "smoulder", timedelta(seconds=params.smoulder.clear_after), series.width
-            ),
+            name: Tracker(name, timedelta(seconds=params.of(name).clear_after), series.width)
+            for name in REGISTRY
         }
+        self.peaks = {name: Peaks(max(1, series.per_day)) for name in REGISTRY}
+        # calibrated detectors: when their last episode resolved, and its peak score
+        self.last_episode: dict[str, tuple[datetime, float]] = {}
+        self.last: list[Finding] = []  # the findings of the last judgement, after every gate
 
     def findings(self, now: int) -> list[Finding]:
+        """What every running detector due at bucket ``now`` says, before the monitor's gates."""
         found = []
-        if "storm" in self.params.detectors:
-            found.append(storm.detect_storm(self.series, now, self.params.storm))
-        if "smoulder" in self.params.detectors and smoulder.is_due(self.series, now):
-            found.append(smoulder.detect_smoulder(self.series, now, self.params.smoulder))
+        for name in self.params.detectors:
+            spec = REGISTRY[name]
+            if spec.is_due(self.series, now):
+                found.append(spec.detect(self.series, now, self.params.of(name)))
         return found
 
     def judge(self, now: int) -> list[Transition]:
+        """The final judgement of bucket ``now``."""
         transitions = []
+        self.last = []
         for finding in self.findings(now):
+            if REGISTRY[finding.detector].calibrated:
+                finding = self._calibrated(now, finding)
             if finding.detector == "smoulder" and finding.firing:
                 finding = self._unless_explained(finding)
+            self.last.append(finding)
             transition = self.trackers[finding.detector].step(now, finding)
             if transition is not None:
                 transitions.append(transition)
+                if transition.kind == "resolved":
+                    self.last_episode[finding.detector] = (transition.at, transition.peak.score)
         return transitions
+
+    def judge_early(self, now: int) -> list[Transition]:
+        """An early judgement of bucket ``now`` (still open, or waiting for late mentions) by
+        the detectors registered as ``early``: it can only open an episode, never escalate, hold
+        or resolve one."""
+        self.last = []
+        transitions = []
+        for name in self.params.detectors:
+            spec, tracker = REGISTRY[name], self.trackers[name]
+            if not spec.early or tracker.firing:
+                continue
+            finding = spec.detect(self.series, now, self.params.of(name))
+            if spec.calibrated:
+                finding = self._calibrated(now, finding, record=False)
+            if not finding.firing:  # not yet: the final judgement decides, after the lateness
+                self.last.append(replace(finding, gate="lateness"))
+                continue
+            self.last.append(finding)
+            transition = tracker.step(now, finding)
+            if transition is not None:
+                transitions.append(transition)
+        return transitions
+
+    def _calibrated(self, now: int, finding: Finding, *, record: bool = True) -> Finding:
+        """A storm opens only when its score beats the brand's own record of daily peaks and,
+        within the refractory period, the peak of its last episode."""
+        name = finding.detector
+        if record:
+            self.peaks[name].record(now, finding.score)
+        if not finding.firing or self.trackers[name].firing:
+            return finding
+        params = self.params.of(name)
+        bar = self.peaks[name].bar(now, params.tail_days, params.tail_budget)
+        if bar is not None and finding.score <= bar:
+            why = (
+                f"held back: score {finding.score:.1f} does not beat {bar:.1f}, which the "
+                f"brand's daily peaks of the last {params.tail_days} days reach once in "
+                f"{params.tail_budget:g} days (calibration)"
+            )
+            return replace(finding, level="elevated", reason=why, gate="calibration")
+        if name in self.last_episode:
+            ended, peak = self.last_episode[name]
+            if finding.at - ended < timedelta(seconds=params.refractory) and finding.score <= peak:
+                why = (
+                    f"held back: score {finding.score:.1f} does not beat {peak:.1f}, the peak of "
+                    f"the storm that ended {ended:%Y-%m-%d %H:%M} (refractory period)"
+                )
+                return replace(finding, level="elevated", reason=why, gate="refractory")
+        if bar is not None and not finding.reason:
+            why = f"score {finding.score:.1f} beats this brand's calibrated bar of {bar:.1f}"
+            return replace(finding, reason=why)
+        return finding
 
     def _unless_explained(self, finding: Finding) -> Finding:
         """A smoulder opens only for a rise of its own: not one that began while a storm was
@@ -77,7 +143,7 @@ class Monitor:
             why = "the rise began before the last smoulder alert resolved"
         if why is None:
             return finding
-        return replace(finding, level="elevated", reason=f"held back: {why}")
+        return replace(finding, level="elevated", reason=f"held back: {why}", gate="explained")
 
 
 def run(series: Series, params: DetectionParams) -> Iterator[Transition]:
@@ -90,7 +156,7 @@ def run(series: Series, params: DetectionParams) -> Iterator[Transition]:
 @dataclass(frozen=True, slots=True)
 class Judged:
     transition: Transition
-    judged_at: datetime  # when the decision could be taken: bucket end + lateness
+    judged_at: datetime  # when the decision was taken: arrival (early) or bucket end + lateness
 
 
 def replay(
@@ -102,21 +168,59 @@ def replay(
     lateness: timedelta,
     params: DetectionParams,
     with_total: bool = True,
+    observe: Callable[[datetime, Finding], None] | None = None,
 ) -> Iterator[Judged]:
-    """Replay mentions (sorted by arrival) through the detectors as the daemon would have."""
+    """Replay mentions (sorted by arrival) through the detectors as the daemon would have.
+
+    Bucket ``b`` is judged finally at its end + ``lateness`` with the mentions arrived by then.
+    Besides, whenever mentions arrive (one poll's worth: the same arrival time), the bucket they
+    arrive in is judged early, which can only open an episode: late arrivals can only add to a
+    bucket, so what already makes the case stays made. ``observe`` sees every judged finding."""
     series = Series(start, width, with_total=with_total)
     monitor = Monitor(series, params)
-    pending = iter(events)
-    upcoming = next(pending, None)
-    last = series.index_of(end)
-    for now in range(last):
+    last = series.index_of(end)  # buckets 0 .. last-1 are judged
+    # the buckets an early judgement looks at: the storm's longest window
+    reach = max(storm.window_lengths(series, params.storm))
+    done = 0  # the next bucket to judge finally
+
+    def final(before: datetime | None) -> Iterator[Judged]:
+        nonlocal done
+        while done < last:
+            judged_at = series.time_of(done + 1) + lateness
+            if before is not None and judged_at >= before:
+                return
+            series.extend_to(done)
+            for transition in monitor.judge(done):
+                yield Judged(transition, judged_at)
+            if observe is not None:
+                for finding in monitor.last:
+                    observe(judged_at, finding)
+            done += 1
+
+    for arrived, batch in itertools.groupby(events, key=lambda e: e.arrived or e.at):
+        yield from final(arrived)
+        now = series.index_of(arrived - _TICK)  # the bucket the poll happened in
+        relevant = False  # negative mentions for a bucket an early judgement sees
+        for event in batch:
+            series.add(event)
+            relevant |= event.negative and now - reach < series.index_of(event.at) <= now
+        if not relevant or arrived > end:
+            continue
         series.extend_to(now)
-        judged_at = series.time_of(now + 1) + lateness
-        while upcoming is not None and (upcoming.arrived or upcoming.at) <= judged_at:
-            series.add(upcoming)
-            upcoming = next(pending, None)
-        for transition in monitor.judge(now):
-            yield Judged(transition, judged_at)
+        # every bucket still waiting for its final judgement, oldest first, up to the poll's own:
+        # the first that makes the case opens the episode (and dates it)
+        for bucket in range(done, now + 1):
+            opened = [Judged(t, arrived) for t in monitor.judge_early(bucket)]
+            yield from opened
+            if observe is not None:
+                for finding in monitor.last:
+                    observe(arrived, finding)
+            if opened:
+                break
+    yield from final(None)
+
+
+_TICK = timedelta(microseconds=1)
 
 
 def explain(finding: Finding) -> str:

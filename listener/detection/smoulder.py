@@ -70,7 +70,7 @@ def detect_smoulder(series: Series, now: int, params: SmoulderParams) -> Finding
     window = max(1, round(params.window_days * cpd))
     at = series.time_of(now + 1)
     if history < params.min_history_days * cpd or last < 0:
-        return _clear(series, now, "not enough history yet")
+        return _clear(series, now, "not enough history yet", "history")
     window = min(window, history // 2)
     run_start = last - window + 1
     base_stop = run_start - run_start % cpd  # whole days before the run: one baseline a day
@@ -95,11 +95,13 @@ def detect_smoulder(series: Series, now: int, params: SmoulderParams) -> Finding
         share = observed / total if total else None
         expected_share = _share(series, base_start, base_stop)
     level: Level = "clear"
-    reason = ""
+    reason, gate = "", "baseline"
     if recent_ratio < params.hold_ratio:
         reason = f"the last day ran {recent_ratio:.1f}x expected, below {params.hold_ratio}x"
+        gate = "hold"
     elif cusum >= params.threshold:
         level = "critical" if cusum >= params.critical_threshold else "warning"
+        gate = "fired"
         voices = series.distinct(now, (last - began + 1) * per)
         span = (last - began + 1) * per
         cap = params.per_voice_cap * max(1, round(span / max(1, series.per_day or span)))
@@ -110,15 +112,18 @@ def detect_smoulder(series: Series, now: int, params: SmoulderParams) -> Finding
             level = "elevated"
             needed = params.min_duration / 3600
             reason = f"held back: the rise is {lasted / 3600:.0f} h old, needs {needed:.0f} h"
+            gate = "duration"
         elif excess < params.min_excess:
             level = "elevated"
             reason = f"held back: {excess:.0f} more than expected, needs {params.min_excess}"
+            gate = "min_count"
         elif share is not None and expected_share and share < params.share_ratio * expected_share:
             level = "elevated"
             reason = (
                 f"held back: the negative share {share:.0%} is not {params.share_ratio}x "
                 f"the usual {expected_share:.0%} (more talk at the usual tone)"
             )
+            gate = "share"
         elif voices is not None and (
             voices[0] < params.min_stories or voices[1] < params.min_voices
         ):
@@ -127,6 +132,7 @@ def detect_smoulder(series: Series, now: int, params: SmoulderParams) -> Finding
                 f"held back: {voices[0]} distinct stories and {voices[1]} distinct voices "
                 f"(needs {params.min_stories} and {params.min_voices})"
             )
+            gate = "stories" if voices[0] < params.min_stories else "voices"
     elif cusum >= params.clear_fraction * params.threshold:
         level = "elevated"
     distinct = series.distinct(now, (last - began + 1) * per)
@@ -146,6 +152,7 @@ def detect_smoulder(series: Series, now: int, params: SmoulderParams) -> Finding
         share=share,
         expected_share=expected_share,
         reason=reason,
+        gate=gate,
     )
 
 
@@ -243,7 +250,7 @@ def _share(series: Series, start: int, stop: int) -> float | None:
     return sum(series.coarse_negative[start:stop]) / total
 
 
-def _clear(series: Series, now: int, reason: str) -> Finding:
+def _clear(series: Series, now: int, reason: str, gate: str) -> Finding:
     return Finding(
         detector="smoulder",
         at=series.time_of(now + 1),
@@ -254,4 +261,5 @@ def _clear(series: Series, now: int, reason: str) -> Finding:
         window_start=series.time_of(now + 1),
         window_end=series.time_of(now + 1),
         reason=reason,
+        gate=gate,
     )

@@ -112,11 +112,12 @@ def spread(samples: Sequence[float], expected: float, min_cv: float) -> float:
 
 
 def dispersion(counts: Sequence[float], trim: float = 0.1) -> float:
-    """Variance over mean of counts without their top ``trim`` share (earlier spikes), at least 1
-    (Poisson). Needs a week of counts; below that, 1."""
+    """Variance over mean of counts without their top ``trim`` share and at least their top one
+    (an earlier spike among a week of samples), at least 1 (Poisson). Needs a week of counts;
+    below that, 1."""
     if len(counts) < 7:
         return 1.0
-    ordered = sorted(counts)[: max(2, len(counts) - int(len(counts) * trim))]
+    ordered = sorted(counts)[: max(2, len(counts) - max(1, int(len(counts) * trim)))]
     mean = sum(ordered) / len(ordered)
     if mean <= 0:
         return 1.0

@@ -4,7 +4,9 @@ Rules:
 - The last 1, 3 and 12 buckets (5 min, 15 min, 1 h at the default width; ``windows``) are each
   compared with the same window at the same time of day on earlier days of the same kind (weekday
   or weekend) within ``baseline_days``: expected = their robust mean (clear spikes removed),
-  never below the brand's long-run rate. Earlier spikes cannot inflate it.
+  never below the brand's long-run rate, or ``rate_floor`` of it where the brand is busy enough
+  for its time-of-day profile to show (night hours of a busy brand). Earlier spikes cannot
+  inflate it.
 - Surprise is a negative-binomial tail probability whose spread comes from the baseline (never
   below ``min_cv`` relative noise): ``score = -log10 p``.
 - When total volume is known, the expected negatives are at least the baseline odds of negative
@@ -16,6 +18,9 @@ Rules:
   one syndicated story cannot fire it, not even on top of ordinary background chatter.
 - Cold start: while the brand has less than ``cold_start_days`` of history, the count floor is
   ``cold_start_count``, so ordinary first mentions stay quiet and an extreme burst still fires.
+- Calibration and refractory period (``monitor``): an episode opens only when the score also
+  beats the brand's own record of daily peaks (``tail_days``, ``tail_budget``; see
+  ``calibrate``) and, within ``refractory`` after the last episode ended, that episode's peak.
 - Hysteresis: after firing, the level stays "elevated" while the longest window is still at least
   ``clear_factor`` times expected; below that it is "clear".
 """
@@ -48,6 +53,10 @@ class StormParams:
     cold_start_days: float = 7.0
     cold_start_count: int = 30
     min_history_buckets: int = 12  # before the window, before anything can be judged
+    rate_floor: float = 0.5  # expected is at least this share of the long-run rate
+    tail_days: int = 28  # days of the brand's own daily peak scores the score is calibrated on
+    tail_budget: float = 4.0  # at most one episode in this many ordinary days (0: no calibration)
+    refractory: float = 86400.0  # seconds after an episode in which a new one must beat its peak
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +68,8 @@ class _Window:
     score: float
     share: float | None
     expected_share: float | None
+    by_share: bool = False  # the expectation comes from the usual negative share
+    judged: bool = True  # False: too little history before the window for a verdict
 
 
 def window_lengths(series: Series, params: StormParams) -> list[int]:
@@ -78,7 +89,8 @@ def detect_storm(series: Series, now: int, params: StormParams) -> Finding:
     cold = history_days < params.cold_start_days
     floor = params.cold_start_count if cold else params.min_count
     if series.window_sum(series.negative, now, lengths[-1]) < max(1, params.min_count // 2):
-        return _finding(series, now, "clear", None, cold, "fewer negative mentions than min_count")
+        return _finding(series, now, "clear", None, cold, "fewer negative mentions than min_count",
+                        "min_count")  # fmt: skip
     windows = [_judge(series, now, length, first, floor, params) for length in lengths]
     best = max(windows, key=lambda w: w.score)
     passing = [
@@ -91,8 +103,11 @@ def detect_storm(series: Series, now: int, params: StormParams) -> Finding:
     longest = windows[-1]
     elevated = longest.observed >= params.clear_factor * longest.expected and longest.observed > 0
     level: Level = "elevated" if elevated else "clear"
-    reason = ""
-    if passing:
+    reason, gate = "", "baseline"
+    if not any(w.judged for w in windows):
+        gate = "history"
+        reason = "not enough history before the window to judge it yet"
+    elif passing:
         best = max(passing, key=lambda w: w.score)
         voices = series.distinct(now, best.length)
         if voices is not None and (voices[0] < params.min_stories or voices[1] < params.min_voices):
@@ -100,7 +115,9 @@ def detect_storm(series: Series, now: int, params: StormParams) -> Finding:
                 f"held back: {voices[0]} distinct stories and {voices[1]} distinct voices "
                 f"(needs {params.min_stories} and {params.min_voices})"
             )
+            gate = "stories" if voices[0] < params.min_stories else "voices"
         else:
+            gate = "fired"
             critical = (
                 best.score >= params.critical_score
                 and best.observed >= params.critical_factor * best.expected
@@ -108,15 +125,22 @@ def detect_storm(series: Series, now: int, params: StormParams) -> Finding:
             )
             level = "critical" if critical else "warning"
     elif best.observed < floor:
+        gate = "cold_start" if cold and best.observed >= params.min_count else "min_count"
         reason = f"{best.observed} negative mentions, fewer than the {floor} needed"
         if best.raw > best.observed:
             reason = (
                 f"{best.raw} negative mentions count as {best.observed} (at most "
                 f"{params.per_voice_cap} per story and per voice), fewer than the {floor} needed"
             )
+    elif best.by_share and best.observed < params.min_factor * best.expected:
+        gate = "share"
+        reason = (
+            f"{best.observed} negative mentions are the usual share of all mentions "
+            f"(share floor: {best.expected:.1f} expected)"
+        )
     else:
         reason = f"{best.observed} negative mentions are within what the baseline explains"
-    return _finding(series, now, level, best, cold, reason)
+    return _finding(series, now, level, best, cold, reason, gate)
 
 
 def _judge(
@@ -131,9 +155,14 @@ def _judge(
     expected = stats.robust_mean(samples)
     rate = _long_run_rate(series, now, length, first, params)
     if rate is None:  # nothing to compare with yet: no verdict
-        return _Window(length, observed, raw, float(observed), 0.0, None, None)
-    expected = max(expected, rate * length, 0.05)
+        return _Window(length, observed, raw, float(observed), 0.0, None, None, judged=False)
+    # where the brand is busy enough for its time-of-day profile to show (the long-run rate
+    # expects at least ``min_count`` in the window), the seasonal samples may bring the
+    # expectation below the long-run rate (night hours), down to ``rate_floor`` of it
+    lowest = params.rate_floor if samples and rate * length >= params.min_count else 1.0
+    expected = max(expected, lowest * rate * length, 0.05)
     share = expected_share = None
+    by_share = False
     if series.total is not None:
         total = series.window_sum(series.total, now, length)
         expected_share = _baseline_share(series, now, length, params)
@@ -142,10 +171,11 @@ def _judge(
             # the usual odds applied to the other mentions: a crisis's own negatives must not
             # raise what is expected of them
             odds = expected_share / (1 - expected_share)
+            by_share = odds * (total - raw) > expected
             expected = max(expected, odds * (total - raw))
     variance = stats.spread(samples, expected, params.min_cv)
     score = stats.tail_score(observed, expected, variance)
-    return _Window(length, observed, raw, expected, score, share, expected_share)
+    return _Window(length, observed, raw, expected, score, share, expected_share, by_share)
 
 
 def _seasonal_samples(
@@ -201,12 +231,18 @@ def _baseline_share(series: Series, now: int, length: int, params: StormParams) 
 
 
 def _finding(
-    series: Series, now: int, level: Level, window: _Window | None, cold: bool, reason: str
+    series: Series,
+    now: int,
+    level: Level,
+    window: _Window | None,
+    cold: bool,
+    reason: str,
+    gate: str,
 ) -> Finding:
     if window is None:  # the common quiet case: no evidence to describe
         end = series.time_of(now + 1)
         return Finding("storm", end, level, 0.0, series.negative[now], 0.0, end - series.width,
-                       end, cold_start=cold, reason=reason)  # fmt: skip
+                       end, cold_start=cold, reason=reason, gate=gate)  # fmt: skip
     length = window.length if window else 1
     distinct = series.distinct(now, length) if window else None
     return Finding(
@@ -226,4 +262,5 @@ def _finding(
         expected_share=window.expected_share if window else None,
         cold_start=cold,
         reason=reason,
+        gate=gate,
     )
