@@ -106,6 +106,24 @@ def deliver(
     return report
 
 
+def notify_type(engine: Engine, group: list[db.OutboxItem]) -> str:
+    """apprise's message type for a message: ``success`` for a resolved notice, ``failure`` for
+    a critical alert, ``warning`` for a warning, ``info`` for tests and summaries (a catch-up
+    summary of several takes the gravest)."""
+    rank = {"info": 0, "success": 1, "warning": 2, "failure": 3}
+    kinds = []
+    for item in group:
+        if item.kind == "resolved":
+            kinds.append("success")
+        elif item.kind in ("fired", "escalated", "repeat") and item.alert_id is not None:
+            alert = db.get_alert(engine, item.alert_id)
+            severe = alert is not None and alert.severity == "critical"
+            kinds.append("failure" if severe else "warning")
+        else:
+            kinds.append("info")
+    return max(kinds, key=lambda kind: rank[kind], default="info")
+
+
 def _attempt(
     engine: Engine,
     settings: Settings,
@@ -135,7 +153,15 @@ def _attempt(
     title, body, body_format = _combined(group)
 
     def call() -> channel.Delivery:
-        return send(url, title=title, body=body, body_format=body_format, timeout=timeout, key=key)
+        return send(
+            url,
+            title=title,
+            body=body,
+            body_format=body_format,
+            timeout=timeout,
+            key=key,
+            notify_type=notify_type(engine, group),
+        )
 
     outcome = call() if stop is None else _unless_stopped(call, stop)
     if outcome is None:  # shutdown: the receiver may have it; send again with the key at restart

@@ -63,6 +63,7 @@ def test_fire_silence_ack_unack_resolve(
     assert evaluate(engine, settings, NOW).fired == 1
     assert deliver(engine, settings, NOW).delivered == 1
     fired = receiver[-1]["message"]
+    assert receiver[-1]["type"] == "failure"  # apprise's type follows severity: critical
     assert "Runbook" in fired and "https://wiki.example/pr/velora-crisis" in fired
     assert "no statement before legal signs off" in fired or "head of communications" in fired
 
@@ -120,6 +121,7 @@ def test_fire_silence_ack_unack_resolve(
     resolved = receiver[-1]
     assert "resolved" in (resolved["title"] + resolved["message"]).lower()
     assert "Acknowledged by Dana Weiss" in resolved["message"]
+    assert resolved["type"] == "success"
     [stored] = db.list_alerts(engine, state="resolved", limit=1)
     assert stored.acked_by == "Dana Weiss"
     engine.dispose()

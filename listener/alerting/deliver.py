@@ -238,6 +238,16 @@ def describe(url: str) -> str:
     return public if public is not None else _unloadable(url)
 
 
+# apprise's message types (icons and colours in Slack, Teams, Discord...; "type" in webhooks)
+NOTIFY_TYPES = ("info", "success", "warning", "failure")
+_NOTIFY_TYPES = {
+    "info": apprise.NotifyType.INFO,
+    "success": apprise.NotifyType.SUCCESS,
+    "warning": apprise.NotifyType.WARNING,
+    "failure": apprise.NotifyType.FAILURE,
+}
+
+
 def send(
     url: str,
     *,
@@ -247,6 +257,7 @@ def send(
     attach_plain: str | None = None,
     timeout: float = 20.0,
     key: str | None = None,
+    notify_type: str = "info",
 ) -> Delivery:
     """Send one notification to one apprise URL. ``body_format``: "text" | "markdown" | "html".
 
@@ -289,7 +300,12 @@ def send(
         try:
             notifier = apprise.Apprise(asset=plugin.asset)
             notifier.add(plugin)
-            result = notifier.notify(body=body, title=one_line_title, body_format=notify_format)
+            result = notifier.notify(
+                body=body,
+                title=one_line_title,
+                body_format=notify_format,
+                notify_type=_NOTIFY_TYPES.get(notify_type, apprise.NotifyType.INFO),
+            )
             ok, timed_out = bool(result), result.status == apprise.AppriseResultStatus.TIMEOUT
             result.close()
         except Exception as exc:  # no apprise error crosses this boundary
