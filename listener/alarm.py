@@ -19,7 +19,6 @@ Rules:
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from listener.checks import routes
 from listener.config import BrandSettings, RunbookSettings, Settings
 from listener.detection.episodes import Transition
 from listener.detection.monitor import explain, replay
+from listener.matching import terms
 from listener.storage import alerts as db
 from listener.storage import store
 from listener.watch import detection_params, history_needed, replay_start, to_event
@@ -473,11 +473,9 @@ def _runbook(runbook: RunbookSettings | None, severity: str) -> dict[str, Any]:
     return {"runbook": entry.text, "runbook_url": entry.url}
 
 
-def _brand_runbook(settings: Settings, brand: str) -> RunbookSettings | None:
-    for configured in settings.brands:
-        if configured.name.casefold() == brand.casefold():
-            return configured.runbook
-    return None
+def _runbook_of(settings: Settings, brand: str) -> RunbookSettings | None:
+    configured = settings.brand(brand)
+    return configured.runbook if configured is not None else None
 
 
 def _message_from(alert: db.StoredAlert, kind: str, settings: Settings) -> AlertMessage:
@@ -498,17 +496,8 @@ def _message_from(alert: db.StoredAlert, kind: str, settings: Settings) -> Alert
         series=(),
         series_label="",
         drilldown=f"listener alerts show {alert.id}",
-        **_runbook(_brand_runbook(settings, alert.brand), alert.severity),
+        **_runbook(_runbook_of(settings, alert.brand), alert.severity),
     )
-
-
-_WORD = re.compile(r"[^\W\d_]{4,}", re.UNICODE)
-_COMMON = frozenset(
-    "this that with have from they been were what when will would there their about which "
-    "your just like than then them also only into more some very after before because could "
-    "should über eine einer einem einen nicht noch sich sind wird wurde haben auch aber oder "
-    "dass wenn mehr schon immer heute".split()
-)
 
 
 class _Context:
@@ -532,22 +521,18 @@ class _Context:
 
     def new_terms(self, found: Sequence[store.StoredMention], since: datetime) -> tuple[str, ...]:
         """Words at least two mentions of the window use that the brand's previous week did not."""
-        window: Counter[str] = Counter()
-        for m in found:
-            window.update({w.casefold() for w in _WORD.findall(f"{m.title} {m.text}")})
         before = store.query_mentions(
             self.engine,
             store.MentionFilter(
                 brand=self.brand, since=since - timedelta(days=7), until=since, limit=2000
             ),
         )
-        known = {w.casefold() for m in before for w in _WORD.findall(f"{m.title} {m.text}")}
-        brand = {w.casefold() for w in _WORD.findall(self.brand)}
-        fresh = [
-            (n, w) for w, n in window.items()
-            if n >= 2 and w not in known and w not in _COMMON and w not in brand
-        ]  # fmt: skip
-        return tuple(w for _, w in sorted(fresh, key=lambda x: (-x[0], x[1]))[:8])
+        return terms.new_terms(
+            (f"{m.title} {m.text}" for m in found),
+            (f"{m.title} {m.text}" for m in before),
+            self.brand,
+            limit=8,
+        )
 
     def message(
         self,

@@ -558,6 +558,10 @@ class Settings(_Section):
     def source_interval(self, source: SourceSettings) -> float:
         return source.interval if source.interval is not None else self.polling.interval
 
+    def brand(self, name: str) -> BrandSettings | None:
+        """The configured brand called ``name`` (case-insensitive), or None."""
+        return next((b for b in self.brands if b.name.casefold() == name.casefold()), None)
+
 
 def find_config_path(explicit: str | os.PathLike[str] | None, env: Mapping[str, str]) -> Path:
     """Return the config file to use, in the documented order of precedence."""

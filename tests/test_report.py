@@ -242,3 +242,18 @@ def _load_in_chromium(
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [r.split(b"\r\n", 1)[0].decode("latin-1") for r in recorder.requests if r]
     return done.stderr, [line for line in lines if not _BROWSER_OWN.search(line)]
+
+
+def test_rendering_leaves_the_import_system_as_it_was() -> None:
+    """pygal appends a legacy import finder that makes every failed import warn (an error under
+    this suite's settings): `check-config` after a report in one process must still work."""
+    import importlib.util
+    import sys
+    from datetime import UTC, datetime
+
+    from listener.alerting.report import Report, render_report
+
+    now = datetime(2026, 12, 3, tzinfo=UTC)
+    render_report(Report("V", now - timedelta(hours=2), now, now, timedelta(hours=1), ()))
+    assert not any(type(f).__name__ == "PluginImportFixer" for f in sys.meta_path)
+    assert importlib.util.find_spec("no_such_driver_module") is None

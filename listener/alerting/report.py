@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import html
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from listener.alerting.render import neutralise, web_url
 
@@ -134,10 +136,19 @@ def _link(label: str, url: str | None, limit: int = 140) -> str:
 # --- charts ------------------------------------------------------------------------------------
 
 
-def _style(colors: tuple[str, ...] = ("#c0392b", "#95a5a6")) -> object:
-    from pygal.style import Style
+def _pygal() -> Any:
+    """pygal, imported on first use. Its import appends a legacy ``sys.meta_path`` finder (for
+    map plugins, which listener does not use) that has no ``find_spec``: Python 3.11 warns on
+    every import it is asked about and 3.12 ignores it. It is taken out again, so the rest of
+    the process imports as if pygal had not been loaded."""
+    import pygal
 
-    return Style(
+    sys.meta_path[:] = [f for f in sys.meta_path if type(f).__name__ != "PluginImportFixer"]
+    return pygal
+
+
+def _style(colors: tuple[str, ...] = ("#c0392b", "#95a5a6")) -> object:
+    return _pygal().style.Style(
         background="white",
         plot_background="white",
         foreground="#333333",
@@ -191,9 +202,7 @@ def _chart_config(colors: tuple[str, ...] = ("#c0392b", "#95a5a6")) -> dict[str,
 
 def volume_chart(report: Report) -> str:
     """Mentions per bucket, negative and the rest stacked, and when an alert was firing."""
-    import pygal
-
-    chart = pygal.StackedBar(**_chart_config(), title=f"Mentions per {_unit(report)}")
+    chart = _pygal().StackedBar(**_chart_config(), title=f"Mentions per {_unit(report)}")
     labels, every = _labels(report)
     chart.x_labels = labels
     chart.x_labels_major_every = every
@@ -219,10 +228,8 @@ def rolling_share(report: Report) -> list[float | None]:
 
 def share_chart(report: Report) -> str:
     """The negative share of all mentions per bucket, in percent, with alert states marked."""
-    import pygal
-
     rolling = report.bucket < timedelta(days=1)
-    chart = pygal.Line(
+    chart = _pygal().Line(
         **_chart_config(("#c0392b", "#f39c12")),
         title="Negative share (%)" + (", last 24 h at each hour" if rolling else ""),
         range=(0, 105),

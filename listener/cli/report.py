@@ -3,7 +3,6 @@ at and to share (charts, top stories, sources, authors, new terms, the response 
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,17 +15,10 @@ from listener.cli import App, cli, config_option, pass_app
 from listener.cli.commands import parse_when
 from listener.config import Settings
 from listener.errors import ConfigError, InputError
+from listener.matching.terms import new_terms
 from listener.storage import alerts as alert_store
 from listener.storage import store
 from listener.untrusted import for_terminal
-
-_WORD = re.compile(r"[^\W\d_]{4,}", re.UNICODE)
-_COMMON = frozenset(
-    "this that with have from they been were what when will would there their about which "
-    "your just like than then them also only into more some very after before because could "
-    "should über eine einer einem einen nicht noch sich sind wird wurde haben auch aber oder "
-    "dass wenn mehr schon immer heute".split()
-)
 
 
 def _floor(moment: datetime, width: timedelta) -> datetime:
@@ -51,21 +43,6 @@ def _buckets(
             counts[key][0] += 1
             counts[key][1] += mention.sentiment == "negative"
     return tuple(Bucket(at, all_, neg) for at, (all_, neg) in sorted(counts.items()))
-
-
-def _new_terms(
-    window: list[store.StoredMention], before: list[store.StoredMention], brand: str
-) -> tuple[str, ...]:
-    """Words at least two mentions of the period use that the period before did not."""
-    seen: Counter[str] = Counter()
-    for mention in window:
-        seen.update({w.casefold() for w in _WORD.findall(f"{mention.title} {mention.text}")})
-    known = {w.casefold() for m in before for w in _WORD.findall(f"{m.title} {m.text}")}
-    own = {w.casefold() for w in _WORD.findall(brand)}
-    fresh = [
-        (n, w) for w, n in seen.items() if n >= 2 and w not in known | own and w not in _COMMON
-    ]
-    return tuple(w for _, w in sorted(fresh, key=lambda p: (-p[0], p[1]))[:30])
 
 
 def build_report(
@@ -119,7 +96,7 @@ def build_report(
         )
     stories = store.brand_stories(engine, brand, since, until)[:15]
     sources = Counter(m.source for m in mentions)
-    domains = Counter(_domain(m.url) for m in mentions if m.url)
+    domains = Counter(m.domain for m in mentions if m.domain)
     authors: dict[str, list[int]] = {}
     for m in mentions:
         if m.author:
@@ -128,7 +105,7 @@ def build_report(
             entry[1] += 1
             entry[2] += m.sentiment == "negative"
     top_authors = sorted(authors.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[0]))[:15]
-    configured = next((b for b in settings.brands if b.name.casefold() == brand.casefold()), None)
+    configured = settings.brand(brand)
     runbook = configured.runbook if configured is not None else None
     severity = next((a.severity for a in alerts if a.id == focus), "warning")
     book = runbook.for_severity(severity) if runbook is not None else None
@@ -150,20 +127,16 @@ def build_report(
             AuthorLine(name, reach if reach >= 0 else None, count, neg)
             for name, (reach, count, neg) in top_authors
         ),
-        new_terms=_new_terms(mentions, before, brand),
+        new_terms=new_terms(
+            (f"{m.title} {m.text}" for m in mentions),
+            (f"{m.title} {m.text}" for m in before),
+            brand,
+            limit=30,
+        ),
         focus=focus,
         runbook=book.text if book is not None else "",
         runbook_url=book.url if book is not None else None,
     )
-
-
-def _domain(url: str | None) -> str:
-    from urllib.parse import urlsplit
-
-    try:
-        return (urlsplit(url or "").hostname or "").removeprefix("www.")
-    except ValueError:
-        return ""
 
 
 @cli.command("report")

@@ -42,28 +42,34 @@ def check_url(url: str) -> str | None:
     path or driver and the cause), or None: the scheme is supported, its driver is installed,
     and an SQLite file can be opened for writing or created (its directory exists and is
     writable, or can be created)."""
+    parsed, problem = _parse(url)
+    if problem is None and parsed.get_backend_name() == "sqlite":
+        return _sqlite_problem(parsed.database)
+    return problem
+
+
+def _parse(url: str) -> tuple[Any, str | None]:
+    """The URL parsed (``postgresql://`` meaning psycopg 3), and what makes it unusable: not a
+    URL, a database other than SQLite and PostgreSQL, or a driver that is not installed."""
     try:
         parsed = make_url(url)
     except ArgumentError:
-        return (
+        return None, (
             "not a valid database URL; hint: sqlite:////var/lib/listener/listener.db "
             "or postgresql+psycopg://user@host/db"
         )
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "postgresql"):
-        return f"unsupported database {backend!r}; hint: use sqlite:/// or postgresql://"
-    driver = parsed.get_driver_name()
+        return parsed, f"unsupported database {backend!r}; hint: use sqlite:/// or postgresql://"
     if backend == "postgresql" and parsed.drivername == "postgresql":
-        driver = "psycopg"
-    module = _DRIVERS.get(driver, driver)
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    module = _DRIVERS.get(parsed.get_driver_name(), parsed.get_driver_name())
     if importlib.util.find_spec(module) is None:
-        return (
+        return parsed, (
             f"the {backend} driver {module!r} is not installed; "
             "hint: pip install 'listener[postgres]'"
         )
-    if backend == "sqlite":
-        return _sqlite_problem(parsed.database)
-    return None
+    return parsed, None
 
 
 def _sqlite_problem(database: str | None) -> str | None:
@@ -92,28 +98,13 @@ def _sqlite_problem(database: str | None) -> str | None:
 
 def connect(url: str) -> Engine:
     """Create an engine for ``url``. Raises ConfigError for a bad URL, StorageError otherwise."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        raise ConfigError(
-            f"database.url: not a valid database URL ({display_url(url)}); "
-            "hint: sqlite:////var/lib/listener/listener.db or postgresql+psycopg://user@host/db"
-        ) from None
-    if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
+    parsed, problem = _parse(url)
+    if problem is not None:
+        raise ConfigError(f"database.url: {problem} ({display_url(url)})")
     try:
         if parsed.get_backend_name() == "sqlite":
             return _sqlite_engine(parsed)
-        if parsed.get_backend_name() != "postgresql":
-            raise ConfigError(
-                f"database.url: unsupported database {parsed.get_backend_name()!r}; "
-                "hint: use sqlite:/// or postgresql://"
-            )
         return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
-    except ModuleNotFoundError as exc:
-        raise ConfigError(
-            f"database.url: driver missing ({exc.name}); hint: pip install 'listener[postgres]'"
-        ) from None
     except SQLAlchemyError as exc:
         raise StorageError(f"cannot open database {display_url(url)}: {exc}") from exc
 

@@ -37,6 +37,7 @@ class StoredMention:
     backfill: bool = False
     story_id: int | None = None
     copies: int = 1  # mentions stored for the same story (this one included)
+    domain: str | None = None  # the URL's host without www. (stored at ingest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +189,7 @@ def query_mentions(engine: Engine, where: MentionFilter) -> list[StoredMention]:
                 backfill=bool(row.backfill),
                 story_id=row.story_id,
                 copies=copies.get(row.story_id, 1) if row.story_id is not None else 1,
+                domain=row.domain,
             )
             for row in found
         ]
