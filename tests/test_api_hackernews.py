@@ -17,7 +17,7 @@ from werkzeug import Request, Response
 
 from listener.config import Settings, SourceSettings, validate_config
 from listener.errors import FetchError, ParseError
-from listener.pipeline import Poller, PollOutcome, http_settings
+from listener.service.poll import Poller, PollOutcome, http_settings
 from listener.sources import api, hackernews
 from listener.sources.client import Client, HttpSettings
 from listener.storage import store

@@ -37,7 +37,7 @@ from sqlalchemy import Engine, create_engine, make_url, text
 from test_daemon import free_port, get
 
 from listener.config import load_config
-from listener.dispatch import PERMANENT_ATTEMPTS, deliver
+from listener.service.deliver import PERMANENT_ATTEMPTS, deliver
 from listener.storage import alerts as db
 from listener.storage import engine as dbengine
 from listener.storage.sql import transaction
@@ -240,7 +240,7 @@ import os, signal, sys
 from datetime import datetime
 from listener.alerting import deliver as channel
 from listener.config import database_url, load_config
-from listener.dispatch import deliver
+from listener.service.deliver import deliver
 from listener.storage import engine as db
 settings = load_config(sys.argv[1])
 engine = db.connect(database_url(settings))

@@ -32,7 +32,7 @@ from httpd import serve
 from sqlalchemy import Engine, func, select
 
 from listener.config import Settings, load_config
-from listener.pipeline import Poller, PollOutcome, http_settings
+from listener.service.poll import Poller, PollOutcome, http_settings
 from listener.sources import api
 from listener.sources.client import Client
 from listener.storage import engine as db

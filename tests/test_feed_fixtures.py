@@ -17,7 +17,7 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import Engine, text
 
 from listener.config import Settings, validate_config
-from listener.pipeline import Poller, http_settings
+from listener.service.poll import Poller, http_settings
 from listener.sources.client import Client
 from listener.sources.feed import parse_feed
 from listener.storage import store

@@ -12,7 +12,7 @@ from sqlalchemy import Engine, text
 
 from listener.config import validate_config
 from listener.errors import ConfigError
-from listener.housekeeping import cutoffs, prune
+from listener.service.retention import cutoffs, prune
 from listener.models import Item, Mention, Score
 from listener.storage import retention, store
 

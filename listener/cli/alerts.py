@@ -19,15 +19,15 @@ from listener.errors import ConfigError
 from listener.storage import alerts as db
 from listener.storage import store
 from listener.untrusted import for_terminal
-from listener.watch import backtest
+from listener.service.detect import backtest
 
 STATES = click.Choice(["pending", "firing", "resolved", "acknowledged"])
 
 
 def detect_and_deliver(settings: Settings, engine: Engine, now: datetime | None = None) -> None:
     """What the daemon does after polling: detection, then delivery of due notifications."""
-    from listener.alarm import evaluate
-    from listener.dispatch import deliver
+    from listener.service.alert import evaluate
+    from listener.service.deliver import deliver
 
     now = now or datetime.now(UTC)
     result = evaluate(engine, settings, now)
@@ -338,7 +338,7 @@ def outbox(app: App, everything: bool, fmt: str | None) -> None:
 
 
 def _state(item: db.OutboxItem) -> str:
-    from listener.dispatch import IN_FLIGHT
+    from listener.service.deliver import IN_FLIGHT
 
     if item.delivered_at:
         return "delivered"
@@ -353,7 +353,7 @@ def _state(item: db.OutboxItem) -> str:
 @pass_app
 def test(app: App, only: str | None) -> None:
     """Send a test message through each route and say what happened."""
-    from listener.alarm import test_message
+    from listener.service.alert import test_message
     from listener.alerting import deliver as channel
     from listener.alerting.render import render
     from listener.checks import routes

@@ -31,7 +31,7 @@ from listener.detection.registry import REGISTRY, DetectionParams, with_override
 from listener.detection.series import Series
 from listener.errors import ConfigError, InputError
 from listener.untrusted import for_terminal
-from listener.watch import backtest, detection_params
+from listener.service.detect import backtest, detection_params
 
 
 def _detector_options(func: Any) -> Any:

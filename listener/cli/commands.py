@@ -23,7 +23,7 @@ from listener.storage import store
 from listener.untrusted import for_terminal
 
 if TYPE_CHECKING:
-    from listener.pipeline import PollOutcome
+    from listener.service.poll import PollOutcome
 
 
 def parse_when(value: str, option: str, now: datetime) -> datetime:
@@ -71,7 +71,7 @@ def check_config(app: App) -> None:
     Every problem is reported in one run (exit code 2): missing environment variables, bad
     values, broken queries and routes, and a database URL that cannot work (unsupported scheme,
     driver not installed, SQLite directory not writable)."""
-    from listener.pipeline import source_url
+    from listener.service.poll import source_url
 
     settings = app.settings()
     url = database_url(settings)
@@ -363,7 +363,7 @@ def mentions(
 @pass_app
 def sources(app: App, fmt: str | None) -> None:
     """Show each configured source's health."""
-    from listener.pipeline import source_url
+    from listener.service.poll import source_url
 
     settings = app.settings()
     engine = app.engine()
@@ -449,7 +449,7 @@ async def poll_cycle(
         TimeElapsedColumn,
     )
 
-    from listener.pipeline import Poller, http_settings, utcnow
+    from listener.service.poll import Poller, http_settings, utcnow
     from listener.sources.client import Client
 
     async with Client(http_settings(settings)) as client:
@@ -507,7 +507,7 @@ def poll(app: App, once: bool, at: str | None) -> None:
     started = time.monotonic()
     outcomes = asyncio.run(poll_cycle(settings, engine, sys.stderr.isatty(), now))
     elapsed = time.monotonic() - started
-    from listener.pipeline import summarize
+    from listener.service.poll import summarize
 
     counts = summarize(outcomes)
     for outcome in outcomes:

@@ -15,14 +15,14 @@ from typing import Any
 
 import click
 
-from listener.alarm import evaluate
+from listener.service.alert import evaluate
 from listener.cli import App, cli, pass_app
 from listener.cli.commands import emit_mention_table
 from listener.config import Settings
 from listener.demo import SOURCES, alert_sink, demo_config, serve_feeds
 from listener.demo.crisis import Timeline
-from listener.dispatch import deliver
-from listener.pipeline import Poller, http_settings, summarize
+from listener.service.deliver import deliver
+from listener.service.poll import Poller, http_settings, summarize
 from listener.sources.client import Client
 from listener.storage import engine as db
 from listener.storage import store

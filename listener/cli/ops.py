@@ -307,7 +307,7 @@ def _chart(
 @pass_app
 def prune_command(app: App) -> None:
     """Delete mentions older than their brand's retention (daily counts are kept)."""
-    from listener.housekeeping import cutoffs, prune
+    from listener.service.retention import cutoffs, prune
 
     settings = app.settings()
     now = datetime.now(UTC)

@@ -11,7 +11,7 @@ import click
 
 from listener.cli import App, cli, config_option, pass_app
 from listener.cli.commands import parse_when
-from listener.digest import load_scorer
+from listener.service.parse import load_scorer
 from listener.enrichment.language import detect
 from listener.enrichment.sentiment import Scorer, window
 from listener.errors import ConfigError

@@ -11,7 +11,7 @@ import click
 from listener.cli.output import emit, iso
 from listener.models import GATES
 from listener.untrusted import for_terminal
-from listener.watch import Backtest
+from listener.service.detect import Backtest
 
 VERDICT_COLUMNS = [
     ("judged_at", "judged at", None),

@@ -54,7 +54,7 @@ from listener.daemon.lifecycle import GRACE_SECONDS, drain, watch
 from listener.daemon.metrics import Metrics, serve
 from listener.daemon.notify import monotonic_usec, notify
 from listener.errors import ListenerError
-from listener.pipeline import Poller, http_settings
+from listener.service.poll import Poller, http_settings
 from listener.sources.client import Client
 from listener.storage import instances
 from listener.storage.sql import outage
@@ -264,8 +264,8 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
         await tracked(work())
 
     async def alert_job() -> None:
-        from listener.alarm import evaluate
-        from listener.dispatch import deliver
+        from listener.service.alert import evaluate
+        from listener.service.deliver import deliver
 
         current = runtime.settings
 
@@ -351,7 +351,7 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
         await tracked(prune_now())
 
     async def prune_now() -> None:
-        from listener.housekeeping import prune
+        from listener.service.retention import prune
 
         if not await asyncio.to_thread(runtime.leadership.try_lead):
             return  # the leader prunes
@@ -376,7 +376,7 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
 
     async def outbox_job() -> None:
         """Once at start: what the outbox holds (a delivery cut short by the last shutdown)."""
-        from listener.dispatch import deliver
+        from listener.service.deliver import deliver
 
         current = runtime.settings
 

@@ -13,7 +13,7 @@ Rules:
 - Notifications are rendered per route (format, length) when written, so that what is delivered
   is exactly what was decided; silences drop them, inhibition (a firing storm) drops lesser ones,
   quiet hours hold them, ``repeat_interval`` repeats firing unacknowledged alerts.
-- Delivery of the outbox is ``listener.dispatch.deliver``.
+- Delivery of the outbox is ``listener.service.deliver.deliver``.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from listener.detection.monitor import explain, replay
 from listener.matching import terms
 from listener.storage import alerts as db
 from listener.storage import store
-from listener.watch import detection_params, history_needed, replay_start, to_event
+from listener.service.detect import detection_params, history_needed, replay_start, to_event
 
 log = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from test_backtest import fill_history, negative_mention
 from werkzeug import Request, Response
 
 import listener.cli.alerts  # noqa: F401  (registers the commands)
-from listener.alarm import evaluate
+from listener.service.alert import evaluate
 from listener.cli import cli
 from listener.config import Settings, validate_config
-from listener.dispatch import deliver
+from listener.service.deliver import deliver
 from listener.storage import alerts as db
 from listener.storage import engine as dbengine
 from listener.storage import store
@@ -341,8 +341,8 @@ KILL = """
 import os, signal, sys, tomllib
 from datetime import datetime
 from pathlib import Path
-from listener.alarm import evaluate
-from listener.dispatch import deliver
+from listener.service.alert import evaluate
+from listener.service.deliver import deliver
 from listener.alerting import deliver as channel
 from listener.config import load_config
 from listener.config import database_url
@@ -483,7 +483,7 @@ def test_digest_routes_get_one_summary_per_period(
 
 
 def test_new_terms_are_words_the_window_uses_and_the_week_before_did_not(engine: Engine) -> None:
-    from listener.alarm import _Context
+    from listener.service.alert import _Context
 
     fill_history(engine, NOW - timedelta(hours=3))
     storm_now(engine, NOW, title="Velora lock picked with a ballpoint", every=True)

@@ -34,7 +34,7 @@ from sqlalchemy import Engine
 from listener import __version__
 from listener.checks import compile_brands
 from listener.config import Settings, SourceSettings
-from listener.digest import Digester
+from listener.service.parse import Digester
 from listener.errors import FetchError, ListenerError, ParseError, StorageError
 from listener.models import SourceState
 from listener.sources import api, urls

@@ -18,7 +18,7 @@ from werkzeug import Request, Response
 
 from listener.config import Settings, validate_config
 from listener.models import SourceState
-from listener.pipeline import Poller, PollOutcome, http_settings
+from listener.service.poll import Poller, PollOutcome, http_settings
 from listener.sources.client import Client
 from listener.storage import store
 

@@ -16,7 +16,7 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import Engine
 
 from listener.config import Settings, validate_config
-from listener.dispatch import IN_FLIGHT, PERMANENT_ATTEMPTS, deliver
+from listener.service.deliver import IN_FLIGHT, PERMANENT_ATTEMPTS, deliver
 from listener.storage import alerts as db
 from listener.storage.sql import transaction
 

@@ -8,7 +8,7 @@ import signal
 
 from feeds import rss
 
-from listener.digest import Digester
+from listener.service.parse import Digester
 from listener.matching import parse_query
 
 BODY = rss(
