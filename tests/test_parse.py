@@ -8,7 +8,7 @@ import signal
 
 from feeds import rss
 
-from listener.service.parse import Digester
+from listener.service.parse import Parser
 from listener.matching import parse_query
 
 BODY = rss(
@@ -20,13 +20,13 @@ BODY = rss(
 BRANDS = [("Kryptonite", parse_query("Kryptonite"), (), ())]
 
 
-def test_worker_and_thread_digests_agree() -> None:
+def test_worker_and_thread_parses_agree() -> None:
     async def go(workers: int) -> object:
-        digester = Digester(BRANDS, workers)
+        parser = Parser(BRANDS, workers)
         try:
-            return await digester.run("s", BODY, "https://x.example/feed", "text/xml")
+            return await parser.run("s", BODY, "https://x.example/feed", "text/xml")
         finally:
-            digester.close()
+            parser.close()
 
     in_worker, in_thread = asyncio.run(go(1)), asyncio.run(go(0))
     assert in_worker == in_thread
@@ -36,15 +36,15 @@ def test_worker_and_thread_digests_agree() -> None:
 
 def test_a_killed_worker_is_replaced() -> None:
     async def go() -> int:
-        digester = Digester(BRANDS, 1)
+        parser = Parser(BRANDS, 1)
         try:
-            await digester.run("s", BODY, "https://x.example/feed", None)
-            pids = list(digester._executor._processes)  # type: ignore[attr-defined]
+            await parser.run("s", BODY, "https://x.example/feed", None)
+            pids = list(parser._executor._processes)  # type: ignore[attr-defined]
             os.kill(pids[0], signal.SIGKILL)
             await asyncio.sleep(0.5)
-            result = await digester.run("s", BODY, "https://x.example/feed", None)
+            result = await parser.run("s", BODY, "https://x.example/feed", None)
             return len(result.mentions)
         finally:
-            digester.close()
+            parser.close()
 
     assert asyncio.run(go()) == 1

@@ -1,4 +1,4 @@
-"""Delivery: sends due outbox rows through the apprise adapter (the second half of ``alarm``).
+"""Delivery: sends due outbox rows through the apprise adapter (after ``service.alert`` wrote them).
 
 Rules:
 - Every due row is sent once per call, through ``alerting.deliver`` (the only apprise user),

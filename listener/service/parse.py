@@ -1,10 +1,10 @@
 """The CPU half of a poll: parse a fetched body and match its items against the brands.
 
-Part of the orchestration layer (beside pipeline.py): it hands the feed stage's output to the
+Part of the orchestration layer (beside poll.py): it hands the feed stage's output to the
 matching stage. It lives in its own small module so that worker processes import only what
 parsing and matching need (no database, no HTTP client).
 
-``Digester`` runs digests in worker processes when ``workers > 0`` (true parallelism: parsing
+``Parser`` parses and matches in worker processes when ``workers > 0`` (true parallelism: parsing
 and matching were ~40% of a measured cold cycle and would otherwise share one core with the
 event loop), else in a thread. Either way the event loop that keeps timeouts honest never runs
 them itself. Worker processes end when the daemon ends, however it ends (kill -9 included): on
@@ -49,7 +49,7 @@ from listener.sources import feed
 
 
 @dataclass(frozen=True, slots=True)
-class Digest:
+class Parsed:
     """What a body yielded: the number of items, parser warnings, and the brand mentions."""
 
     items: int
@@ -88,29 +88,29 @@ def load_scorer(spec: ScorerSpec) -> SentimentScorer:
         raise ConfigError(f"sentiment.model_path: {exc}") from None
 
 
-def digest(
+def parse(
     matcher: Matcher,
     scorer: SentimentScorer,
     source: str,
     body: bytes,
     url: str,
     content_type: str | None,
-) -> Digest:
+) -> Parsed:
     """Parse ``body`` and turn the items that match a brand into Mentions, each with its
     language and sentiment (scored on the text around the brand when the text is long).
     Raises ParseError."""
     parsed = feed.parse_feed(body, url=url, content_type=content_type)
-    return digest_items(matcher, scorer, source, parsed.items, parsed.warnings)
+    return parse_items(matcher, scorer, source, parsed.items, parsed.warnings)
 
 
-def digest_items(
+def parse_items(
     matcher: Matcher,
     scorer: SentimentScorer,
     source: str,
     items: Sequence[Item],
     warnings: Sequence[str] = (),
-) -> Digest:
-    """Turn the items that match a brand into Mentions (see ``digest``)."""
+) -> Parsed:
+    """Turn the items that match a brand into Mentions (see ``parse``)."""
     mentions = []
     for item in items:
         brands = matcher.match(document(item, source))
@@ -137,7 +137,7 @@ def digest_items(
                     sentiment=score(scorer, item, brands),
                 )
             )
-    return Digest(len(items), tuple(warnings), tuple(mentions))
+    return Parsed(len(items), tuple(warnings), tuple(mentions))
 
 
 def score(scorer: SentimentScorer, item: Item, brands: frozenset[str]) -> Score:
@@ -217,25 +217,25 @@ def _init_worker(brands: Sequence[BrandRule], spec: ScorerSpec, daemon: int = 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _digest_in_worker(source: str, body: bytes, url: str, content_type: str | None) -> Digest:
+def _parse_in_worker(source: str, body: bytes, url: str, content_type: str | None) -> Parsed:
     assert _worker is not None
-    return digest(*_worker, source, body, url, content_type)
+    return parse(*_worker, source, body, url, content_type)
 
 
-def _digest_items_in_worker(source: str, items: Sequence[Item]) -> Digest:
+def _parse_items_in_worker(source: str, items: Sequence[Item]) -> Parsed:
     assert _worker is not None
-    return digest_items(*_worker, source, items)
+    return parse_items(*_worker, source, items)
 
 
-class Digester:
-    """Runs ``digest`` off the event loop: in ``workers`` processes, or a thread when 0."""
+class Parser:
+    """Runs ``parse`` off the event loop: in ``workers`` processes, or a thread when 0."""
 
     def __init__(
         self, brands: Sequence[BrandRule], workers: int, spec: ScorerSpec = ("builtin", None)
     ) -> None:
-        # in-process digests need these here; worker processes build their own
+        # in-process parses need these here; worker processes build their own
         self.matcher = Matcher(brands) if workers == 0 else None
-        # In-process digests need the scorer here. With workers, each loads its own; a model
+        # In-process parses need the scorer here. With workers, each loads its own; a model
         # the user configured is still loaded once here so that a bad one fails at start, but
         # the shipped model (0.8 s to load) is not loaded twice.
         shipped = spec == ("builtin", None)
@@ -247,7 +247,7 @@ class Digester:
 
     def _start(self) -> Executor:
         if self._workers == 0:
-            return ThreadPoolExecutor(max_workers=1, thread_name_prefix="digest")
+            return ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
         return ProcessPoolExecutor(
             max_workers=self._workers,
             # forkserver: workers never inherit this process's threads or open sockets
@@ -256,17 +256,17 @@ class Digester:
             initargs=(self._brands, self._spec, os.getpid()),
         )
 
-    async def run(self, source: str, body: bytes, url: str, content_type: str | None) -> Digest:
+    async def run(self, source: str, body: bytes, url: str, content_type: str | None) -> Parsed:
         loop = asyncio.get_running_loop()
         if self._workers == 0:
             assert self.matcher is not None and self.scorer is not None
             return await loop.run_in_executor(
-                self._executor, digest, self.matcher, self.scorer, source, body, url, content_type
+                self._executor, parse, self.matcher, self.scorer, source, body, url, content_type
             )
         executor = self._executor
         try:
             return await loop.run_in_executor(
-                executor, _digest_in_worker, source, body, url, content_type
+                executor, _parse_in_worker, source, body, url, content_type
             )
         except BrokenProcessPool:
             # A worker died (killed, out of memory): start new workers, try this body once more.
@@ -275,27 +275,27 @@ class Digester:
                 executor.shutdown(wait=False, cancel_futures=True)
                 self._executor = self._start()
             return await loop.run_in_executor(
-                self._executor, _digest_in_worker, source, body, url, content_type
+                self._executor, _parse_in_worker, source, body, url, content_type
             )
 
-    async def run_items(self, source: str, items: Sequence[Item]) -> Digest:
-        """``digest_items`` off the event loop (API sources hand over items, not a body)."""
+    async def run_items(self, source: str, items: Sequence[Item]) -> Parsed:
+        """``parse_items`` off the event loop (API sources hand over items, not a body)."""
         loop = asyncio.get_running_loop()
         if self._workers == 0:
             assert self.matcher is not None and self.scorer is not None
             return await loop.run_in_executor(
-                self._executor, digest_items, self.matcher, self.scorer, source, items
+                self._executor, parse_items, self.matcher, self.scorer, source, items
             )
         executor = self._executor
         try:
-            return await loop.run_in_executor(executor, _digest_items_in_worker, source, items)
+            return await loop.run_in_executor(executor, _parse_items_in_worker, source, items)
         except BrokenProcessPool:
             if self._executor is executor:
                 log.warning("a parser worker died; starting new workers")
                 executor.shutdown(wait=False, cancel_futures=True)
                 self._executor = self._start()
             return await loop.run_in_executor(
-                self._executor, _digest_items_in_worker, source, items
+                self._executor, _parse_items_in_worker, source, items
             )
 
     def close(self) -> None:

@@ -34,7 +34,7 @@ from sqlalchemy import Engine
 from listener import __version__
 from listener.checks import compile_brands
 from listener.config import Settings, SourceSettings
-from listener.service.parse import Digester
+from listener.service.parse import Parser
 from listener.errors import FetchError, ListenerError, ParseError, StorageError
 from listener.models import SourceState
 from listener.sources import api, urls
@@ -129,14 +129,14 @@ class Poller:
         self.clock = clock
         self.rng = rng
         sentiment = (settings.sentiment.backend, settings.sentiment.model_path)
-        self._digester = Digester(compile_brands(settings), settings.polling.workers, sentiment)
+        self._parser = Parser(compile_brands(settings), settings.polling.workers, sentiment)
         self._writer = Writer(engine)
         self._states: dict[str, SourceState] = {}
         self._sessions: dict[str, dict[str, object]] = {}  # API logins, per source
         self.on_outage: Callable[[str, str], None] | None = None  # see the module docstring
 
     def close(self) -> None:
-        self._digester.close()
+        self._parser.close()
         self._writer.close()
 
     async def prepare(self) -> None:
@@ -222,8 +222,8 @@ class Poller:
             self.client, source, previous, now, self._sessions.setdefault(source.name, {})
         )
         fetched = await api.fetch(context)
-        digested = await self._digester.run_items(source.name, fetched.items)
-        mentions = digested.mentions
+        parsed_items = await self._parser.run_items(source.name, fetched.items)
+        mentions = parsed_items.mentions
         if state.last_success_at is None or (attempts and previous is None):
             mentions = tuple(replace(m, backfill=True) for m in mentions)
         interval = self.settings.source_interval(source)
@@ -265,7 +265,7 @@ class Poller:
         outcome = PollOutcome(
             source.name,
             "ok",
-            items=digested.items,
+            items=parsed_items.items,
             new=result.new,
             updated=result.updated,
             warnings=(fetched.note,) if fetched.note else (),
@@ -315,7 +315,7 @@ class Poller:
                 ),
             )
             return PollOutcome(source.name, "not_modified"), unchanged
-        parsed = await self._digester.run(
+        parsed = await self._parser.run(
             source.name, response.body, response.url, response.content_type
         )
         for warning in parsed.warnings:
