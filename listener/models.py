@@ -156,3 +156,91 @@ class Finding:
     @property
     def firing(self) -> bool:
         return self.level in SEVERITIES
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What a detector said when an alert changed, as stored."""
+
+    severity: str
+    observed: int
+    expected: float
+    score: float
+    probability: float | None
+    window_start: datetime
+    window_end: datetime
+    explanation: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAlert:
+    """One alert episode as stored (``brand`` is "" for an alert about a source)."""
+
+    id: int
+    brand: str
+    detector: str
+    started_at: datetime
+    state: str
+    severity: str
+    fired_at: datetime
+    resolved_at: datetime | None
+    acked_at: datetime | None
+    last_notified_at: datetime | None
+    historic: bool
+    observed: int
+    expected: float
+    score: float
+    probability: float | None
+    window_start: datetime
+    window_end: datetime
+    explanation: str
+    acked_by: str | None = None
+    ack_note: str | None = None
+
+    @property
+    def evidence(self) -> Evidence:
+        return Evidence(
+            self.severity, self.observed, self.expected, self.score, self.probability,
+            self.window_start, self.window_end, self.explanation,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSilence:
+    id: int
+    brand: str | None
+    detector: str | None
+    severity: str | None
+    starts_at: datetime
+    ends_at: datetime
+    comment: str | None
+    created_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One message for one route, rendered, to be written to the outbox."""
+
+    route: str
+    kind: str
+    title: str
+    body: str
+    body_format: str
+    next_attempt_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    alert_id: int | None
+    route: str
+    kind: str
+    title: str
+    body: str
+    body_format: str
+    created_at: datetime
+    next_attempt_at: datetime
+    attempts: int
+    last_error: str | None
+    delivered_at: datetime | None
+    dead_at: datetime | None

@@ -18,13 +18,14 @@ from test_backtest import fill_history, negative_mention
 from werkzeug import Request, Response
 
 import listener.cli.alerts  # noqa: F401  (registers the commands)
-from listener.service.alert import evaluate
 from listener.cli import cli
 from listener.config import Settings, validate_config
+from listener.service.alert import evaluate
 from listener.service.deliver import deliver
 from listener.storage import alerts as db
 from listener.storage import engine as dbengine
-from listener.storage import store
+from listener.storage import outbox, silences, store
+from listener.storage.sql import transaction
 
 CLOSED = "json://127.0.0.1:9/hook"  # discard port: nothing listens
 
@@ -119,12 +120,12 @@ def test_failed_deliveries_retry_then_die(engine: Engine) -> None:
     evaluate(engine, settings, NOW)
     report = deliver(engine, settings, NOW)
     assert report.failed == 1 and report.delivered == 0
-    [item] = db.outbox(engine)
+    [item] = outbox.outbox(engine)
     assert item.attempts == 1 and item.last_error and item.next_attempt_at > NOW
     assert deliver(engine, settings, NOW).failed == 0  # not due yet
     later = NOW + timedelta(hours=2)  # beyond retry_for
     assert deliver(engine, settings, later).dead == 1
-    [dead] = db.outbox(engine)
+    [dead] = outbox.outbox(engine)
     assert dead.dead_at is not None
 
 
@@ -148,13 +149,15 @@ def test_ack_stops_repeats_and_silence_drops(
     deliver(engine, settings, NOW + timedelta(minutes=2))
     assert len(receiver) == 2
     [alert] = db.list_alerts(engine, state="firing")
-    assert db.acknowledge(engine, alert.id, NOW + timedelta(minutes=3))
+    with transaction(engine, "ack") as conn:
+        assert db.acknowledge(conn, alert.id, NOW + timedelta(minutes=3))
     assert evaluate(engine, settings, NOW + timedelta(minutes=5)).repeats == 0
-    db.add_silence(
-        engine, brand="Velora", detector=None, severity=None, starts_at=NOW,
-        ends_at=NOW + timedelta(hours=6),
-    )  # fmt: skip
-    db.acknowledge(engine, alert.id, NOW)  # already acknowledged: still fine
+    with transaction(engine, "silence") as conn:
+        silences.add_silence(
+            conn, brand="Velora", detector=None, severity=None, starts_at=NOW,
+            ends_at=NOW + timedelta(hours=6),
+        )  # fmt: skip
+        db.acknowledge(conn, alert.id, NOW)  # already acknowledged: still fine
     quiet = evaluate(engine, settings, NOW + timedelta(hours=5))
     assert quiet.queued == 0 and any("silenced" in line for line in quiet.held)
 
@@ -172,7 +175,7 @@ def test_a_crash_between_writing_and_sending_loses_nothing(
     evaluate(engine, settings, NOW)  # written, then the process "dies" before delivering
     engine.dispose()
     restarted = dbengine.connect(url)
-    assert len(db.outbox(restarted)) == 1
+    assert len(outbox.outbox(restarted)) == 1
     assert deliver(restarted, settings, NOW).delivered == 1
     assert deliver(restarted, settings, NOW).delivered == 0
     assert evaluate(restarted, settings, NOW).queued == 0
@@ -387,11 +390,11 @@ def test_kill_9_at_any_moment_loses_no_notification(
         return subprocess.run(cmd, capture_output=True, timeout=120).returncode
 
     assert run("after-write") == -9  # killed after the outbox row was committed
-    assert [i.delivered_at for i in db.outbox(engine)] == [None]
+    assert [i.delivered_at for i in outbox.outbox(engine)] == [None]
     assert receiver == []
     assert run("after-send") == -9  # killed between the channel's OK and the mark
-    assert len(receiver) == 1 and db.outbox(engine)[0].delivered_at is None
-    in_flight = db.outbox(engine)[0]
+    assert len(receiver) == 1 and outbox.outbox(engine)[0].delivered_at is None
+    in_flight = outbox.outbox(engine)[0]
     assert (in_flight.last_error or "").startswith("in flight: attempt 1 started")
     # the row is leased for send_timeout (60 s) plus a margin: no second attempt overlaps
     assert deliver(engine, settings, NOW + timedelta(seconds=80)).delivered == 0

@@ -13,9 +13,9 @@ from pytest_httpserver import HTTPServer
 from test_alarm import NOW, hook, receiver, route, run_cli, storm_now
 from test_backtest import fill_history
 
-from listener.service.alert import evaluate
 from listener.alerting.render import AlertMessage, render
 from listener.config import validate_config
+from listener.service.alert import evaluate
 from listener.service.deliver import deliver
 from listener.storage import alerts as db
 from listener.storage import engine as dbengine

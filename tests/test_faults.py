@@ -37,9 +37,10 @@ from sqlalchemy import Engine, create_engine, make_url, text
 from test_daemon import free_port, get
 
 from listener.config import load_config
+from listener.models import Notification, OutboxItem
 from listener.service.deliver import PERMANENT_ATTEMPTS, deliver
-from listener.storage import alerts as db
 from listener.storage import engine as dbengine
+from listener.storage import outbox
 from listener.storage.sql import transaction
 
 ROWS: list[dict[str, str]] = []
@@ -165,13 +166,13 @@ def config_file(
 
 
 def enqueue(engine: Engine, when: datetime = NOW) -> None:
-    note = db.Notification("chat#0", "fired", "Storm: Kryptonite", "body", "text", when)
+    note = Notification("chat#0", "fired", "Storm: Kryptonite", "body", "text", when)
     with transaction(engine, "test") as conn:
-        db.enqueue(conn, None, [note], when)
+        outbox.enqueue(conn, None, [note], when)
 
 
-def only_row(engine: Engine) -> db.OutboxItem:
-    [item] = db.outbox(engine, include_delivered=True)
+def only_row(engine: Engine) -> OutboxItem:
+    [item] = outbox.outbox(engine, include_delivered=True)
     return item
 
 

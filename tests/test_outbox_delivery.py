@@ -16,8 +16,9 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import Engine
 
 from listener.config import Settings, validate_config
+from listener.models import Notification, OutboxItem
 from listener.service.deliver import IN_FLIGHT, PERMANENT_ATTEMPTS, deliver
-from listener.storage import alerts as db
+from listener.storage import outbox
 from listener.storage.sql import transaction
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
@@ -32,15 +33,15 @@ def settings_for(url: str, extra: str = "") -> Settings:
 
 
 def enqueue(engine: Engine, title: str = "Storm: Velora") -> int:
-    note = db.Notification("chat#0", "fired", title, "body", "text", NOW)
+    note = Notification("chat#0", "fired", title, "body", "text", NOW)
     with transaction(engine, "test") as conn:
-        db.enqueue(conn, None, [note], NOW)
-    [item] = db.outbox(engine)
+        outbox.enqueue(conn, None, [note], NOW)
+    [item] = outbox.outbox(engine)
     return item.id
 
 
-def row(engine: Engine) -> db.OutboxItem:
-    [item] = db.outbox(engine, include_delivered=True)
+def row(engine: Engine) -> OutboxItem:
+    [item] = outbox.outbox(engine, include_delivered=True)
     return item
 
 

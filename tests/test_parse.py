@@ -8,8 +8,8 @@ import signal
 
 from feeds import rss
 
-from listener.service.parse import Parser
 from listener.matching import parse_query
+from listener.service.parse import Parser
 
 BODY = rss(
     [

@@ -25,8 +25,8 @@ from test_alarm import NOW, hook, receiver, route, run_cli, storm_now
 from test_backtest import fill_history
 
 import listener.cli.report  # noqa: F401  (registers the command)
-from listener.service.alert import evaluate
 from listener.config import validate_config
+from listener.service.alert import evaluate
 from listener.service.deliver import deliver
 from listener.storage import engine as dbengine
 

@@ -12,8 +12,8 @@ from sqlalchemy import Engine, text
 
 from listener.config import validate_config
 from listener.errors import ConfigError
-from listener.service.retention import cutoffs, prune
 from listener.models import Item, Mention, Score
+from listener.service.retention import cutoffs, prune
 from listener.storage import retention, store
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)

@@ -413,3 +413,33 @@ def test_sentiment_is_stored_and_filtered(engine: Engine) -> None:
             )
         ).one()
     assert tuple(row) == (0.9, "test-1")
+
+
+def test_alert_counts_by_state_agree_with_the_rows(engine: Engine) -> None:
+    """The daemon's gauge counts alerts with one COUNT query instead of loading them."""
+    from collections import Counter
+
+    from listener.models import Evidence
+    from listener.storage import alerts
+
+    evidence = Evidence("warning", 5, 1.0, 3.0, None, NOW, NOW, "five instead of one")
+    with engine.begin() as conn:
+        store.sync_catalog(conn, ["A"], [], NOW)
+        ids = [
+            alerts.open_alert(
+                conn,
+                brand="A",
+                detector="storm",
+                started_at=NOW + timedelta(hours=hour),
+                fired_at=NOW,
+                evidence=evidence,
+                historic=False,
+                pending=hour == 2,
+            )
+            for hour in range(4)
+        ]
+        assert None not in ids
+        alerts.resolve(conn, ids[0] or 0, NOW)
+    counts = alerts.count_by_state(engine)
+    assert counts == {"resolved": 1, "firing": 2, "pending": 1}
+    assert counts == Counter(a.state for a in alerts.list_alerts(engine, limit=None))

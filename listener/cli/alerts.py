@@ -7,7 +7,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
-from sqlalchemy import Engine
 
 from listener.cli import App, cli, config_option, pass_app
 from listener.cli.commands import TABLE_LIMIT, mask, note_cut, parse_when, table_limit
@@ -16,22 +15,22 @@ from listener.cli.why import report_verdicts
 from listener.config import Settings, parse_duration
 from listener.detection.registry import REGISTRY
 from listener.errors import ConfigError
-from listener.storage import alerts as db
-from listener.storage import store
-from listener.untrusted import for_terminal
+from listener.models import OutboxItem, StoredAlert
+from listener.service.cycle import Alerted
 from listener.service.detect import backtest
+from listener.storage import alerts as db
+from listener.storage import outbox as outbox_db
+from listener.storage import silences as silence_db
+from listener.storage import store
+from listener.storage.sql import transaction
+from listener.untrusted import for_terminal
 
 STATES = click.Choice(["pending", "firing", "resolved", "acknowledged"])
 
 
-def detect_and_deliver(settings: Settings, engine: Engine, now: datetime | None = None) -> None:
-    """What the daemon does after polling: detection, then delivery of due notifications."""
-    from listener.service.alert import evaluate
-    from listener.service.deliver import deliver
-
-    now = now or datetime.now(UTC)
-    result = evaluate(engine, settings, now)
-    report = deliver(engine, settings, now)
+def echo_alerted(settings: Settings, alerted: Alerted) -> None:
+    """Print what a cycle's detection and delivery did (``listener poll``)."""
+    result, report = alerted.evaluation, alerted.delivery
     click.echo(
         f"Detection: {result.fired} alerts fired, {result.escalated} escalated, "
         f"{result.resolved} resolved ({result.historic} past episodes recorded quietly); "
@@ -44,7 +43,7 @@ def detect_and_deliver(settings: Settings, engine: Engine, now: datetime | None 
         click.echo(f"  delivery failed: {for_terminal(mask(line, settings))}", err=True)
 
 
-def _record(alert: db.StoredAlert) -> dict[str, Any]:
+def _record(alert: StoredAlert) -> dict[str, Any]:
     return {
         "id": alert.id,
         "state": "acknowledged" if alert.state == "firing" and alert.acked_at else alert.state,
@@ -211,7 +210,9 @@ def ack(app: App, alert_id: int, by: str | None, note: str | None) -> None:
     """Acknowledge a firing alert: no more repeats (escalation and resolved notices still come,
     and say who acknowledged it)."""
     person = _person(by)
-    if not db.acknowledge(app.engine(), alert_id, datetime.now(UTC), by=person, note=note):
+    with transaction(app.engine(), "cannot acknowledge") as conn:
+        done = db.acknowledge(conn, alert_id, datetime.now(UTC), by=person, note=note)
+    if not done:
         raise click.ClickException(f"no firing alert {alert_id}; `listener alerts --state firing`")
     click.echo(f"Alert {alert_id} acknowledged by {for_terminal(person)}.")
 
@@ -222,7 +223,9 @@ def ack(app: App, alert_id: int, by: str | None, note: str | None) -> None:
 @pass_app
 def unack(app: App, alert_id: int) -> None:
     """Take an acknowledgement back: the alert repeats again until acknowledged."""
-    if not db.unacknowledge(app.engine(), alert_id):
+    with transaction(app.engine(), "cannot unacknowledge") as conn:
+        done = db.unacknowledge(conn, alert_id)
+    if not done:
         raise click.ClickException(
             f"no acknowledged firing alert {alert_id}; `listener alerts --state acknowledged`"
         )
@@ -257,10 +260,11 @@ def silence(
         raise ConfigError(f"brand {brand!r} is not in the configuration")
     now = datetime.now(UTC)
     until = now + timedelta(seconds=seconds)
-    silence_id = db.add_silence(
-        app.engine(), brand=brand, detector=detector, severity=severity, starts_at=now,
-        ends_at=until, comment=comment, created_by=_person(by),
-    )  # fmt: skip
+    with transaction(app.engine(), "cannot add the silence") as conn:
+        silence_id = silence_db.add_silence(
+            conn, brand=brand, detector=detector, severity=severity, starts_at=now,
+            ends_at=until, comment=comment, created_by=_person(by),
+        )  # fmt: skip
     what = " ".join(x for x in (brand, detector, severity) if x) or "all"
     click.echo(f"Silence {silence_id}: {for_terminal(what)} alerts until {iso(until)}.")
 
@@ -273,7 +277,7 @@ def silence(
 def silences(app: App, everything: bool, fmt: str | None) -> None:
     """Silences in force or still to come (with --all, expired ones too), newest first."""
     now = datetime.now(UTC)
-    found = db.list_silences(app.engine(), now, expired=everything)
+    found = silence_db.list_silences(app.engine(), now, expired=everything)
     records = [
         {
             "id": s.id,
@@ -302,7 +306,9 @@ def silences(app: App, everything: bool, fmt: str | None) -> None:
 @pass_app
 def unsilence(app: App, silence_id: int) -> None:
     """End a silence now: matching alerts notify again."""
-    if not db.expire_silence(app.engine(), silence_id, datetime.now(UTC)):
+    with transaction(app.engine(), "cannot expire the silence") as conn:
+        done = silence_db.expire_silence(conn, silence_id, datetime.now(UTC))
+    if not done:
         raise click.ClickException(f"no silence {silence_id} in force; `listener alerts silences`")
     click.echo(f"Silence {silence_id} expired.")
 
@@ -314,7 +320,7 @@ def unsilence(app: App, silence_id: int) -> None:
 @pass_app
 def outbox(app: App, everything: bool, fmt: str | None) -> None:
     """Notifications waiting to be delivered, and dead ones (failing for longer than retry_for)."""
-    items = db.outbox(app.engine(), include_delivered=everything)
+    items = outbox_db.outbox(app.engine(), include_delivered=everything)
     records = [
         {
             "id": i.id,
@@ -337,7 +343,7 @@ def outbox(app: App, everything: bool, fmt: str | None) -> None:
     ], title=f"{len(records)} notifications")  # fmt: skip
 
 
-def _state(item: db.OutboxItem) -> str:
+def _state(item: OutboxItem) -> str:
     from listener.service.deliver import IN_FLIGHT
 
     if item.delivered_at:
@@ -353,10 +359,10 @@ def _state(item: db.OutboxItem) -> str:
 @pass_app
 def test(app: App, only: str | None) -> None:
     """Send a test message through each route and say what happened."""
-    from listener.service.alert import test_message
     from listener.alerting import deliver as channel
     from listener.alerting.render import render
     from listener.checks import routes
+    from listener.service.alert import test_message
 
     settings = app.settings()
     checked = routes(settings)

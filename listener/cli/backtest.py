@@ -30,8 +30,8 @@ from listener.detection.monitor import explain, run
 from listener.detection.registry import REGISTRY, DetectionParams, with_overrides
 from listener.detection.series import Series
 from listener.errors import ConfigError, InputError
-from listener.untrusted import for_terminal
 from listener.service.detect import backtest, detection_params
+from listener.untrusted import for_terminal
 
 
 def _detector_options(func: Any) -> Any:

@@ -7,7 +7,6 @@ import logging
 import os
 import re
 import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,6 +22,7 @@ from listener.storage import store
 from listener.untrusted import for_terminal
 
 if TYPE_CHECKING:
+    from listener.service.cycle import CycleReport
     from listener.service.poll import PollOutcome
 
 
@@ -439,7 +439,9 @@ def sources(app: App, fmt: str | None) -> None:
 
 async def poll_cycle(
     settings: Settings, engine: Any, show_progress: bool, now: datetime | None = None
-) -> list[PollOutcome]:
+) -> CycleReport:
+    """One cycle (``service.cycle``): poll every enabled source, with a progress bar on a
+    terminal, then detect and deliver."""
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -449,6 +451,7 @@ async def poll_cycle(
         TimeElapsedColumn,
     )
 
+    from listener.service import cycle
     from listener.service.poll import Poller, http_settings, utcnow
     from listener.sources.client import Client
 
@@ -458,7 +461,7 @@ async def poll_cycle(
             await poller.prepare()
             total = sum(1 for s in settings.sources if s.enabled)
             if not show_progress:
-                return await poller.poll_all()
+                return await cycle.run(poller, engine, settings, now)
             console = Console(stderr=True)
             columns = (
                 TextColumn("polling"),
@@ -473,7 +476,7 @@ async def poll_cycle(
                 def done(outcome: PollOutcome) -> None:
                     progress.update(task, advance=1, last=for_terminal(outcome.source)[:30])
 
-                return await poller.poll_all(on_done=done)
+                return await cycle.run(poller, engine, settings, now, on_done=done)
         finally:
             poller.close()
 
@@ -504,27 +507,25 @@ def poll(app: App, once: bool, at: str | None) -> None:
         raise ConfigError(f"{settings.path}: sources: no sources configured; hint: add [[sources]]")
     engine = app.engine()
     now = parse_when(at, "--now", datetime.now(UTC)) if at else None
-    started = time.monotonic()
-    outcomes = asyncio.run(poll_cycle(settings, engine, sys.stderr.isatty(), now))
-    elapsed = time.monotonic() - started
+    done = asyncio.run(poll_cycle(settings, engine, sys.stderr.isatty(), now))
     from listener.service.poll import summarize
 
-    counts = summarize(outcomes)
-    for outcome in outcomes:
+    counts = summarize(done.polls)
+    for outcome in done.polls:
         if outcome.status in ("failed", "gone", "disabled"):
             click.echo(
                 f"  {for_terminal(outcome.source)}: {for_terminal(outcome.error or '')}", err=True
             )
     click.echo(
-        f"Polled {counts['sources']} sources in {elapsed:.2f} s: {counts['ok']} ok "
+        f"Polled {counts['sources']} sources in {done.poll_seconds:.2f} s: {counts['ok']} ok "
         f"({counts['not_modified']} not modified), {counts['failed']} failed, "
         f"{counts['disabled']} disabled; {counts['items']} items, "
         f"{counts['new']} new mentions, {counts['updated']} updated."
     )
-    if settings.brands:
-        from listener.cli.alerts import detect_and_deliver
+    if done.alerted is not None:
+        from listener.cli.alerts import echo_alerted
 
-        detect_and_deliver(settings, engine, now)
+        echo_alerted(settings, done.alerted)
     if counts["failed"] and counts["failed"] == counts["sources"]:
         sys.exit(1)
 

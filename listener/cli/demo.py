@@ -15,13 +15,12 @@ from typing import Any
 
 import click
 
-from listener.service.alert import evaluate
 from listener.cli import App, cli, pass_app
 from listener.cli.commands import emit_mention_table
 from listener.config import Settings
 from listener.demo import SOURCES, alert_sink, demo_config, serve_feeds
 from listener.demo.crisis import Timeline
-from listener.service.deliver import deliver
+from listener.service import cycle
 from listener.service.poll import Poller, http_settings, summarize
 from listener.sources.client import Client
 from listener.storage import engine as db
@@ -122,14 +121,13 @@ async def _replay(
             await poller.prepare()
             for index, moment in enumerate(steps):
                 clock[0] = moment
-                outcomes = summarize(await poller.poll_all())
+                done = await cycle.run(poller, engine, settings, moment)
                 if index == 0:
-                    report.first = outcomes
+                    report.first = summarize(done.polls)
                     report.second = summarize(await poller.poll_all())
-                result = await asyncio.to_thread(evaluate, engine, settings, moment)
-                await asyncio.to_thread(deliver, engine, settings, moment)
-                report.fired += result.fired
-                report.resolved += result.resolved
+                if done.alerted is not None:
+                    report.fired += done.alerted.evaluation.fired
+                    report.resolved += done.alerted.evaluation.resolved
                 for note in received[shown:]:
                     _show(moment, note)
                 shown = len(received)

@@ -20,6 +20,7 @@ from listener.cli.output import emit, format_option, iso, resolve_format, table_
 from listener.errors import ConfigError, StorageError
 from listener.storage import alerts as alert_store
 from listener.storage import instances, store
+from listener.storage import outbox as outbox_store
 from listener.storage.engine import probe
 from listener.untrusted import escape_json_unsafe, for_terminal
 
@@ -62,7 +63,7 @@ def _status(engine: Any, now: datetime, problem: str | None, output: str) -> Non
         states = store.load_states(conn)
     failing = {n: s for n, s in states.items() if s.consecutive_errors or s.disabled_reason}
     firing = alert_store.list_alerts(engine, state="firing", limit=1000)
-    backlog = alert_store.backlog(engine)
+    backlog = outbox_store.backlog(engine)
     record: dict[str, Any] = {
         "daemons": daemons,
         "sources": len(states),

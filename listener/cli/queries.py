@@ -14,11 +14,11 @@ from listener.checks import compile_brands
 from listener.cli import App, cli, config_option, pass_app
 from listener.cli.commands import emit_mention_table, parse_when
 from listener.cli.output import emit, format_option, iso, resolve_format
-from listener.service.parse import document
 from listener.errors import ConfigError
 from listener.matching import Matcher
 from listener.matching.query import QuerySyntaxError, parse_query
 from listener.models import Item
+from listener.service.parse import document
 from listener.storage import store
 
 

@@ -17,6 +17,7 @@ from listener.config import Settings
 from listener.errors import ConfigError, InputError
 from listener.matching.terms import new_terms
 from listener.storage import alerts as alert_store
+from listener.storage import outbox as outbox_store
 from listener.storage import store
 from listener.untrusted import for_terminal
 
@@ -72,7 +73,7 @@ def build_report(
         stored = alert_store.get_alert(engine, focus)
         if stored is not None:
             alerts.append(stored)
-    moments = alert_store.first_notifications(engine, [a.id for a in alerts])
+    moments = outbox_store.first_notifications(engine, [a.id for a in alerts])
     spans = []
     for alert in sorted(alerts, key=lambda a: a.fired_at):
         negatives = [

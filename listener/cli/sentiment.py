@@ -11,11 +11,11 @@ import click
 
 from listener.cli import App, cli, config_option, pass_app
 from listener.cli.commands import parse_when
-from listener.service.parse import load_scorer
 from listener.enrichment.language import detect
 from listener.enrichment.sentiment import Scorer, window
 from listener.errors import ConfigError
 from listener.models import Score
+from listener.service.parse import load_scorer
 from listener.storage import store
 from listener.untrusted import escape_json_unsafe, for_terminal
 

@@ -10,8 +10,8 @@ import click
 
 from listener.cli.output import emit, iso
 from listener.models import GATES
-from listener.untrusted import for_terminal
 from listener.service.detect import Backtest
+from listener.untrusted import for_terminal
 
 VERDICT_COLUMNS = [
     ("judged_at", "judged at", None),

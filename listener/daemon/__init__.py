@@ -264,24 +264,23 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
         await tracked(work())
 
     async def alert_job() -> None:
-        from listener.service.alert import evaluate
-        from listener.service.deliver import deliver
+        from listener.service.cycle import detect_and_deliver
 
         current = runtime.settings
 
         def work() -> None:
             from listener.storage import alerts as alert_store
+            from listener.storage import outbox as outbox_store
 
             moment = datetime.now(UTC)
             with runtime.metrics.detector_seconds.time():
-                result = evaluate(engine, current, moment)
-                with runtime.delivering:
-                    report = deliver(engine, current, moment, stop=runtime.stopping)
-            for state in ("pending", "firing", "resolved"):
-                found = alert_store.list_alerts(engine, state=state, limit=100_000)
-                runtime.metrics.alerts.labels(state).set(len(found))
-            for state, count in alert_store.backlog(engine).items():
-                runtime.metrics.outbox.labels(state).set(count)
+                done = detect_and_deliver(
+                    engine, current, moment, stop=runtime.stopping, delivering=runtime.delivering
+                )
+            result, report = done.evaluation, done.delivery
+            runtime.metrics.count_alerts(
+                alert_store.count_by_state(engine), outbox_store.backlog(engine)
+            )
             if result.fired or result.escalated or result.resolved or report.delivered:
                 log.info(
                     "alerts: %d fired, %d escalated, %d resolved; %d delivered, %d failed",

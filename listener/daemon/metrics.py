@@ -60,6 +60,14 @@ class Metrics:
         self.problem = ""
         self.database_problem: Callable[[], str] = str  # the daemon's DatabaseHealth.problem
 
+    def count_alerts(self, by_state: dict[str, int], backlog: dict[str, int]) -> None:
+        """Set the alert and outbox gauges from COUNT queries (``storage.alerts.count_by_state``,
+        ``storage.outbox.backlog``): a state without alerts reads 0."""
+        for state in ("pending", "firing", "resolved"):
+            self.alerts.labels(state).set(by_state.get(state, 0))
+        for state, count in backlog.items():
+            self.outbox.labels(state).set(count)
+
     def healthy(self) -> tuple[bool, str]:
         database = self.database_problem()
         if database:

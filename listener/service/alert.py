@@ -36,9 +36,11 @@ from listener.config import BrandSettings, RunbookSettings, Settings
 from listener.detection.episodes import Transition
 from listener.detection.monitor import explain, replay
 from listener.matching import terms
-from listener.storage import alerts as db
-from listener.storage import store
+from listener.models import Evidence, Notification, StoredAlert, StoredSilence
 from listener.service.detect import detection_params, history_needed, replay_start, to_event
+from listener.storage import alerts as db
+from listener.storage import outbox, store
+from listener.storage import silences as silence_db
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +82,7 @@ def _digests(
             continue
         due = route.last_digest_time(now)
         key = f"{route.name}#0"
-        last = db.last_created(engine, key, kind="digest")
+        last = outbox.last_created(engine, key, kind="digest")
         if last is not None and last >= due:
             continue  # this period's digest is written already
         period = timedelta(days=7 if route.digest == "weekly" else 1)
@@ -89,7 +91,7 @@ def _digests(
         blocks = [_brand_digest(engine, brand, start, due) for brand in brands]
         rendered = render_digest(route.digest, start, due, blocks, route.format)
         notes = [
-            db.Notification(
+            Notification(
                 f"{route.name}#{index}",
                 "digest",
                 rendered.title,
@@ -100,7 +102,7 @@ def _digests(
             for index in range(len(route.urls))
         ]
         with db_transaction(engine) as conn:
-            db.enqueue(conn, None, notes, now)
+            outbox.enqueue(conn, None, notes, now)
         result.queued += len(notes)
 
 
@@ -150,7 +152,7 @@ def _source_health(
             failing = state.consecutive_errors > 0 or state.disabled_reason is not None
             reason = state.disabled_reason or state.last_error or "failing"
             if failing and open_alert is None and now - since >= threshold:
-                evidence = db.Evidence(
+                evidence = Evidence(
                     severity="critical" if state.disabled_reason else "warning",
                     observed=state.consecutive_errors,
                     expected=0.0,
@@ -173,7 +175,7 @@ def _source_health(
             elif not failing and open_alert is not None:
                 db.resolve(conn, open_alert.id, now)
                 result.resolved += 1
-                evidence = db.Evidence(
+                evidence = Evidence(
                     "warning", 0, 0.0, 0.0, None, open_alert.window_start, now,
                     f"source {source.name} works again since {now:%Y-%m-%d %H:%M} UTC "
                     f"(down since {open_alert.window_start:%Y-%m-%d %H:%M} UTC)",
@@ -189,7 +191,7 @@ def _notify_source(
     alert_id: int,
     kind: str,
     source: str,
-    evidence: db.Evidence,
+    evidence: Evidence,
     now: datetime,
     result: Evaluation,
 ) -> None:
@@ -214,7 +216,7 @@ def _notify_source(
         drilldown="listener sources",
     )
     notes = _fan_out(checked, message, now)
-    db.enqueue(conn, alert_id, notes, now)
+    outbox.enqueue(conn, alert_id, notes, now)
     db.notified(conn, alert_id, now)
     result.queued += len(notes)
 
@@ -293,13 +295,13 @@ def _fire_now(
     conn: Any,
     settings: Settings,
     checked: list[lifecycle.Route],
-    alert: db.StoredAlert,
+    alert: StoredAlert,
     context: _Context,
     result: Evaluation,
 ) -> None:
     """Notify a stored alert as fired now (a pending one that held, an ongoing one from
     history)."""
-    evidence = db.Evidence(
+    evidence = Evidence(
         alert.severity, alert.observed, alert.expected, alert.score, alert.probability,
         alert.window_start, alert.window_end, alert.explanation,
     )  # fmt: skip
@@ -320,9 +322,9 @@ def _queue(
 ) -> int:
     """Write the notifications ``message`` makes (after silences and inhibition); their number."""
     firing = db.firing(conn)
-    silences = db.active_silences(conn, now)
+    silences = silence_db.active_silences(conn, now)
     notes = _notifications(settings, checked, message, firing, silences, now, result, alert_id)
-    db.enqueue(conn, alert_id, notes, now)
+    outbox.enqueue(conn, alert_id, notes, now)
     result.queued += len(notes)
     return len(notes)
 
@@ -343,7 +345,7 @@ def _apply(
     context: _Context,
     result: Evaluation,
 ) -> None:
-    evidence = db.Evidence(
+    evidence = Evidence(
         severity=t.severity,
         observed=t.finding.observed,
         expected=t.finding.expected,
@@ -399,12 +401,12 @@ def _notifications(
     settings: Settings,
     checked: list[lifecycle.Route],
     message: AlertMessage,
-    firing: Sequence[db.StoredAlert],
-    silences: Sequence[db.StoredSilence],
+    firing: Sequence[StoredAlert],
+    silences: Sequence[StoredSilence],
     now: datetime,
     result: Evaluation,
     alert_id: int | None,
-) -> list[db.Notification]:
+) -> list[Notification]:
     silence = lifecycle.silenced_by(silences, message.brand, message.detector, message.severity)
     if silence is not None and message.kind != "test":
         result.held.append(f"alert {alert_id}: silenced until {silence.ends_at:%Y-%m-%d %H:%M}")
@@ -421,7 +423,7 @@ def _notifications(
 
 def _fan_out(
     checked: list[lifecycle.Route], message: AlertMessage, now: datetime
-) -> list[db.Notification]:
+) -> list[Notification]:
     """One rendered notification per URL of every route that hears of ``message`` (digest
     routes get summaries instead); email (mailto) gets the long message."""
     notes = []
@@ -432,7 +434,7 @@ def _fan_out(
             long = urlsplit(url).scheme.lower() in ("mailto", "mailtos")
             rendered = render(message, route.format, long=long)
             notes.append(
-                db.Notification(
+                Notification(
                     route=f"{route.name}#{index}",
                     kind=message.kind,
                     title=rendered.title,
@@ -478,7 +480,7 @@ def _runbook_of(settings: Settings, brand: str) -> RunbookSettings | None:
     return configured.runbook if configured is not None else None
 
 
-def _message_from(alert: db.StoredAlert, kind: str, settings: Settings) -> AlertMessage:
+def _message_from(alert: StoredAlert, kind: str, settings: Settings) -> AlertMessage:
     return AlertMessage(
         kind=kind,
         alert_id=alert.id,
@@ -540,8 +542,8 @@ class _Context:
         alert_id: int,
         detector: str,
         started: datetime,
-        evidence: db.Evidence,
-        stored: db.StoredAlert | None = None,
+        evidence: Evidence,
+        stored: StoredAlert | None = None,
     ) -> AlertMessage:
         """The message of one transition; ``stored`` (an alert already open) says who
         acknowledged it."""

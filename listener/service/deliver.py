@@ -33,7 +33,9 @@ from sqlalchemy import Engine
 from listener.alerting import deliver as channel
 from listener.alerting import lifecycle
 from listener.config import Settings
-from listener.storage import alerts as db
+from listener.models import OutboxItem
+from listener.storage import alerts, outbox
+from listener.storage.sql import transaction
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +54,7 @@ class DeliveryReport:
     errors: list[str] = field(default_factory=list)
 
 
-def outbox_key(items: list[db.OutboxItem]) -> str:
+def outbox_key(items: list[OutboxItem]) -> str:
     """The idempotency key of one message: the same for every attempt of the same rows."""
     return channel.idempotency_key(
         "outbox", *(f"{i.id}|{i.created_at.isoformat()}|{i.route}" for i in items)
@@ -70,16 +72,16 @@ def deliver(
     """Send every due outbox row once (see the module docstring)."""
     report = DeliveryReport()
     by_name = {r.name: r for r in settings.routes}
-    batches: dict[str, list[db.OutboxItem]] = {}
-    for item in db.due(engine, now):
+    batches: dict[str, list[OutboxItem]] = {}
+    for item in outbox.due(engine, now):
         batches.setdefault(item.route, []).append(item)
     for key, items in batches.items():
         name, _, index = key.rpartition("#")
         route = by_name.get(name)
         if route is None or not index.isdigit() or int(index) >= len(route.urls):
             for item in items:
-                db.failed(engine, item.id, error="the route is no longer configured",
-                          retry_at=None, now=now)  # fmt: skip
+                _failed(engine, item.id, error="the route is no longer configured",
+                        retry_at=None, now=now)  # fmt: skip
                 report.dead += 1
             continue
         held = [i for i in items if i.attempts == 0 and i.next_attempt_at - i.created_at >= HELD]
@@ -92,11 +94,11 @@ def deliver(
         for group in groups:
             if stop is not None and stop.is_set():
                 return report
-            sent = db.sent_since(engine, key, now - timedelta(hours=1))
+            sent = outbox.sent_since(engine, key, now - timedelta(hours=1))
             if sent >= route.max_per_hour:
                 for item in group:
-                    db.failed(engine, item.id, error="rate limited (max_per_hour)",
-                              retry_at=now + timedelta(minutes=5), now=now)  # fmt: skip
+                    _failed(engine, item.id, error="rate limited (max_per_hour)",
+                            retry_at=now + timedelta(minutes=5), now=now)  # fmt: skip
                     report.postponed += 1
                 continue
             _attempt(engine, settings, now, name, url, route.send_timeout, group, send, stop,
@@ -106,7 +108,7 @@ def deliver(
     return report
 
 
-def notify_type(engine: Engine, group: list[db.OutboxItem]) -> str:
+def notify_type(engine: Engine, group: list[OutboxItem]) -> str:
     """apprise's message type for a message: ``success`` for a resolved notice, ``failure`` for
     a critical alert, ``warning`` for a warning, ``info`` for tests and summaries (a catch-up
     summary of several takes the gravest)."""
@@ -116,7 +118,7 @@ def notify_type(engine: Engine, group: list[db.OutboxItem]) -> str:
         if item.kind == "resolved":
             kinds.append("success")
         elif item.kind in ("fired", "escalated", "repeat") and item.alert_id is not None:
-            alert = db.get_alert(engine, item.alert_id)
+            alert = alerts.get_alert(engine, item.alert_id)
             severe = alert is not None and alert.severity == "critical"
             kinds.append("failure" if severe else "warning")
         else:
@@ -131,7 +133,7 @@ def _attempt(
     name: str,
     url: str,
     timeout: float,
-    group: list[db.OutboxItem],
+    group: list[OutboxItem],
     send: Sender,
     stop: threading.Event | None,
     report: DeliveryReport,
@@ -147,9 +149,9 @@ def _attempt(
                 item.id, name, key,
             )  # fmt: skip
     attempt = max(i.attempts for i in group) + 1
-    db.lease(engine, ids, until=now + timedelta(seconds=timeout) + LEASE_MARGIN,
-             note=f"{IN_FLIGHT} attempt {attempt} started {now:%Y-%m-%d %H:%M:%S} UTC, "
-                  f"key {key}")  # fmt: skip
+    _lease(engine, ids, until=now + timedelta(seconds=timeout) + LEASE_MARGIN,
+           note=f"{IN_FLIGHT} attempt {attempt} started {now:%Y-%m-%d %H:%M:%S} UTC, "
+                f"key {key}")  # fmt: skip
     title, body, body_format = _combined(group)
 
     def call() -> channel.Delivery:
@@ -166,7 +168,7 @@ def _attempt(
     outcome = call() if stop is None else _unless_stopped(call, stop)
     if outcome is None:  # shutdown: the receiver may have it; send again with the key at restart
         note = f"{IN_FLIGHT} attempt {attempt} interrupted by shutdown, key {key}"
-        db.lease(engine, ids, until=now, note=note)
+        _lease(engine, ids, until=now, note=note)
         log.warning(
             "delivery %s to route %s interrupted by shutdown: outcome uncertain, it stays in "
             "the outbox and is sent again with key %s",
@@ -174,8 +176,9 @@ def _attempt(
         )  # fmt: skip
         return
     if outcome.ok:
-        for item in group:
-            db.delivered(engine, item.id, now)
+        with transaction(engine, "cannot mark a delivery") as conn:
+            for item in group:
+                outbox.delivered(conn, item.id, now)
         report.delivered += len(group)
         return
     error = outcome.error or "delivery failed"
@@ -194,7 +197,7 @@ def _attempt(
             if outcome.uncertain:
                 later.append(now + timedelta(seconds=timeout))
             retry = max(later)
-        db.failed(engine, item.id, error=error, retry_at=retry, now=now)
+        _failed(engine, item.id, error=error, retry_at=retry, now=now)
         if retry is None:
             report.dead += 1
             log.error("delivery %s to route %s is dead: %s", item.id, name, error)
@@ -208,6 +211,18 @@ def _attempt(
             report.failed += 1
             log.warning("delivery %s to route %s failed, retrying at %s UTC: %s",
                         item.id, name, f"{retry:%H:%M:%S}", error)  # fmt: skip
+
+
+def _lease(engine: Engine, item_ids: list[int], *, until: datetime, note: str) -> None:
+    with transaction(engine, "cannot record a delivery attempt") as conn:
+        outbox.lease(conn, item_ids, until=until, note=note)
+
+
+def _failed(
+    engine: Engine, item_id: int, *, error: str, retry_at: datetime | None, now: datetime
+) -> None:
+    with transaction(engine, "cannot record a failed delivery") as conn:
+        outbox.failed(conn, item_id, error=error, retry_at=retry_at, now=now)
 
 
 def _unless_stopped(
@@ -239,7 +254,7 @@ def _unless_stopped(
 HELD = timedelta(minutes=5)  # a notification due this long after it was written was held
 
 
-def _combined(items: list[db.OutboxItem]) -> tuple[str, str, str]:
+def _combined(items: list[OutboxItem]) -> tuple[str, str, str]:
     """One message for one item; a catch-up summary for several held by quiet hours."""
     if len(items) == 1:
         return items[0].title, items[0].body, items[0].body_format

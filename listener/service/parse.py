@@ -294,9 +294,7 @@ class Parser:
                 log.warning("a parser worker died; starting new workers")
                 executor.shutdown(wait=False, cancel_futures=True)
                 self._executor = self._start()
-            return await loop.run_in_executor(
-                self._executor, _parse_items_in_worker, source, items
-            )
+            return await loop.run_in_executor(self._executor, _parse_items_in_worker, source, items)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

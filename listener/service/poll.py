@@ -34,9 +34,9 @@ from sqlalchemy import Engine
 from listener import __version__
 from listener.checks import compile_brands
 from listener.config import Settings, SourceSettings
-from listener.service.parse import Parser
 from listener.errors import FetchError, ListenerError, ParseError, StorageError
 from listener.models import SourceState
+from listener.service.parse import Parser
 from listener.sources import api, urls
 from listener.sources.client import Client, HttpSettings, redact_url
 from listener.storage import store
