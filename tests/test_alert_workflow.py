@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from pytest_httpserver import HTTPServer
-from test_alarm import NOW, hook, receiver, route, run_cli, storm_now
+from test_alert import NOW, hook, receiver, route, run_cli, storm_now
 from test_backtest import fill_history
 
 from listener.alerting.render import AlertMessage, render

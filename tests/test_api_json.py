@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 from sqlalchemy import Engine, select
-from test_pipeline import load_states, make_settings, poll_all
+from test_poll import load_states, make_settings, poll_all
 from werkzeug import Request, Response
 
 from listener.config import SourceSettings
