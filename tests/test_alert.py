@@ -261,7 +261,7 @@ def test_a_source_answering_401_opens_one_source_down_alert_and_one_recovery(
     engine: Engine, httpserver: HTTPServer, receiver: list[dict[str, str]]
 ) -> None:
     from feeds import rss
-    from test_pipeline import Clock, make_settings, poll_all
+    from test_poll import Clock, make_settings, poll_all
 
     from listener.storage.engine import upgrade  # noqa: F401  (the fixture migrated already)
 
@@ -486,14 +486,11 @@ def test_digest_routes_get_one_summary_per_period(
 
 
 def test_new_terms_are_words_the_window_uses_and_the_week_before_did_not(engine: Engine) -> None:
-    from listener.service.alert import _Context
+    from listener.service.alert import load_contexts
 
     fill_history(engine, NOW - timedelta(hours=3))
     storm_now(engine, NOW, title="Velora lock picked with a ballpoint", every=True)
-    window_start = NOW - timedelta(minutes=75)
-    found = store.query_mentions(
-        engine, store.MentionFilter(brand="Velora", since=window_start, until=NOW, limit=None)
-    )
-    terms = _Context(engine, "Velora", [], NOW).new_terms(found, window_start)
+    window = (NOW - timedelta(minutes=75), NOW)
+    terms = load_contexts(engine, "Velora", frozenset({window}))[window].new_terms
     assert "ballpoint" in terms and "picked" in terms
     assert "post" not in terms and "text" not in terms and "velora" not in terms

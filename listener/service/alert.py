@@ -1,46 +1,45 @@
-"""The alert orchestrator: detect -> alert -> outbox -> deliver, for every configured brand.
+"""Alerts: detections -> episodes and outbox rows, for every configured brand; load, plan, apply.
 
 Rules:
-- ``evaluate`` replays each brand's recent stored history through its detectors (the same replay
-  as ``listener backtest``: causal in arrival time, so every run reaches the same verdicts) and
-  applies the transitions to the stored episodes idempotently: an episode opens once, escalates
-  only upwards, resolves once. Each change and the notifications it causes are written in one
-  transaction, before anything is sent.
-- Episodes judged before detection first ran for a brand are recorded as history, not notified:
-  the first poll of a new brand or source does not page anyone for crises that are over.
-- With ``alerts.pending_for``, a new episode is pending (stored, not notified) until its
-  condition has held that long; one that clears before is resolved without a word.
-- Notifications are rendered per route (format, length) when written, so that what is delivered
-  is exactly what was decided; silences drop them, inhibition (a firing storm) drops lesser ones,
-  quiet hours hold them, ``repeat_interval`` repeats firing unacknowledged alerts.
-- Delivery of the outbox is ``listener.service.deliver.deliver``.
+- ``evaluate`` replays each brand's recent stored history through its detectors (the same
+  replay as ``listener backtest``: causal in arrival time, so every run reaches the same
+  verdicts), loads what the brand's plan reads once (stored episodes, firing and pending alerts,
+  silences, the top mentions of each window a message is about), computes the pure plan
+  (``alerting.plan``) and applies it in one transaction, before anything is sent. The plan
+  rules (history, pending, silences, inhibition, quiet hours) are in ``alerting.plan``.
+- Source health, repeats and digests (the daily/weekly summaries of digest routes) follow, in
+  that order, each in its own transaction.
+- Nothing here reads the database while it renders: messages are rendered from the plan when
+  it is applied (the id of an episode the plan opens is known only then).
+- Delivery of the outbox is ``service.deliver``; ``service.cycle`` runs both.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Any
+from itertools import takewhile
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
 
 from listener.alerting import lifecycle
+from listener.alerting import plan as planner
 from listener.alerting.digest import BrandDigest, render_digest
-from listener.alerting.render import SOURCE_DOWN, AlertMessage, MentionLine, render
+from listener.alerting.render import AlertMessage, MentionLine, render
 from listener.checks import routes
 from listener.config import BrandSettings, RunbookSettings, Settings
-from listener.detection.episodes import Transition
 from listener.detection.monitor import explain, replay
 from listener.matching import terms
-from listener.models import Evidence, Notification, StoredAlert, StoredSilence
+from listener.models import Evidence, Notification
 from listener.service.detect import detection_params, history_needed, replay_start, to_event
 from listener.storage import alerts as db
 from listener.storage import outbox, store
 from listener.storage import silences as silence_db
+from listener.storage.sql import transaction
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +59,241 @@ class Evaluation:
 def evaluate(engine: Engine, settings: Settings, now: datetime) -> Evaluation:
     """Run detection for every brand and record what changed (see the module docstring)."""
     result = Evaluation()
-    checked = routes(settings)
+    policy = policy_of(settings)
     for brand in settings.brands:
-        _evaluate_brand(engine, settings, checked, brand, now, result)
-    _source_health(engine, settings, checked, now, result)
-    _repeat(engine, settings, checked, now, result)
-    _digests(engine, settings, checked, now, result)
+        inputs = load_brand(engine, settings, brand, now)
+        plan = planner.plan_brand(inputs, policy)
+        if plan.windows:  # the same decisions, with the context of their messages
+            inputs = replace(inputs, contexts=load_contexts(engine, brand.name, plan.windows))
+            plan = planner.plan_brand(inputs, policy)
+        with transaction(engine, "cannot record alerts") as conn:
+            if inputs.detection_started is None:
+                db.detection_started(conn, brand.name, now)
+            apply(conn, plan, now, result)
+    with transaction(engine, "cannot record alerts") as conn:
+        sources = load_sources(conn, settings)
+        down_after = timedelta(seconds=settings.alerts.source_down_after)
+        apply(conn, planner.plan_sources(sources, policy, now, down_after), now, result)
+    with transaction(engine, "cannot record alerts") as conn:
+        firing = db.firing(conn)
+        silences = silence_db.active_silences(conn, now)
+        plan = planner.plan_repeats(firing, silences, policy, now, lambda b: runbooks(settings, b))
+        apply(conn, plan, now, result)
+    _digests(engine, settings, policy.routes, now, result)
     return result
+
+
+def policy_of(settings: Settings) -> planner.Policy:
+    return planner.Policy(
+        routes=tuple(routes(settings)),
+        inhibit=settings.alerts.inhibit,
+        pending_for=timedelta(seconds=settings.alerts.pending_for),
+        repeat_interval=timedelta(seconds=settings.alerts.repeat_interval),
+    )
+
+
+def runbooks(settings: Settings, brand: str) -> planner.Runbooks:
+    """A brand's runbook per severity (none for a brand without one, or for a source)."""
+    configured = settings.brand(brand) if brand else None
+    return _runbooks(configured.runbook if configured is not None else None)
+
+
+def _runbooks(runbook: RunbookSettings | None) -> planner.Runbooks:
+    if runbook is None:
+        return {}
+    entries = {severity: runbook.for_severity(severity) for severity in lifecycle.RANK}
+    return {severity: (entry.text, entry.url) for severity, entry in entries.items()}
+
+
+def load_brand(
+    engine: Engine, settings: Settings, brand: BrandSettings, now: datetime
+) -> planner.BrandInputs:
+    """What one brand's plan reads: its judged changes and the stored state they meet."""
+    params = detection_params(settings, brand)
+    # whole UTC days: every run judges the same buckets and hours, so verdicts (and the episode
+    # keys they open) are the same whichever run sees them first
+    start = replay_start(now - history_needed(params))
+    rows = store.detection_rows(engine, brand.name, since=start, until=now)
+    judged = replay(
+        (to_event(row) for row in rows),
+        start=start,
+        end=now,
+        width=timedelta(seconds=settings.detection.bucket),
+        lateness=timedelta(seconds=settings.detection.lateness),
+        params=params,
+    )
+    changes = tuple(
+        planner.Change(
+            item.transition.kind,
+            item.transition.detector,
+            item.transition.started,
+            item.judged_at,
+            Evidence(
+                severity=item.transition.severity,
+                observed=item.transition.finding.observed,
+                expected=item.transition.finding.expected,
+                score=item.transition.finding.score,
+                probability=item.transition.finding.probability,
+                window_start=item.transition.finding.window_start,
+                window_end=item.transition.finding.window_end,
+                explanation=explain(item.transition.finding),
+            ),
+        )
+        for item in takewhile(lambda judged: judged.judged_at <= now, judged)
+    )
+    hours = [0] * 24
+    for row in rows:
+        ago = int((now - row.event_at).total_seconds() // 3600)
+        if row.negative and 0 <= ago < 24:
+            hours[23 - ago] += 1
+    keys = {(c.detector, c.started) for c in changes}
+    with transaction(engine, "cannot read alerts") as conn:
+        return planner.BrandInputs(
+            brand=brand.name,
+            now=now,
+            detection_started=db.detection_started_at(conn, brand.name),
+            changes=changes,
+            episodes=tuple(db.episodes(conn, brand.name, keys).values()),
+            firing=tuple(db.firing_for(conn, brand.name)),
+            pending=tuple(db.pending(conn, brand.name)),
+            silences=tuple(silence_db.active_silences(conn, now)),
+            hours=tuple(hours),
+            runbook=_runbooks(brand.runbook),
+        )
+
+
+def load_contexts(
+    engine: Engine, brand: str, windows: frozenset[planner.Window]
+) -> dict[planner.Window, planner.Context]:
+    """Per window: its top negative mentions (by reach, then engagement), their domains, and
+    the words at least two of them use that the brand's previous week did not."""
+    out = {}
+    for start, end in sorted(windows):
+        found = store.query_mentions(
+            engine,
+            store.MentionFilter(
+                brand=brand, since=start, until=end, sentiment="negative", limit=200
+            ),
+        )
+        before = store.query_mentions(
+            engine,
+            store.MentionFilter(brand=brand, since=start - timedelta(days=7), until=start,
+                                limit=2000),
+        )  # fmt: skip
+        domains = Counter(urlsplit(m.url).hostname or "" for m in found if m.url)
+        # ranked by reach when known (followers, karma), then by engagement, then newest first
+        found = sorted(found, key=lambda m: (-(m.reach or 0), -((m.likes or 0) + (m.points or 0))))
+        out[(start, end)] = planner.Context(
+            top_mentions=tuple(
+                MentionLine(
+                    title=m.title or m.text[:140],
+                    source=m.source,
+                    url=m.url,
+                    domain=urlsplit(m.url).hostname if m.url else None,
+                    reach=m.reach,
+                )
+                for m in found[:10]
+            ),
+            top_domains=tuple((d, n) for d, n in domains.most_common(5) if d),
+            new_terms=terms.new_terms(
+                (f"{m.title} {m.text}" for m in found),
+                (f"{m.title} {m.text}" for m in before),
+                brand,
+                limit=8,
+            ),
+        )
+    return out
+
+
+def load_sources(conn: Connection, settings: Settings) -> list[planner.SourceInputs]:
+    """The health of every enabled source that has a stored state."""
+    states = store.load_states(conn)
+    created = store.source_created(conn)
+    out = []
+    for source in settings.sources:
+        state = states.get(source.name)
+        if state is None or not source.enabled:
+            continue
+        open_alert = db.firing_source_alert(conn, f"source:{source.name}")
+        out.append(planner.SourceInputs(source.name, state, created.get(source.name), open_alert))
+    return out
+
+
+def apply(conn: Connection, plan: planner.Plan, now: datetime, result: Evaluation) -> None:
+    """Write ``plan`` in the caller's transaction: episode changes in order, then one rendered
+    outbox row per send; count what was done into ``result``."""
+    ids: dict[planner.Key, int] = {}
+    lost: set[planner.Key] = set()  # opened meanwhile by someone else: theirs to notify
+
+    def id_of(key: planner.Key, alert_id: int | None) -> int:
+        return alert_id if alert_id is not None else ids[key]
+
+    for step in plan.steps:
+        if step.key in lost:
+            continue
+        if step.action == "open":
+            assert step.evidence is not None and step.at is not None
+            brand, detector, started = step.key
+            if brand:
+                opened = db.open_alert(
+                    conn, brand=brand, detector=detector, started_at=started, fired_at=step.at,
+                    evidence=step.evidence, historic=step.historic, pending=step.pending,
+                )  # fmt: skip
+            else:
+                opened = db.open_source_alert(
+                    conn, detector=detector, started_at=started, fired_at=step.at,
+                    evidence=step.evidence,
+                )  # fmt: skip
+            if opened is None:
+                lost.add(step.key)
+                log.info("alert %s %s opened meanwhile elsewhere", detector, brand)
+            else:
+                ids[step.key] = opened
+            continue
+        alert_id = id_of(step.key, step.alert_id)
+        if step.action == "escalate":
+            assert step.evidence is not None
+            db.escalate(conn, alert_id, step.evidence)
+        elif step.action == "resolve":
+            assert step.at is not None
+            db.resolve(conn, alert_id, step.at)
+        elif step.action == "promote":
+            db.promote(conn, alert_id)
+        elif step.action == "unhide":
+            db.unhide(conn, alert_id)
+        else:
+            assert step.at is not None
+            db.notified(conn, alert_id, step.at)
+    for send in plan.sends:
+        if send.key in lost:
+            continue
+        alert_id = id_of(send.key, send.alert_id)
+        rendered = render(planner.with_id(send.message, alert_id), send.format, long=send.long)
+        note = Notification(send.route, send.message.kind, rendered.title, rendered.body,
+                            rendered.body_format, send.due_at)  # fmt: skip
+        outbox.enqueue(conn, alert_id, [note], now)
+        result.queued += 1
+    for held in plan.held:
+        alert_id = id_of(held.key, held.alert_id)
+        if held.reason == "silenced":
+            assert held.until is not None
+            result.held.append(f"alert {alert_id}: silenced until {held.until:%Y-%m-%d %H:%M}")
+        else:
+            assert held.by is not None
+            storm = id_of(held.by, held.by_id)
+            result.held.append(f"alert {alert_id}: inhibited by the storm alert {storm}")
+    result.fired += plan.fired
+    result.pending += plan.pending
+    result.escalated += plan.escalated
+    result.resolved += plan.resolved
+    result.historic += plan.historic
+    result.repeats += plan.repeats
 
 
 def _digests(
     engine: Engine,
     settings: Settings,
-    checked: list[lifecycle.Route],
+    checked: tuple[lifecycle.Route, ...],
     now: datetime,
     result: Evaluation,
 ) -> None:
@@ -101,7 +322,7 @@ def _digests(
             )
             for index in range(len(route.urls))
         ]
-        with db_transaction(engine) as conn:
+        with transaction(engine, "cannot record alerts") as conn:
             outbox.enqueue(conn, None, notes, now)
         result.queued += len(notes)
 
@@ -127,474 +348,6 @@ def _brand_digest(engine: Engine, brand: str, start: datetime, end: datetime) ->
         top_negative=tuple((m.title or m.text[:140], m.url) for m in negative[:5]),
         alerts=tuple(f"#{a.id} {a.severity} {a.detector}: {a.explanation[:200]}" for a in alerts),
     )
-
-
-def _source_health(
-    engine: Engine,
-    settings: Settings,
-    checked: list[lifecycle.Route],
-    now: datetime,
-    result: Evaluation,
-) -> None:
-    """A source failing for longer than ``alerts.source_down_after`` opens one "source down"
-    alert (detector ``source:NAME``, no brand); its first success resolves it."""
-    threshold = timedelta(seconds=settings.alerts.source_down_after)
-    with db_transaction(engine) as conn:
-        states = store.load_states(conn)
-        started = store.source_created(conn)
-        for source in settings.sources:
-            state = states.get(source.name)
-            if state is None or not source.enabled:
-                continue
-            detector = f"source:{source.name}"
-            open_alert = db.firing_source_alert(conn, detector)
-            since = state.last_success_at or started.get(source.name, now)
-            failing = state.consecutive_errors > 0 or state.disabled_reason is not None
-            reason = state.disabled_reason or state.last_error or "failing"
-            if failing and open_alert is None and now - since >= threshold:
-                evidence = Evidence(
-                    severity="critical" if state.disabled_reason else "warning",
-                    observed=state.consecutive_errors,
-                    expected=0.0,
-                    score=float(state.consecutive_errors),
-                    probability=None,
-                    window_start=since,
-                    window_end=now,
-                    explanation=(
-                        f"source {source.name} has failed {state.consecutive_errors} times in a "
-                        f"row since {since:%Y-%m-%d %H:%M} UTC: {reason}"
-                    ),
-                )
-                alert_id = db.open_source_alert(
-                    conn, detector=detector, started_at=since, fired_at=now, evidence=evidence
-                )
-                if alert_id is not None:
-                    result.fired += 1
-                    _notify_source(conn, settings, checked, alert_id, "fired", source.name,
-                                   evidence, now, result)  # fmt: skip
-            elif not failing and open_alert is not None:
-                db.resolve(conn, open_alert.id, now)
-                result.resolved += 1
-                evidence = Evidence(
-                    "warning", 0, 0.0, 0.0, None, open_alert.window_start, now,
-                    f"source {source.name} works again since {now:%Y-%m-%d %H:%M} UTC "
-                    f"(down since {open_alert.window_start:%Y-%m-%d %H:%M} UTC)",
-                )  # fmt: skip
-                _notify_source(conn, settings, checked, open_alert.id, "resolved", source.name,
-                               evidence, now, result)  # fmt: skip
-
-
-def _notify_source(
-    conn: Any,
-    settings: Settings,
-    checked: list[lifecycle.Route],
-    alert_id: int,
-    kind: str,
-    source: str,
-    evidence: Evidence,
-    now: datetime,
-    result: Evaluation,
-) -> None:
-    """Source health goes to the routes without a brand filter (brand routes are for brands);
-    silences and inhibition are about brands and do not hold it."""
-    message = AlertMessage(
-        kind=kind,
-        alert_id=alert_id,
-        brand=source,
-        detector=SOURCE_DOWN,
-        severity=evidence.severity,
-        observed=evidence.observed,
-        expected=evidence.expected,
-        probability=None,
-        score=evidence.score,
-        window_start=evidence.window_start,
-        window_end=evidence.window_end,
-        first_seen=evidence.window_start,
-        explanation=evidence.explanation,
-        series=(),
-        series_label="",
-        drilldown="listener sources",
-    )
-    notes = _fan_out(checked, message, now)
-    outbox.enqueue(conn, alert_id, notes, now)
-    db.notified(conn, alert_id, now)
-    result.queued += len(notes)
-
-
-def _evaluate_brand(
-    engine: Engine,
-    settings: Settings,
-    checked: list[lifecycle.Route],
-    brand: BrandSettings,
-    now: datetime,
-    result: Evaluation,
-) -> None:
-    params = detection_params(settings, brand)
-    width = timedelta(seconds=settings.detection.bucket)
-    # whole UTC days: every run judges the same buckets and hours, so verdicts (and the episode
-    # keys they open) are the same whichever run sees them first
-    start = replay_start(now - history_needed(params))
-    with db_transaction(engine) as conn:
-        started = db.detection_started(conn, brand.name, now)
-    rows = store.detection_rows(engine, brand.name, since=start, until=now)
-    judged = replay(
-        (to_event(row) for row in rows),
-        start=start,
-        end=now,
-        width=width,
-        lateness=timedelta(seconds=settings.detection.lateness),
-        params=params,
-    )
-    context = _Context(engine, brand.name, rows, now, runbook=brand.runbook)
-    for item in judged:
-        if item.judged_at > now:
-            break
-        _apply(engine, settings, checked, brand.name, item.transition, item.judged_at,
-               historic=item.judged_at < started, context=context, result=result)  # fmt: skip
-    _announce_ongoing(engine, settings, checked, brand.name, context, result)
-    _promote(engine, settings, checked, brand.name, context, result)
-
-
-def _promote(
-    engine: Engine,
-    settings: Settings,
-    checked: list[lifecycle.Route],
-    brand: str,
-    context: _Context,
-    result: Evaluation,
-) -> None:
-    """Pending alerts whose condition held for ``alerts.pending_for`` fire now."""
-    wait = timedelta(seconds=settings.alerts.pending_for)
-    with db_transaction(engine) as conn:
-        for alert in db.pending(conn, brand):
-            if context.now - alert.fired_at < wait:
-                continue
-            db.promote(conn, alert.id)
-            _fire_now(conn, settings, checked, alert, context, result)
-
-
-def _announce_ongoing(
-    engine: Engine,
-    settings: Settings,
-    checked: list[lifecycle.Route],
-    brand: str,
-    context: _Context,
-    result: Evaluation,
-) -> None:
-    """An episode found in history that is still firing is news: notify it once. Episodes that
-    are over stay history."""
-    with db_transaction(engine) as conn:
-        for alert in db.firing(conn):
-            if alert.brand != brand or not alert.historic or alert.last_notified_at is not None:
-                continue
-            db.unhide(conn, alert.id)
-            _fire_now(conn, settings, checked, alert, context, result)
-
-
-def _fire_now(
-    conn: Any,
-    settings: Settings,
-    checked: list[lifecycle.Route],
-    alert: StoredAlert,
-    context: _Context,
-    result: Evaluation,
-) -> None:
-    """Notify a stored alert as fired now (a pending one that held, an ongoing one from
-    history)."""
-    evidence = Evidence(
-        alert.severity, alert.observed, alert.expected, alert.score, alert.probability,
-        alert.window_start, alert.window_end, alert.explanation,
-    )  # fmt: skip
-    message = context.message("fired", alert.id, alert.detector, alert.started_at, evidence)
-    _queue(conn, settings, checked, message, alert.id, context.now, result)
-    db.notified(conn, alert.id, context.now)
-    result.fired += 1
-
-
-def _queue(
-    conn: Any,
-    settings: Settings,
-    checked: list[lifecycle.Route],
-    message: AlertMessage,
-    alert_id: int,
-    now: datetime,
-    result: Evaluation,
-) -> int:
-    """Write the notifications ``message`` makes (after silences and inhibition); their number."""
-    firing = db.firing(conn)
-    silences = silence_db.active_silences(conn, now)
-    notes = _notifications(settings, checked, message, firing, silences, now, result, alert_id)
-    outbox.enqueue(conn, alert_id, notes, now)
-    result.queued += len(notes)
-    return len(notes)
-
-
-def db_transaction(engine: Engine):  # type: ignore[no-untyped-def]
-    return store.transaction(engine, "cannot record alerts")
-
-
-def _apply(
-    engine: Engine,
-    settings: Settings,
-    checked: list[lifecycle.Route],
-    brand: str,
-    t: Transition,
-    judged_at: datetime,
-    *,
-    historic: bool,
-    context: _Context,
-    result: Evaluation,
-) -> None:
-    evidence = Evidence(
-        severity=t.severity,
-        observed=t.finding.observed,
-        expected=t.finding.expected,
-        score=t.finding.score,
-        probability=t.finding.probability,
-        window_start=t.finding.window_start,
-        window_end=t.finding.window_end,
-        explanation=explain(t.finding),
-    )
-    with db_transaction(engine) as conn:
-        waiting = settings.alerts.pending_for > 0 and not historic
-        if t.kind == "fired":
-            alert_id = db.open_alert(
-                conn, brand=brand, detector=t.detector, started_at=t.started,
-                fired_at=judged_at, evidence=evidence, historic=historic, pending=waiting,
-            )  # fmt: skip
-            if alert_id is None:
-                return
-            result.historic += historic
-            if waiting:
-                result.pending += 1
-                return
-            result.fired += not historic
-        else:
-            stored = db.find_alert(conn, brand, t.detector, t.started)
-            if stored is None or stored.state not in ("firing", "pending"):
-                return
-            alert_id = stored.id
-            historic = historic or stored.historic or stored.state == "pending"
-            if t.kind == "escalated":
-                if lifecycle.RANK.get(t.severity, 0) <= lifecycle.RANK.get(stored.severity, 0):
-                    return
-                db.escalate(conn, alert_id, evidence)
-                result.escalated += 1
-            else:
-                db.resolve(conn, alert_id, judged_at)
-                result.resolved += 1
-        if historic:
-            return
-        message = context.message(
-            t.kind,
-            alert_id,
-            t.detector,
-            t.started,
-            evidence,
-            stored=None if t.kind == "fired" else stored,
-        )
-        if _queue(conn, settings, checked, message, alert_id, context.now, result):
-            db.notified(conn, alert_id, context.now)
-
-
-def _notifications(
-    settings: Settings,
-    checked: list[lifecycle.Route],
-    message: AlertMessage,
-    firing: Sequence[StoredAlert],
-    silences: Sequence[StoredSilence],
-    now: datetime,
-    result: Evaluation,
-    alert_id: int | None,
-) -> list[Notification]:
-    silence = lifecycle.silenced_by(silences, message.brand, message.detector, message.severity)
-    if silence is not None and message.kind != "test":
-        result.held.append(f"alert {alert_id}: silenced until {silence.ends_at:%Y-%m-%d %H:%M}")
-        return []
-    if settings.alerts.inhibit and message.kind in ("fired", "escalated", "repeat"):
-        storm = lifecycle.inhibited_by(
-            firing, alert_id, message.brand, message.detector, message.severity
-        )
-        if storm is not None:
-            result.held.append(f"alert {alert_id}: inhibited by the storm alert {storm.id}")
-            return []
-    return _fan_out(checked, message, now)
-
-
-def _fan_out(
-    checked: list[lifecycle.Route], message: AlertMessage, now: datetime
-) -> list[Notification]:
-    """One rendered notification per URL of every route that hears of ``message`` (digest
-    routes get summaries instead); email (mailto) gets the long message."""
-    notes = []
-    for route in checked:
-        if route.digest or not route.hears(message.brand, message.detector, message.severity):
-            continue
-        for index, url in enumerate(route.urls):
-            long = urlsplit(url).scheme.lower() in ("mailto", "mailtos")
-            rendered = render(message, route.format, long=long)
-            notes.append(
-                Notification(
-                    route=f"{route.name}#{index}",
-                    kind=message.kind,
-                    title=rendered.title,
-                    body=rendered.body,
-                    body_format=rendered.body_format,
-                    next_attempt_at=route.due_at(message.severity, now),
-                )
-            )
-    return notes
-
-
-def _repeat(
-    engine: Engine,
-    settings: Settings,
-    checked: list[lifecycle.Route],
-    now: datetime,
-    result: Evaluation,
-) -> None:
-    """Repeat firing, unacknowledged, notified alerts every ``repeat_interval``."""
-    interval = timedelta(seconds=settings.alerts.repeat_interval)
-    with db_transaction(engine) as conn:
-        for alert in db.firing(conn):
-            if alert.historic or alert.acked_at is not None or alert.last_notified_at is None:
-                continue
-            if now - alert.last_notified_at < interval:
-                continue
-            message = _message_from(alert, "repeat", settings)
-            queued = _queue(conn, settings, checked, message, alert.id, now, result)
-            db.notified(conn, alert.id, now)
-            result.repeats += bool(queued)
-
-
-def _runbook(runbook: RunbookSettings | None, severity: str) -> dict[str, Any]:
-    """The AlertMessage fields of a brand's runbook for an alert of ``severity``."""
-    if runbook is None:
-        return {}
-    entry = runbook.for_severity(severity)
-    return {"runbook": entry.text, "runbook_url": entry.url}
-
-
-def _runbook_of(settings: Settings, brand: str) -> RunbookSettings | None:
-    configured = settings.brand(brand)
-    return configured.runbook if configured is not None else None
-
-
-def _message_from(alert: StoredAlert, kind: str, settings: Settings) -> AlertMessage:
-    return AlertMessage(
-        kind=kind,
-        alert_id=alert.id,
-        brand=alert.brand,
-        detector=alert.detector,
-        severity=alert.severity,
-        observed=alert.observed,
-        expected=alert.expected,
-        probability=alert.probability,
-        score=alert.score,
-        window_start=alert.window_start,
-        window_end=alert.window_end,
-        first_seen=alert.started_at,
-        explanation=alert.explanation,
-        series=(),
-        series_label="",
-        drilldown=f"listener alerts show {alert.id}",
-        **_runbook(_runbook_of(settings, alert.brand), alert.severity),
-    )
-
-
-class _Context:
-    """What messages of one brand need besides the finding: its recent series and top mentions."""
-
-    def __init__(
-        self,
-        engine: Engine,
-        brand: str,
-        rows: Sequence[store.DetectionRow],
-        now: datetime,
-        runbook: RunbookSettings | None = None,
-    ):
-        self.engine, self.brand, self.now, self.runbook = engine, brand, now, runbook
-        hours = [0] * 24
-        for row in rows:
-            ago = int((now - row.event_at).total_seconds() // 3600)
-            if row.negative and 0 <= ago < 24:
-                hours[23 - ago] += 1
-        self.hours = tuple(hours)
-
-    def new_terms(self, found: Sequence[store.StoredMention], since: datetime) -> tuple[str, ...]:
-        """Words at least two mentions of the window use that the brand's previous week did not."""
-        before = store.query_mentions(
-            self.engine,
-            store.MentionFilter(
-                brand=self.brand, since=since - timedelta(days=7), until=since, limit=2000
-            ),
-        )
-        return terms.new_terms(
-            (f"{m.title} {m.text}" for m in found),
-            (f"{m.title} {m.text}" for m in before),
-            self.brand,
-            limit=8,
-        )
-
-    def message(
-        self,
-        kind: str,
-        alert_id: int,
-        detector: str,
-        started: datetime,
-        evidence: Evidence,
-        stored: StoredAlert | None = None,
-    ) -> AlertMessage:
-        """The message of one transition; ``stored`` (an alert already open) says who
-        acknowledged it."""
-        brand = self.brand
-        found = store.query_mentions(
-            self.engine,
-            store.MentionFilter(
-                brand=brand,
-                since=evidence.window_start,
-                until=evidence.window_end,
-                sentiment="negative",
-                limit=200,
-            ),
-        )
-        domains = Counter(urlsplit(m.url).hostname or "" for m in found if m.url)
-        # ranked by reach when known (followers, karma), then by engagement, then newest first
-        found = sorted(found, key=lambda m: (-(m.reach or 0), -((m.likes or 0) + (m.points or 0))))
-        return AlertMessage(
-            kind=kind,
-            alert_id=alert_id,
-            brand=brand,
-            detector=detector,
-            severity=evidence.severity,
-            observed=evidence.observed,
-            expected=evidence.expected,
-            probability=evidence.probability,
-            score=evidence.score,
-            window_start=evidence.window_start,
-            window_end=evidence.window_end,
-            first_seen=started,
-            explanation=evidence.explanation,
-            series=self.hours,
-            series_label="negative mentions, last 24 h, hourly",
-            top_mentions=tuple(
-                MentionLine(
-                    title=m.title or m.text[:140],
-                    source=m.source,
-                    url=m.url,
-                    domain=urlsplit(m.url).hostname if m.url else None,
-                    reach=m.reach,
-                )
-                for m in found[:10]
-            ),
-            top_domains=tuple((d, n) for d, n in domains.most_common(5) if d),
-            new_terms=self.new_terms(found, evidence.window_start),
-            drilldown=f"listener alerts show {alert_id}",
-            acked_by=stored.acked_by if stored is not None else None,
-            acked_at=stored.acked_at if stored is not None else None,
-            ack_note=stored.ack_note if stored is not None else None,
-            **_runbook(self.runbook, evidence.severity),
-        )
 
 
 def test_message(settings: Settings, now: datetime, brands: tuple[str, ...] = ()) -> AlertMessage:

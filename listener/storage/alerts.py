@@ -75,6 +75,14 @@ def detection_started(conn: Connection, brand: str, now: datetime) -> datetime:
     return started
 
 
+def detection_started_at(conn: Connection, brand: str) -> datetime | None:
+    """When detection first ran for the brand; None before it ever ran."""
+    started: datetime | None = conn.execute(
+        select(Brand.detection_started_at).where(Brand.name == brand)
+    ).scalar_one()
+    return started
+
+
 def find_alert(
     conn: Connection, brand: str, detector: str, started_at: datetime
 ) -> StoredAlert | None:
