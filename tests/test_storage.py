@@ -310,13 +310,27 @@ def test_fingerprints_up_to_six_bits_apart_are_one_story(engine: Engine) -> None
     assert len({stories[k] for k in ("sk0", "sk2", "sk3", "sk4")}) == 4  # 7 and 8 bits: not
 
 
-def test_storage_bands_agree_with_the_story_module() -> None:
-    """Storage may not import matching, so it keeps its own copy of the band split."""
-    from listener.matching import stories
-    from listener.storage.ingest import story_bands
+def test_stored_bands_are_the_fingerprint_bands(engine: Engine) -> None:
+    """The band columns that candidate lookups probe hold ``listener.simhash.bands``."""
+    from listener import simhash
 
-    for value in (0, 1, 0xFFFF_FFFF_FFFF_FFFF, 0x1234_5678_9ABC_DEF0):
-        assert story_bands(value) == stories.bands(value)
+    source = setup_source(engine)
+    value = 0xF234_5678_9ABC_DEF0  # the top bit set: stored as a negative BIGINT
+    with store.transaction(engine, "test") as conn:
+        store.record_success(
+            conn,
+            source,
+            now=NOW,
+            next_poll_at=NOW,
+            etag=None,
+            last_modified=None,
+            mentions=[story_mention(0, url="https://a.example/1", fp=value)],
+        )
+        row = conn.execute(
+            text("SELECT fingerprint, band0, band1, band2, band3 FROM stories")
+        ).one()
+    assert simhash.from_signed64(row[0]) == value
+    assert tuple(row[1:]) == simhash.bands(value)
 
 
 def test_many_polls_in_one_call(engine: Engine) -> None:
