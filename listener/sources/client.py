@@ -272,26 +272,8 @@ class Client:
                     target = self._leave_origin(target, original, cross_origin, safe)
                 trusted = trusted and _origin(target) == _origin(original)
                 current = target.copy_with(username=None, password=None)
-        except _DeadlineError as exc:
-            raise FetchError(
-                f"timed out after {total:g}s (total_timeout) fetching {where()}"
-            ) from exc
-        except _ProbeError as exc:
-            raise FetchError(
-                f"no answer within {exc.seconds:g}s to a first try while {exc.waiting} more "
-                f"requests waited for its host, fetching {where()}; the next try gets the "
-                f"full {total:g}s"
-            ) from exc
-        except TimeoutError as exc:
-            raise FetchError(f"timed out fetching {where()}") from exc
-        except httpx.TimeoutException as exc:
-            kind = type(exc).__name__.removesuffix("Timeout").lower()
-            raise FetchError(f"{kind} timeout fetching {where()}") from exc
-        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError) as exc:
-            detail = " ".join(str(exc).split())[:200] or "no detail"
-            raise FetchError(f"{type(exc).__name__} ({detail}) fetching {where()}") from exc
-        except zlib.error as exc:
-            raise FetchError(f"body could not be decompressed from {where()}") from exc
+        except _TRANSPORT_ERRORS as exc:
+            raise _transport_error(exc, "fetching", where(), total) from exc
         if status == 304 and not conditional:
             raise FetchError(
                 f"HTTP 304 Not Modified to an unconditional request from {where()} "
@@ -364,20 +346,8 @@ class Client:
             status, resp_headers, body, _ = await self._hop(
                 target, headers or {}, basic, budget=total, method="POST", json=json, form=form
             )
-        except _DeadlineError as exc:
-            raise FetchError(
-                f"timed out after {total:g}s (total_timeout) posting to {safe}"
-            ) from exc
-        except TimeoutError as exc:
-            raise FetchError(f"timed out posting to {safe}") from exc
-        except httpx.TimeoutException as exc:
-            kind = type(exc).__name__.removesuffix("Timeout").lower()
-            raise FetchError(f"{kind} timeout posting to {safe}") from exc
-        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError) as exc:
-            detail = " ".join(str(exc).split())[:200] or "no detail"
-            raise FetchError(f"{type(exc).__name__} ({detail}) posting to {safe}") from exc
-        except zlib.error as exc:
-            raise FetchError(f"body could not be decompressed from {safe}") from exc
+        except _TRANSPORT_ERRORS as exc:
+            raise _transport_error(exc, "posting to", safe, total) from exc
         if not 200 <= status < 300:
             raise _status_error(status, resp_headers, body, safe)
         return Response(
@@ -466,6 +436,41 @@ async def _within(
         if probe.expired():
             raise _ProbeError(seconds, waiting) from None
         raise
+
+
+# what a request can fail with before it has a status: each becomes one FetchError line
+_TRANSPORT_ERRORS = (
+    _DeadlineError,
+    _ProbeError,
+    TimeoutError,
+    httpx.HTTPError,
+    httpx.InvalidURL,
+    httpx.StreamError,
+    OSError,
+    zlib.error,
+)
+
+
+def _transport_error(exc: BaseException, doing: str, where: str, total: float) -> FetchError:
+    """The one line for a request to ``where`` that failed without a status (``doing``:
+    "fetching" or "posting to"); the one mapping of transport errors for GET and POST."""
+    if isinstance(exc, _DeadlineError):
+        return FetchError(f"timed out after {total:g}s (total_timeout) {doing} {where}")
+    if isinstance(exc, _ProbeError):
+        return FetchError(
+            f"no answer within {exc.seconds:g}s to a first try while {exc.waiting} more "
+            f"requests waited for its host, {doing} {where}; the next try gets the "
+            f"full {total:g}s"
+        )
+    if isinstance(exc, TimeoutError):
+        return FetchError(f"timed out {doing} {where}")
+    if isinstance(exc, httpx.TimeoutException):
+        kind = type(exc).__name__.removesuffix("Timeout").lower()
+        return FetchError(f"{kind} timeout {doing} {where}")
+    if isinstance(exc, zlib.error):
+        return FetchError(f"body could not be decompressed from {where}")
+    detail = " ".join(str(exc).split())[:200] or "no detail"
+    return FetchError(f"{type(exc).__name__} ({detail}) {doing} {where}")
 
 
 def _status_error(status: int, headers: httpx.Headers, body: bytes, where: str) -> FetchError:
