@@ -48,7 +48,6 @@ ParseError, a malformed later page keeps the statuses so far with a note.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import timedelta
 from typing import Any
@@ -65,7 +64,9 @@ from listener.sources.api import (
     as_text,
     as_time,
     base,
+    error_text,
     get_json,
+    newest_not_reached_note,
     url,
 )
 from listener.sources.client import Response, redact_url
@@ -226,10 +227,7 @@ async def _search(ctx: ApiContext, root: str) -> Fetched:
         if not walk.pages.next(oldest):
             complete = True  # a gap is accepted: the next poll starts from the newest again
             if since is not None and walk.pages.count >= walk.pages.cap:
-                walk.note = (
-                    f"page_cap ({walk.pages.cap} pages) reached before the last poll's newest "
-                    "status; older new statuses were skipped"
-                )
+                walk.note = newest_not_reached_note(walk.pages.cap, "status")
             break
         params = {**query, "max_id": oldest}
     if since is not None and not complete and not walk.failed:
@@ -251,7 +249,7 @@ async def _get(ctx: ApiContext, target: str, what: str) -> tuple[Any, Response]:
         return await get_json(ctx, target, f"mastodon {what}", headers)
     except FetchError as exc:
         host = urlsplit(target).netloc
-        error = _error_text(exc.body)
+        error = error_text(exc.body, "error", limit=120)
         if exc.status == 404 and error == "Record not found" and not source.query:
             raise _UnknownTagError from None
         if exc.status == 401 and source.token:
@@ -267,16 +265,6 @@ async def _get(ctx: ApiContext, target: str, what: str) -> tuple[Any, Response]:
         else:
             raise
         raise FetchError(message, status=exc.status, body=exc.body) from None
-
-
-def _error_text(body: bytes) -> str:
-    """``error`` of Mastodon's JSON error body, short and on one line."""
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return ""
-    error = document.get("error") if isinstance(document, dict) else None
-    return as_text(error, limit=120) if isinstance(error, str) else ""
 
 
 def _links(header: str | None) -> dict[str, dict[str, str]]:

@@ -42,7 +42,6 @@ Google's answer has the key replaced before it is quoted.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -60,7 +59,9 @@ from listener.sources.api import (
     as_text,
     as_time,
     base,
+    error_document,
     get_json,
+    token_paging_note,
     url,
 )
 from listener.sources.client import Response, redact_url
@@ -138,13 +139,9 @@ async def fetch(ctx: ApiContext) -> Fetched:
             break
         if not pages.next(next_token):
             complete = True  # a gap is accepted: the next poll starts from the newest again
-            if pages.count < pages.cap:
-                note = "YouTube sent the same page token twice; paging stopped"
-            elif since is not None:
-                note = (
-                    f"page_cap ({pages.cap} pages) reached before the last poll's newest video; "
-                    "older new videos were skipped"
-                )
+            note = (
+                token_paging_note(pages, "YouTube", "video", incremental=since is not None) or note
+            )
             break
         token = next_token
     items, stats_note = await _with_statistics(ctx, root, items)
@@ -197,11 +194,7 @@ def _explain(exc: FetchError, ctx: ApiContext) -> FetchError:
 
 def _error(body: bytes) -> tuple[int | None, str, set[str]]:
     """Code, message and reasons of Google's JSON error document."""
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None, "", set()
-    error = document.get("error") if isinstance(document, dict) else None
+    error = (error_document(body) or {}).get("error")
     if not isinstance(error, dict):
         return None, "", set()
     reasons = set()
