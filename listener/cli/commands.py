@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from listener.cli import App, cli, config_option, pass_app
+from listener.cli.app import App, cli, config_option, pass_app
 from listener.cli.output import emit, format_option, iso, resolve_format
 from listener.config import Settings, database_url, parse_duration
 from listener.errors import ConfigError

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from listener.checks import compile_brands
-from listener.cli import App, cli, config_option, pass_app
+from listener.cli.app import App, cli, config_option, pass_app
 from listener.cli.commands import emit_mention_table, parse_when
 from listener.cli.output import emit, format_option, iso, resolve_format
 from listener.digest import document

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from listener.cli import App, cli, config_option, pass_app
+from listener.cli.app import App, cli, config_option, pass_app
 from listener.cli.commands import note_cut, parse_when, table_limit
 from listener.cli.output import emit, format_option, iso, resolve_format
 from listener.storage import store
