@@ -383,11 +383,6 @@ def render(message: AlertMessage, fmt: str, *, long: bool) -> Rendered:
     return Rendered(title=title(message), body=_write(blocks, fmt, long=long), body_format=fmt)
 
 
-def plain_part(message: AlertMessage) -> str:
-    """The plain-text alternative of an HTML email."""
-    return render(message, "text", long=True).body
-
-
 def title(message: AlertMessage) -> str:
     """One plain line, at most 120 characters, e.g. ``[CRITICAL] Storm: Kryptonite — 42
     negative mentions in 15 min (20x expected)``."""
