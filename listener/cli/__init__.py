@@ -53,7 +53,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "delivered to a receiver on 127.0.0.1.",
     ),
     "init": ("start", "Write a starter configuration that passes check-config as it is."),
-    "mentions": ("commands", "Show stored mentions, newest first."),
+    "mentions": ("mentions", "Show stored mentions, newest first."),
     "poll": (
         "commands",
         "Poll every enabled source once, store new mentions, run detection and delivery, "

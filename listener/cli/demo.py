@@ -17,7 +17,7 @@ import click
 
 from listener.alarm import evaluate
 from listener.cli.app import App, cli, pass_app
-from listener.cli.commands import emit_mention_table
+from listener.cli.mentions import emit_mention_table
 from listener.config import Settings
 from listener.demo import SOURCES, alert_sink, demo_config, serve_feeds
 from listener.demo.crisis import Timeline
