@@ -318,7 +318,7 @@ def token_paging_note(pages: Pages, platform: str, noun: str, *, incremental: bo
     return newest_not_reached_note(pages.cap, noun) if incremental else None
 
 
-if TYPE_CHECKING:  # every module in ADAPTERS is an Adapter: mypy checks these assignments
+if TYPE_CHECKING:  # every module in ADAPTERS is an Adapter: mypy checks this mapping
     from listener.sources import (
         bluesky,
         hackernews,
@@ -330,13 +330,13 @@ if TYPE_CHECKING:  # every module in ADAPTERS is an Adapter: mypy checks these a
         youtube_api,
     )
 
-    _ADAPTER_MODULES: tuple[Adapter, ...] = (
-        bluesky,
-        hackernews,
-        jsonapi,
-        lemmy,
-        mastodon,
-        reddit,
-        stackexchange,
-        youtube_api,
-    )
+    _CHECKED: dict[str, Adapter] = {
+        "hackernews": hackernews,
+        "reddit": reddit,
+        "bluesky": bluesky,
+        "mastodon": mastodon,
+        "lemmy": lemmy,
+        "stackexchange": stackexchange,
+        "youtube": youtube_api,
+        "json": jsonapi,
+    }

@@ -24,6 +24,10 @@ source needs, so no source has to remember them:
   is a server fault) and 410 (gone) are returned; everything else raises
   ``FetchError`` (with ``retry_after`` for 429/503). Every httpx and OS exception becomes a
   one-line ``FetchError`` naming the URL through ``redact_url``, so messages carry no secrets.
+
+Size: about 500 lines on purpose: one request loop whose rules (deadline, caps, redirects,
+origins, secrets) depend on each other; the wire level (``wire``) and host slots (``slots``)
+are already apart.
 """
 
 from __future__ import annotations
@@ -202,12 +206,7 @@ class Client:
     ) -> Response:
         """GET ``url``; see the module docstring for the rules. Raises FetchError."""
         started = time.monotonic()
-        safe = redact_url(url)
-        try:
-            original = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError, ValueError) as exc:
-            raise FetchError(f"invalid URL {safe}") from exc
-        _check_scheme(original, safe)
+        original, safe = _parse_url(url)
         key = _queue_key(original)
         try:
             response = await self._get(
@@ -334,12 +333,7 @@ class Client:
         """POST a JSON document or a form (API logins, token requests). No redirects are
         followed; the same limits, timeouts and error rules as ``get``. Raises FetchError."""
         started = time.monotonic()
-        safe = redact_url(url)
-        try:
-            target = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError, ValueError) as exc:
-            raise FetchError(f"invalid URL {safe}") from exc
-        _check_scheme(target, safe)
+        target, safe = _parse_url(url)
         basic = httpx.BasicAuth(*auth) if auth else None
         total = self._settings.total_timeout
         try:
@@ -436,6 +430,18 @@ async def _within(
         if probe.expired():
             raise _ProbeError(seconds, waiting) from None
         raise
+
+
+def _parse_url(url: str) -> tuple[httpx.URL, str]:
+    """``url`` parsed, and as it may be shown (secrets redacted); FetchError when it is not a
+    valid http(s) URL."""
+    safe = redact_url(url)
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise FetchError(f"invalid URL {safe}") from exc
+    _check_scheme(parsed, safe)
+    return parsed, safe
 
 
 # what a request can fail with before it has a status: each becomes one FetchError line

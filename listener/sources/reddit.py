@@ -53,6 +53,7 @@ from urllib.parse import quote, urlsplit
 from listener.config import SourceSettings
 from listener.errors import FetchError, ParseError
 from listener.models import Item
+from listener.sources import api
 from listener.sources.api import (
     ApiContext,
     Fetched,
@@ -62,9 +63,7 @@ from listener.sources.api import (
     as_time,
     base,
     decode,
-    error_text,
     get_json,
-    token_paging_note,
     url,
 )
 from listener.sources.client import Response, redact_url
@@ -162,7 +161,10 @@ async def fetch(ctx: ApiContext) -> Fetched:
             break
         if not pages.next(next_after):
             complete = True  # a gap is accepted: the next poll starts from the newest again
-            note = token_paging_note(pages, "reddit", "post", incremental=since is not None) or note
+            note = (
+                api.token_paging_note(pages, "reddit", "post", incremental=since is not None)
+                or note
+            )
             break
         after = next_after
     cursor: str | None
@@ -212,7 +214,7 @@ async def _get(
 def _explain(exc: FetchError, app: bool, subreddit: str | None, target: str) -> FetchError:
     """A person's sentence for the statuses reddit uses to say no."""
     where = redact_url(target)
-    reason = error_text(exc.body, "reason", limit=60)
+    reason = api.error_text(exc.body, "reason", limit=60)
     because = f" ({reason})" if reason else ""
     if exc.status == 401 and app:
         message = f"401: reddit rejected a fresh access token for {where}"

@@ -51,6 +51,7 @@ from zoneinfo import ZoneInfo
 from listener.config import SourceSettings
 from listener.errors import FetchError, ParseError
 from listener.models import Item
+from listener.sources import api
 from listener.sources.api import (
     ApiContext,
     Fetched,
@@ -59,9 +60,7 @@ from listener.sources.api import (
     as_text,
     as_time,
     base,
-    error_document,
     get_json,
-    token_paging_note,
     url,
 )
 from listener.sources.client import Response, redact_url
@@ -140,7 +139,8 @@ async def fetch(ctx: ApiContext) -> Fetched:
         if not pages.next(next_token):
             complete = True  # a gap is accepted: the next poll starts from the newest again
             note = (
-                token_paging_note(pages, "YouTube", "video", incremental=since is not None) or note
+                api.token_paging_note(pages, "YouTube", "video", incremental=since is not None)
+                or note
             )
             break
         token = next_token
@@ -194,7 +194,7 @@ def _explain(exc: FetchError, ctx: ApiContext) -> FetchError:
 
 def _error(body: bytes) -> tuple[int | None, str, set[str]]:
     """Code, message and reasons of Google's JSON error document."""
-    error = (error_document(body) or {}).get("error")
+    error = (api.error_document(body) or {}).get("error")
     if not isinstance(error, dict):
         return None, "", set()
     reasons = set()
