@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 from typing import Annotated, Any, ClassVar, Literal, get_args
 
-from pydantic import Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import BeforeValidator, Discriminator, Field, Tag, field_validator, model_validator
 
 from listener.config.units import Duration, Section, check_http_url
 
@@ -224,6 +224,14 @@ BY_KIND: dict[str, type[SourceSettings]] = {
 }
 
 
+def _as_data(value: Any) -> Any:
+    """A source constructed directly as ``SourceSettings`` (not its kind's class) is validated
+    again as data, so it becomes its kind's class like one read from a file."""
+    if type(value) is SourceSettings:
+        return value.model_dump()
+    return value
+
+
 def _tag(value: Any) -> str:
     kind = value.get("kind", "feed") if isinstance(value, dict) else getattr(value, "kind", None)
     return TAG_PREFIX + (kind if isinstance(kind, str) and kind in BY_KIND else "?")
@@ -242,4 +250,5 @@ AnySource = Annotated[
     | Annotated[JsonSource, Tag(TAG_PREFIX + "json")]
     | Annotated[SourceSettings, Tag(TAG_PREFIX + "?")],  # an unknown kind: its error names all
     Discriminator(_tag),
+    BeforeValidator(_as_data),
 ]
