@@ -2,10 +2,10 @@
 
     python bench/detection_bench.py [--scenario NAME] [--explain] [--seed N]
 
-Each scenario of ``listener.demo.scenarios`` (six weeks of ordinary history, then a crisis or a
-harmless look-alike) is replayed with ``listener.detection.monitor.replay`` exactly as the daemon
-would have judged it: 5-minute buckets, each judged the scenario's poll interval after it ends
-with only the mentions that had arrived by then, default ``DetectionParams``.
+Each scenario of ``scenarios.py`` next to this file (six weeks of ordinary history, then a crisis
+or a harmless look-alike) is replayed with ``listener.detection.monitor.replay`` exactly as the
+daemon would have judged it: 5-minute buckets, each judged the scenario's poll interval after it
+ends with only the mentions that had arrived by then, default ``DetectionParams``.
 
 One row per scenario:
 - expected: "alert" for a crisis, "none" otherwise; events: mentions replayed.
@@ -37,8 +37,9 @@ import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from scenarios import NAMES, Scenario, scenario
+
 from listener.config import DetectionSettings
-from listener.demo.scenarios import NAMES, Scenario, scenario
 from listener.detection.monitor import DetectionParams, Judged, explain, replay
 
 WIDTH = timedelta(minutes=5)

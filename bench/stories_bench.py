@@ -1,4 +1,4 @@
-"""Story clustering benchmark: fingerprint + StoryIndex over synthetic entries with known truth.
+"""Story clustering benchmark: fingerprint + the store's story assignment over synthetic entries.
 
 python bench/stories_bench.py [N] [--seed S]
 
@@ -7,9 +7,9 @@ drawn from a Zipf-distributed vocabulary (with real English stop words at the to
 share common words as real ones do). About 30% are near-copies of an earlier entry, each with
 one or two edits: headline punctuation or case changed, a dateline added, one sentence dropped,
 two words replaced, a site's boilerplate header/footer added; every copy has its own URL. Each
-entry goes through ``fingerprint`` and ``StoryIndex.find``; a miss starts a new story and adds
-its key (the store keeps the first copy's key per story; ``--add-copies`` also indexes
-every copy's key). Prints entries/s, stories found, the
+entry goes through ``fingerprint`` and then all through ``listener.simhash.assign``, the
+assignment storage runs (distance 6, one-bit band probes; a new story is indexed by its first
+copy's key, as the store keeps it). Prints entries/s, stories found, the
 number of true stories, false merges (an entry put into a story of another true story) and
 missed copies (a near-copy that started a story of its own).
 """
@@ -22,7 +22,8 @@ import random
 import time
 from dataclasses import dataclass
 
-from listener.matching.stories import StoryIndex, StoryKey, fingerprint
+from listener.matching.stories import fingerprint, story_url
+from listener.simhash import BandIndex, assign
 
 _STOPWORDS = (
     "the of and to a in is that for it on was with as he be by at this from his but are have"
@@ -107,23 +108,16 @@ def generate(count: int, seed: int = 1, copy_share: float = 0.3) -> list[Entry]:
     return entries
 
 
-def run(entries: list[Entry], *, add_copies: bool = False) -> dict[str, float]:
-    index = StoryIndex()
+def run(entries: list[Entry]) -> dict[str, float]:
     story_truth: dict[int, int] = {}  # story id -> truth of the entry that started it
     false_merges = missed = 0
     started = time.perf_counter()
-    for entry in entries:
-        fp = fingerprint(entry.title, entry.text)
-        story = index.find(entry.url, fp)
-        if story is None:
-            story = len(story_truth)
+    keys = [(story_url(e.url), fingerprint(e.title, e.text)) for e in entries]
+    for entry, story in zip(entries, assign(keys, {}, BandIndex()), strict=True):
+        if story not in story_truth:
             story_truth[story] = entry.truth
-            index.add(story, StoryKey(entry.url, fp))
-        else:
-            if story_truth[story] != entry.truth:
-                false_merges += 1
-            if add_copies:
-                index.add(story, StoryKey(entry.url, fp))
+        elif story_truth[story] != entry.truth:
+            false_merges += 1
     elapsed = time.perf_counter() - started
     first_story: dict[int, int] = {}
     for story, truth in story_truth.items():
@@ -165,9 +159,6 @@ def main() -> None:
     parser.add_argument("count", nargs="?", type=int, default=50_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
-        "--add-copies", action="store_true", help="also index every copy's key, not only the first"
-    )
-    parser.add_argument(
         "--pairs",
         type=int,
         default=0,
@@ -187,9 +178,8 @@ def main() -> None:
             f"{sum(n for d, n in copies.items() if d <= 3) / max(1, sum(copies.values())):.1%}; "
             f"closest unrelated pair: {min(unrelated, default='>16')} bits"
         )
-    r = run(entries, add_copies=args.add_copies)
+    r = run(entries)
     print(
-        f"keys indexed per story: {'every copy' if args.add_copies else 'first copy only'}\n"
         f"{r['entries']:,.0f} entries in {r['seconds']:.2f} s: "
         f"{r['entries_per_s']:,.0f} entries/s\n"
         f"stories found {r['stories_found']:,.0f} (true stories {r['true_stories']:,.0f}; "

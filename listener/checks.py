@@ -1,7 +1,10 @@
-"""Every check a configuration must pass before anything runs: brand queries parse, routes name
-apprise URLs it understands and brands that exist. One ``check`` for the CLI, the daemon's start
-and its reload; every problem is reported in one ConfigError (the first as the message, the
-others as ``more``). Light on imports: apprise is loaded only when there are routes.
+"""Every check a configuration must pass before anything runs, beyond what loading the file
+checks: brand queries parse, routes name apprise URLs it understands and brands that exist, the
+sentiment model is where ``[sentiment]`` says (its files are there; loading it is the poller's).
+One ``check`` for the CLI (every command, check-config included), the daemon's start and its
+reload; every problem is reported in one ConfigError (the first as the message, the others as
+``more``). Light on imports: apprise is loaded only when there are routes, the sentiment
+modules only when a model directory is configured.
 """
 
 from __future__ import annotations
@@ -9,11 +12,11 @@ from __future__ import annotations
 from datetime import timedelta
 
 from listener.alerting import lifecycle
-from listener.config import Settings, parse_quiet_hours
+from listener.config import Settings
 from listener.errors import ConfigError
 from listener.matching.query import Query, QuerySyntaxError, parse_query, terms_query
 
-__all__ = ["BrandRule", "check", "compile_brands", "routes"]
+__all__ = ["BrandRule", "check", "compile_brands", "routes", "scorer"]
 
 # (brand name, parsed query, muted authors, muted domains)
 BrandRule = tuple[str, Query, tuple[str, ...], tuple[str, ...]]
@@ -23,7 +26,7 @@ def check(settings: Settings) -> None:
     """Everything a configuration must pass before it runs: brand queries, routes. Every
     problem is reported in one ConfigError (the first as message, the others as ``more``)."""
     problems: list[ConfigError] = []
-    for step in (compile_brands, routes):
+    for step in (compile_brands, routes, scorer):
         try:
             step(settings)
         except ConfigError as exc:
@@ -54,15 +57,9 @@ def routes(settings: Settings) -> list[lifecycle.Route]:
                         "configured brand; hint: use a name from [[brands]]"
                     )
                 )
-        quiet = None
-        if route.quiet_hours:
-            start, end, zone = parse_quiet_hours(route.quiet_hours)
-            quiet = lifecycle.QuietHours(start, end, zone)
+        window = route.quiet_hours
+        quiet = lifecycle.QuietHours(window.start, window.end, window.zone) if window else None
         repeat = route.repeat_interval or settings.alerts.repeat_interval
-        minute, _, zone = parse_quiet_hours(
-            f"{route.digest_at.split()[0]}-{route.digest_at.split()[0]} "
-            + " ".join(route.digest_at.split()[1:])
-        )
         out.append(
             lifecycle.Route(
                 name=route.name,
@@ -76,8 +73,8 @@ def routes(settings: Settings) -> list[lifecycle.Route]:
                 max_per_hour=route.max_per_hour,
                 repeat_interval=timedelta(seconds=repeat),
                 digest=route.digest,
-                digest_minute=minute,
-                digest_zone=zone,
+                digest_minute=route.digest_at.minute,
+                digest_zone=route.digest_at.zone,
             )
         )
     if problems:
@@ -108,3 +105,29 @@ def compile_brands(settings: Settings) -> list[BrandRule]:
     if problems:
         raise ConfigError.of(problems)
     return rules
+
+
+def scorer(settings: Settings) -> None:
+    """The sentiment model ``[sentiment]`` names is complete (its files exist; the ONNX backend's
+    packages are installed). Nothing is loaded: that takes seconds and is the poller's job."""
+    backend, path = settings.sentiment.backend, settings.sentiment.model_path
+    if backend == "builtin" and path is None:
+        return  # the shipped model
+    from listener.enrichment import onnx
+    from listener.enrichment.sentiment import MODEL_FILES
+
+    try:
+        if backend == "onnx":
+            assert path is not None  # [sentiment] refuses onnx without model_path
+            onnx.check_model_dir(path)
+            onnx.check_backend()
+        else:
+            assert path is not None
+            missing = [name for name in MODEL_FILES if not (path / name).is_file()]
+            if missing:
+                raise ValueError(
+                    f"sentiment.model_path: sentiment model incomplete in {path}: missing "
+                    f"{', '.join(missing)}; run scripts/train_sentiment.py --out DIR"
+                )
+    except ValueError as exc:
+        raise ConfigError(f"{settings.path}: {exc}") from None

@@ -8,8 +8,9 @@
      +-- StorageError             the database failed
      |    +-- SchemaOutdatedError the database schema is older than the code (exit code 2)
      +-- InputError               a file or stream given on the command line is malformed
-     +-- AlertError
-          +-- AlertDeliveryError  a notification could not be delivered
+
+A notification that cannot be delivered is a verdict (apprise's style: the outbox keeps it and
+retries), not an exception, so alerting has no error class of its own.
 
 Foreign exceptions (httpx, feedparser, SQLAlchemy, apprise) are translated at the stage boundary
 with ``raise ... from exc``; none of them crosses a stage. Messages are one line, say what and
@@ -89,11 +90,3 @@ class SchemaOutdatedError(StorageError):
 
 class InputError(ListenerError):
     """A file or stream given on the command line is malformed; the message names file and line."""
-
-
-class AlertError(ListenerError):
-    """Alerting failed."""
-
-
-class AlertDeliveryError(AlertError):
-    """A notification could not be delivered."""

@@ -73,7 +73,7 @@ def setup(level: str = "info", fmt: str = "auto", secrets: Iterable[str] = ()) -
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(
-            logging.Formatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
+            TerminalFormatter("%(asctime)s %(levelname)-7s %(message)s", "%H:%M:%S")
         )
     handler.addFilter(RedactingFilter(secrets))
     root = logging.getLogger()

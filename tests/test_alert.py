@@ -61,10 +61,8 @@ def storm_now(
         batch[n] = replace(batch[n], item=item)
     rng.shuffle(batch)
     with store.transaction(engine, "test") as conn:
-        store.record_success(
-            conn, source, now=arrival, next_poll_at=arrival, etag=None, last_modified=None,
-            mentions=batch,
-        )  # fmt: skip
+        poll = store.PollSuccess(source, arrival, arrival, None, None, mentions=batch)
+        store.record_successes(conn, [poll])
 
 
 @pytest.fixture

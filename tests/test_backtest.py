@@ -204,10 +204,9 @@ def fill_history(engine: Engine, now: datetime) -> datetime:
                 i += 1
         arrival = hour + timedelta(hours=1, minutes=5)
         with store.transaction(engine, "test") as conn:
-            store.record_success(
-                conn, source, now=arrival, next_poll_at=arrival, etag=None,
-                last_modified=None, mentions=batch,
-            )  # fmt: skip
+            store.record_successes(
+                conn, [store.PollSuccess(source, now=arrival, next_poll_at=arrival, etag=None,
+                last_modified=None, mentions=batch)])  # fmt: skip
         hour += timedelta(hours=1)
     return onset
 

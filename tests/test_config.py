@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tomllib
+import typing
 from pathlib import Path
 
 import pytest
@@ -68,14 +69,18 @@ def test_example_config_loads_and_documents_every_key() -> None:
     # every key of every settings model appears in the example, preceded by a comment line
     from listener.config import Settings
 
+    def flat_args(annotation: object) -> list[object]:
+        # through tuples, unions and Annotated (sources are a union of one class per kind)
+        args = list(typing.get_args(annotation))
+        return [inner for arg in args for inner in (arg, *flat_args(arg))]
+
     def keys(model: type) -> set[str]:
         found: set[str] = set()
         for name, field in model.model_fields.items():  # type: ignore[attr-defined]
             if name in ("path", "secrets"):
                 continue
             inner = getattr(field.annotation, "model_fields", None)
-            args = getattr(field.annotation, "__args__", ())
-            nested = [a for a in args if hasattr(a, "model_fields")]
+            nested = [a for a in flat_args(field.annotation) if hasattr(a, "model_fields")]
             if inner is not None:
                 found |= keys(field.annotation)
             elif nested:

@@ -61,8 +61,10 @@ def store_polls(engine: Engine, now: datetime, burst: list[tuple[datetime, str]]
             batch.append(mention(i, *posts[i]))
             i += 1
         with store.transaction(engine, "test") as conn:
-            store.record_success(conn, source, now=poll, next_poll_at=poll, etag=None,
-                                 last_modified=None, mentions=batch)  # fmt: skip
+            poll_success = store.PollSuccess(
+                source, now=poll, next_poll_at=poll, etag=None, last_modified=None, mentions=batch
+            )
+            store.record_successes(conn, [poll_success])
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from listener.errors import ParseError
 from listener.models import Item, ParsedFeed
 from listener.sources.feed import parse_feed
 from listener.sources.html import html_to_text
-from listener.sources.urls import google_news_url, mastodon_url, reddit_url, youtube_url
+from listener.sources.urls import google_news_url, youtube_url
 
 FEEDS = Path(__file__).parent / "data" / "feeds"
 GERMAN = "Müller über Straße, Verspätung"
@@ -557,24 +557,10 @@ def test_html_to_text_is_linear_on_hostile_input() -> None:
             "https://news.google.com/rss/search?q=%22Acme+GmbH%22+%26+S%C3%B6hne"
             "&hl=de-DE&gl=DE&ceid=DE:de",
         ),
-        (reddit_url(subreddit="python"), "https://www.reddit.com/r/python/new/.rss"),
-        (reddit_url(subreddit="r/Python"), "https://www.reddit.com/r/Python/new/.rss"),
-        (
-            reddit_url(query="acme kettle"),
-            "https://www.reddit.com/search.rss?q=acme+kettle&sort=new",
-        ),
-        (
-            reddit_url(subreddit="kitchen", query="acme&co"),
-            "https://www.reddit.com/r/kitchen/search.rss?q=acme%26co&restrict_sr=on&sort=new",
-        ),
         (
             youtube_url("UC_x5XG1OV2P6uZZ5FSM9Ttw"),
             "https://www.youtube.com/feeds/videos.xml?channel_id=UC_x5XG1OV2P6uZZ5FSM9Ttw",
         ),
-        (mastodon_url("mastodon.social", "#Acme"), "https://mastodon.social/tags/Acme.rss"),
-        (mastodon_url("https://mastodon.social/", "acme"), "https://mastodon.social/tags/acme.rss"),
-        (mastodon_url("Fosstodon.org", "münchen"), "https://fosstodon.org/tags/m%C3%BCnchen.rss"),
-        (mastodon_url("http://localhost:3000", "x"), "http://localhost:3000/tags/x.rss"),
     ],
 )
 def test_url_builders(url: str, expected: str) -> None:
@@ -584,17 +570,10 @@ def test_url_builders(url: str, expected: str) -> None:
 @pytest.mark.parametrize(
     ("build", "message"),
     [
-        (lambda: reddit_url(), "needs a subreddit, a query, or both"),
-        (lambda: reddit_url(subreddit="no spaces"), "is not a name"),
-        (lambda: reddit_url(query="  "), "must not be empty"),
         (lambda: google_news_url(""), "must not be empty"),
         (lambda: google_news_url("x", language="english"), "is not a code"),
         (lambda: google_news_url("x", country="USA"), "is not a code"),
         (lambda: youtube_url("@acme"), "not a channel id"),
-        (lambda: mastodon_url("ftp://mastodon.social", "x"), "is not a host"),
-        (lambda: mastodon_url("mastodon.social/@user", "x"), "is not a host"),
-        (lambda: mastodon_url("mastodon.social", "#"), "is not a tag"),
-        (lambda: mastodon_url("mastodon.social", "two words"), "is not a tag"),
     ],
 )
 def test_url_builders_reject_bad_input(build: Any, message: str) -> None:

@@ -52,3 +52,15 @@ def test_log_lines_follow_a_redirected_stderr(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(sys, "stderr", swapped)
     logging.getLogger("listener.test").warning("while the bar is showing")
     assert "while the bar is showing" in swapped.getvalue()
+
+
+def test_text_log_lines_from_setup_drop_escape_sequences(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What setup installs for a terminal sanitises web text (it once used a plain Formatter)."""
+    from listener import log as logsetup
+
+    logsetup.setup("info", "text")
+    swapped = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", swapped)
+    logging.getLogger("listener.test").warning("title %s", "\x1b]0;pwned\x07ok")
+    assert "title ok" in swapped.getvalue()
+    assert "\x1b" not in swapped.getvalue()

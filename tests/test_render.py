@@ -18,7 +18,6 @@ from listener.alerting.render import (
     MentionLine,
     escape,
     neutralise,
-    plain_part,
     render,
     sparkline,
 )
@@ -568,10 +567,9 @@ def test_naive_and_non_utc_datetimes_are_shown_in_utc() -> None:
     assert "2024-05-01 09:00–2024-05-02 09:00 UTC" in render(naive, "text", long=False).body
 
 
-def test_plain_part_is_the_long_text_body() -> None:
+def test_the_long_text_body_neutralises_markup_and_mentions() -> None:
     msg = with_title("<b>Kryptonite</b> @everyone")
-    assert plain_part(msg) == render(msg, "text", long=True).body
-    assert "‹b›Kryptonite‹/b› (at)everyone" in plain_part(msg)
+    assert "‹b›Kryptonite‹/b› (at)everyone" in render(msg, "text", long=True).body
 
 
 @pytest.mark.parametrize("fmt", FORMATS)

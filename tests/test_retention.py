@@ -55,8 +55,10 @@ def test_old_mentions_go_counts_stay(engine: Engine) -> None:
     batch.append(mention(9000, 100, frozenset({"Velora", "Nordbahn"}), True))  # Nordbahn keeps it
     batch += [mention(10_000 + i, 10, frozenset({"Velora"}), True) for i in range(20)]  # recent
     with store.transaction(engine, "test") as conn:
-        store.record_success(conn, source, now=NOW, next_poll_at=NOW, etag=None,
-                             last_modified=None, mentions=batch)  # fmt: skip
+        poll_success = store.PollSuccess(
+            source, now=NOW, next_poll_at=NOW, etag=None, last_modified=None, mentions=batch
+        )
+        store.record_successes(conn, [poll_success])
     recent_before = store.detection_rows(engine, "Velora", since=NOW - timedelta(days=32))
 
     plan = cutoffs(config, NOW)  # type: ignore[arg-type]

@@ -89,16 +89,26 @@ def test_ingest_dedups_and_updates_in_bulk(engine: Engine) -> None:
     source = setup_source(engine)
     batch = [mention(i) for i in range(1200)]  # more than one IN-list chunk
     with store.transaction(engine, "test") as conn:
-        result, state = store.record_success(
-            conn, source, now=NOW, next_poll_at=NOW, etag="e", last_modified=None, mentions=batch
+        [(result, state)] = store.record_successes(
+            conn,
+            [
+                store.PollSuccess(
+                    source, now=NOW, next_poll_at=NOW, etag="e", last_modified=None, mentions=batch
+                )
+            ],
         )
     assert (result.new, result.updated, len(result.new_ids)) == (1200, 0, 1200)
     assert state.etag == "e" and state.last_success_at == NOW
     again = [mention(i) for i in range(1190, 1210)]  # 10 known, 10 new
     again[0] = mention(1190, brands=frozenset({"A", "B"}), text="changed")
     with store.transaction(engine, "test") as conn:
-        result, _ = store.record_success(
-            conn, source, now=NOW, next_poll_at=NOW, etag="e", last_modified=None, mentions=again
+        [(result, _)] = store.record_successes(
+            conn,
+            [
+                store.PollSuccess(
+                    source, now=NOW, next_poll_at=NOW, etag="e", last_modified=None, mentions=again
+                )
+            ],
         )
     assert (result.new, result.updated, result.unchanged) == (10, 1, 9)
     counts = store.count_rows(engine)
@@ -118,14 +128,18 @@ def test_future_dates_do_not_become_event_time(engine: Engine) -> None:
         published_at=NOW + timedelta(days=3),
     )
     with store.transaction(engine, "test") as conn:
-        store.record_success(
+        store.record_successes(
             conn,
-            source,
-            now=NOW,
-            next_poll_at=NOW,
-            etag=None,
-            last_modified=None,
-            mentions=[Mention(future, frozenset({"A"}), "kf", None, "h")],
+            [
+                store.PollSuccess(
+                    source,
+                    now=NOW,
+                    next_poll_at=NOW,
+                    etag=None,
+                    last_modified=None,
+                    mentions=[Mention(future, frozenset({"A"}), "kf", None, "h")],
+                )
+            ],
         )
     # event time is clamped to the fetch time, so --until now still finds it
     assert store.query_mentions(engine, store.MentionFilter(until=NOW + timedelta(seconds=1)))
@@ -254,24 +268,32 @@ def test_copies_of_one_story_share_it(engine: Engine) -> None:
         story_mention(5, url=None, fp=(1 << 64) - 1, author="c"),  # stored as signed BIGINT
     ]
     with store.transaction(engine, "test") as conn:
-        store.record_success(
+        store.record_successes(
             conn,
-            source,
-            now=NOW,
-            next_poll_at=NOW,
-            etag=None,
-            last_modified=None,
-            mentions=batch[:3],
+            [
+                store.PollSuccess(
+                    source,
+                    now=NOW,
+                    next_poll_at=NOW,
+                    etag=None,
+                    last_modified=None,
+                    mentions=batch[:3],
+                )
+            ],
         )
     with store.transaction(engine, "test") as conn:  # a later poll finds the stored story
-        store.record_success(
+        store.record_successes(
             conn,
-            source,
-            now=NOW,
-            next_poll_at=NOW,
-            etag=None,
-            last_modified=None,
-            mentions=batch[3:],
+            [
+                store.PollSuccess(
+                    source,
+                    now=NOW,
+                    next_poll_at=NOW,
+                    etag=None,
+                    last_modified=None,
+                    mentions=batch[3:],
+                )
+            ],
         )
         stories = dict(conn.execute(text("SELECT dedup_key, story_id FROM mentions")).all())
     assert stories["sk0"] == stories["sk1"] == stories["sk2"]
@@ -295,14 +317,18 @@ def test_fingerprints_up_to_six_bits_apart_are_one_story(engine: Engine) -> None
     ]
     for mention in batch:  # one at a time: each is looked up among the stored stories
         with store.transaction(engine, "test") as conn:
-            store.record_success(
+            store.record_successes(
                 conn,
-                source,
-                now=NOW,
-                next_poll_at=NOW,
-                etag=None,
-                last_modified=None,
-                mentions=[mention],
+                [
+                    store.PollSuccess(
+                        source,
+                        now=NOW,
+                        next_poll_at=NOW,
+                        etag=None,
+                        last_modified=None,
+                        mentions=[mention],
+                    )
+                ],
             )
     with engine.connect() as conn:
         stories = dict(conn.execute(text("SELECT dedup_key, story_id FROM mentions")).all())
@@ -310,13 +336,31 @@ def test_fingerprints_up_to_six_bits_apart_are_one_story(engine: Engine) -> None
     assert len({stories[k] for k in ("sk0", "sk2", "sk3", "sk4")}) == 4  # 7 and 8 bits: not
 
 
-def test_storage_bands_agree_with_the_story_module() -> None:
-    """Storage may not import matching, so it keeps its own copy of the band split."""
-    from listener.matching import stories
-    from listener.storage.ingest import story_bands
+def test_stored_bands_are_the_fingerprint_bands(engine: Engine) -> None:
+    """The band columns that candidate lookups probe hold ``listener.simhash.bands``."""
+    from listener import simhash
 
-    for value in (0, 1, 0xFFFF_FFFF_FFFF_FFFF, 0x1234_5678_9ABC_DEF0):
-        assert story_bands(value) == stories.bands(value)
+    source = setup_source(engine)
+    value = 0xF234_5678_9ABC_DEF0  # the top bit set: stored as a negative BIGINT
+    with store.transaction(engine, "test") as conn:
+        store.record_successes(
+            conn,
+            [
+                store.PollSuccess(
+                    source,
+                    now=NOW,
+                    next_poll_at=NOW,
+                    etag=None,
+                    last_modified=None,
+                    mentions=[story_mention(0, url="https://a.example/1", fp=value)],
+                )
+            ],
+        )
+        row = conn.execute(
+            text("SELECT fingerprint, band0, band1, band2, band3 FROM stories")
+        ).one()
+    assert simhash.from_signed64(row[0]) == value
+    assert tuple(row[1:]) == simhash.bands(value)
 
 
 def test_many_polls_in_one_call(engine: Engine) -> None:
@@ -395,8 +439,18 @@ def test_sentiment_is_stored_and_filtered(engine: Engine) -> None:
         mention(2),
     ]
     with store.transaction(engine, "test") as conn:
-        store.record_success(
-            conn, source, now=NOW, next_poll_at=NOW, etag=None, last_modified=None, mentions=scored
+        store.record_successes(
+            conn,
+            [
+                store.PollSuccess(
+                    source,
+                    now=NOW,
+                    next_poll_at=NOW,
+                    etag=None,
+                    last_modified=None,
+                    mentions=scored,
+                )
+            ],
         )
     [negative] = store.query_mentions(engine, store.MentionFilter(sentiment="negative"))
     assert (negative.title, negative.sentiment, negative.sentiment_score) == (

@@ -1,4 +1,5 @@
-"""Tests for listener.matching.stories: story URLs, fingerprints and the story index."""
+"""Tests for listener.matching.stories (story URLs, fingerprints) and listener.simhash (the band
+index and story assignment storage runs, with its distance of 6 bits)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from listener.matching.stories import (
-    StoryIndex,
-    StoryKey,
+from listener.matching.stories import fingerprint, story_url
+from listener.simhash import (
+    MAX_DISTANCE,
+    BandIndex,
+    assign,
     bands,
     distance,
-    fingerprint,
     from_signed64,
-    story_url,
     to_signed64,
 )
 
@@ -125,17 +126,11 @@ def _copies(name: str) -> list[dict[str, Any]]:
 
 
 def _group(entries: list[tuple[str, str, str]]) -> list[int]:
-    """Run entries (url, title, text) through a StoryIndex as the store does; story per entry."""
-    index = StoryIndex()
-    assigned: list[int] = []
-    for number, (url, title, text) in enumerate(entries):
-        fp = fingerprint(title, text)
-        story = index.find(url, fp)
-        if story is None:
-            story = number
-            index.add(story, StoryKey(story_url(url), fp))
-        assigned.append(story)
-    return assigned
+    """Run entries (url, title, text) through the story assignment storage runs on a batch
+    (``listener.simhash.assign``); per entry, the number of the entry that started its story."""
+    keys = [(story_url(url), fingerprint(title, text)) for url, title, text in entries]
+    first: dict[int, int] = {}
+    return [first.setdefault(story, n) for n, story in enumerate(assign(keys, {}, BandIndex()))]
 
 
 @pytest.mark.parametrize("name", ["wire_en.json", "wire_de.json"])
@@ -190,10 +185,11 @@ TWEET = (
 def test_short_texts_have_no_fingerprint_and_group_by_url_only() -> None:
     assert fingerprint("", TWEET) is None
     assert fingerprint("Ferrox recalls 40,000 bike locks", "") is None
-    index = StoryIndex()
-    index.add(1, StoryKey("https://social.example/@ann/1", None))
-    assert index.find("https://social.example/@ann/1", fingerprint("", TWEET)) == 1
-    assert index.find("https://social.example/@bob/2", fingerprint("", TWEET)) is None
+    known = {story_url("https://social.example/@ann/1"): 1}
+    ann = (story_url("https://social.example/@ann/1"), fingerprint("", TWEET))
+    bob = (story_url("https://social.example/@bob/2"), fingerprint("", TWEET))
+    assert assign([ann], dict(known), BandIndex()) == [1]
+    assert assign([bob], dict(known), BandIndex()) == [-1]  # a new story
 
 
 def test_page_furniture_is_not_fingerprinted() -> None:
@@ -219,46 +215,54 @@ def test_fingerprint_ignores_case_and_punctuation() -> None:
 
 
 def test_index_prefers_url_and_then_the_closest_fingerprint() -> None:
-    index = StoryIndex()
-    index.add(1, StoryKey("https://example.com/a", 0))
-    index.add(2, StoryKey(None, 0b111))
-    index.add(3, StoryKey(None, 0b1))
-    assert index.find("https://www.example.com/a/amp/", 0b111) == 1
-    assert index.find(None, 0b111) == 2
-    assert index.find(None, 0b11) in (2, 3)  # one bit from each
-    assert index.find(None, 0b1) == 3
-    assert index.find(None, 0) == 1
-    assert index.find(None, 0b1111 << 60) is None  # four bits from story 1
-    assert index.find(None, None) is None
-    assert index.find("https://example.com/b", None) is None
-    assert len(index) == 3
+    def known() -> BandIndex:
+        index = BandIndex()
+        index.add(1, 0)
+        index.add(2, 0b111)
+        index.add(3, 0b1)
+        return index
+
+    def find(url: str | None, fp: int | None) -> int | None:
+        by_url = {story_url("https://example.com/a"): 1}
+        (story,) = assign([(story_url(url) if url else None, fp)], by_url, known())
+        return None if story < 0 else story
+
+    assert find("https://www.example.com/a/amp/", 0b111) == 1
+    assert find(None, 0b111) == 2
+    assert find(None, 0b11) in (2, 3)  # one bit from each
+    assert find(None, 0b1) == 3
+    assert find(None, 0) == 1
+    assert find(None, 0b1111111 << 57) is None  # seven bits from story 1
+    assert find(None, None) is None
+    assert find("https://example.com/b", None) is None
+    assert len(known()) == 3
 
 
-@given(st.integers(0, 2**64 - 1), st.sets(st.integers(0, 63), max_size=3))
-def test_index_finds_every_fingerprint_within_three_bits(fp: int, flips: set[int]) -> None:
-    index = StoryIndex()
-    index.add(7, StoryKey(None, fp))
+@given(st.integers(0, 2**64 - 1), st.sets(st.integers(0, 63), max_size=MAX_DISTANCE))
+def test_index_finds_every_fingerprint_within_max_distance(fp: int, flips: set[int]) -> None:
+    index = BandIndex()
+    index.add(7, fp)
     near = fp
     for bit in flips:
         near ^= 1 << bit
     assert distance(fp, near) == len(flips)
-    assert index.find(None, near) == 7
+    assert index.nearest(near) == 7
 
 
 @given(st.integers(0, 2**64 - 1), st.sets(st.integers(0, 63), min_size=3, max_size=3))
 def test_index_max_distance_is_respected(fp: int, flips: set[int]) -> None:
-    index = StoryIndex(max_distance=2)
-    index.add(7, StoryKey(None, fp))
+    index = BandIndex(max_distance=2)
+    index.add(7, fp)
     near = fp
     for bit in flips:
         near ^= 1 << bit
-    assert index.find(None, near) is None
+    assert index.nearest(near) is None
 
 
-@pytest.mark.parametrize("max_distance", [-1, 4])
+@pytest.mark.parametrize("max_distance", [-1, 8])
 def test_index_rejects_distances_bands_cannot_guarantee(max_distance: int) -> None:
     with pytest.raises(ValueError, match="max_distance"):
-        StoryIndex(max_distance)
+        BandIndex(max_distance)
 
 
 def test_bands() -> None:

@@ -11,6 +11,9 @@ no I/O, no clock, no database; the CLI gathers the data. Rules:
   stripped of control and bidi characters, cut to a length; links are only ever http(s) URLs
   rebuilt by the alert renderer's URL check.
 - Times are shown in UTC, as everywhere else in listener.
+
+Size: a little over 400 lines on purpose: the page's sections share one set of escaping and
+link rules, and reading them in one file is how they stay applied everywhere.
 """
 
 from __future__ import annotations

@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
-from listener.cli import App, cli, config_option, pass_app
-from listener.cli.commands import TABLE_LIMIT, mask, note_cut, parse_when, table_limit
+from listener.cli.app import App, cli, config_option, pass_app
+from listener.cli.commands import mask, parse_when
+from listener.cli.mentions import TABLE_LIMIT, note_cut, table_limit
 from listener.cli.output import emit, format_option, iso, resolve_format
 from listener.cli.why import report_verdicts
 from listener.config import Settings, parse_duration

@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 import click
 
-from listener.cli import App, cli, config_option, pass_app
+from listener.cli.app import App, cli, config_option, pass_app
 from listener.cli.commands import parse_when
 from listener.cli.output import emit, format_option, iso, resolve_format
 from listener.cli.why import report_verdicts

@@ -15,8 +15,8 @@ from typing import Any
 
 import click
 
-from listener.cli import App, cli, pass_app
-from listener.cli.commands import emit_mention_table
+from listener.cli.app import App, cli, pass_app
+from listener.cli.mentions import emit_mention_table
 from listener.config import Settings
 from listener.demo import SOURCES, alert_sink, demo_config, serve_feeds
 from listener.demo.crisis import Timeline

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import click
 from sqlalchemy import text
 
-from listener.cli import App, cli, config_option, pass_app
+from listener.cli.app import App, cli, config_option, pass_app
 from listener.cli.commands import parse_when
 from listener.cli.output import emit, format_option, iso, resolve_format, table_width
 from listener.errors import ConfigError, StorageError

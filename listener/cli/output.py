@@ -219,7 +219,3 @@ def _csv_cell(value: object) -> str:
     if text[:1] in ("=", "+", "-", "@") and not isinstance(value, int | float):
         return "'" + text
     return text
-
-
-def echo_safe(message: str, *, err: bool = False) -> None:
-    click.echo(for_terminal(message, keep_newlines=True), err=err)

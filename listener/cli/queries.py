@@ -11,8 +11,9 @@ from typing import Any
 import click
 
 from listener.checks import compile_brands
-from listener.cli import App, cli, config_option, pass_app
-from listener.cli.commands import emit_mention_table, parse_when
+from listener.cli.app import App, cli, config_option, pass_app
+from listener.cli.commands import parse_when
+from listener.cli.mentions import emit_mention_table
 from listener.cli.output import emit, format_option, iso, resolve_format
 from listener.errors import ConfigError
 from listener.matching import Matcher
@@ -82,7 +83,7 @@ def query_test(app: App, query: str, since: str, samples: int, fmt: str | None) 
     output = resolve_format(fmt)
     days = [{"day": day, "mentions": count} for day, count in sorted(per_day.items())]
     if output == "json":
-        from listener.cli.commands import mention_record
+        from listener.cli.mentions import mention_record
 
         emit(
             [

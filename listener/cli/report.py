@@ -11,7 +11,7 @@ import click
 from sqlalchemy import Engine
 
 from listener.alerting.report import AlertSpan, AuthorLine, Bucket, Report, StoryLine, render_report
-from listener.cli import App, cli, config_option, pass_app
+from listener.cli.app import App, cli, config_option, pass_app
 from listener.cli.commands import parse_when
 from listener.config import Settings
 from listener.errors import ConfigError, InputError

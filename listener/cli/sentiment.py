@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from listener.cli import App, cli, config_option, pass_app
+from listener.cli.app import App, cli, config_option, pass_app
 from listener.cli.commands import parse_when
 from listener.enrichment.language import detect
 from listener.enrichment.sentiment import Scorer, window

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from listener.cli import cli
+from listener.cli.app import cli
 from listener.config import validate_config
 from listener.errors import ConfigError, InputError
 

@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
-from listener.cli import App, cli, config_option, pass_app
-from listener.cli.commands import note_cut, parse_when, table_limit
+from listener.cli.app import App, cli, config_option, pass_app
+from listener.cli.commands import parse_when
+from listener.cli.mentions import note_cut, table_limit
 from listener.cli.output import emit, format_option, iso, resolve_format
 from listener.storage import store
 from listener.untrusted import for_terminal

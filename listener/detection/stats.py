@@ -30,20 +30,6 @@ def median(values: Sequence[float]) -> float:
     return (ordered[mid - 1] + ordered[mid]) / 2.0
 
 
-def mad(values: Sequence[float], centre: float) -> float:
-    """Median absolute deviation, scaled to a standard deviation under normality."""
-    return 1.4826 * median([abs(v - centre) for v in values])
-
-
-def trimmed_mean(values: Sequence[float], trim: float = 0.2) -> float:
-    """Mean of the values without the top ``trim`` share (spikes), keeping all the low ones."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    keep = max(1, len(ordered) - int(len(ordered) * trim))
-    return sum(ordered[:keep]) / keep
-
-
 def tail_score(observed: float, mean: float, variance: float) -> float:
     """``-log10 P(X >= observed)`` for a count with this mean and variance (NB or Poisson)."""
     k = math.ceil(observed)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -121,22 +122,36 @@ def import_backend() -> tuple[Any, Any]:
         raise ValueError(MISSING_PACKAGES) from None
 
 
+def check_model_dir(model_dir: Path) -> Path:
+    """The model directory's ONNX graph; a ValueError when a file is missing (a cheap check
+    that loads nothing: configuration checks use it too)."""
+    where = f"sentiment.model_path: {model_dir}"
+    if not model_dir.is_dir():
+        raise ValueError(f"{where} is not a directory")
+    graph = model_file(model_dir)
+    if graph is None:
+        raise ValueError(
+            f"{where} has no model.onnx; export one with `optimum-cli export onnx --model DIR OUT`"
+        )
+    for name in ("tokenizer.json", "config.json"):
+        if not (model_dir / name).is_file():
+            raise ValueError(f"{where} has no {name}")
+    return graph
+
+
+def check_backend() -> None:
+    """A ValueError naming the extra when onnxruntime or tokenizers is not installed (found,
+    not imported: importing onnxruntime takes a while)."""
+    if any(importlib.util.find_spec(name) is None for name in ("onnxruntime", "tokenizers")):
+        raise ValueError(MISSING_PACKAGES)
+
+
 class OnnxScorer:
     """Scores texts with an ONNX sentiment model in a local directory."""
 
     def __init__(self, model_dir: Path) -> None:
         where = f"sentiment.model_path: {model_dir}"
-        if not model_dir.is_dir():
-            raise ValueError(f"{where} is not a directory")
-        graph = model_file(model_dir)
-        if graph is None:
-            raise ValueError(
-                f"{where} has no model.onnx; export one with "
-                "`optimum-cli export onnx --model DIR OUT`"
-            )
-        for name in ("tokenizer.json", "config.json"):
-            if not (model_dir / name).is_file():
-                raise ValueError(f"{where} has no {name}")
+        graph = check_model_dir(model_dir)
         ort, tokenizers = import_backend()
         try:
             config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))

@@ -38,6 +38,9 @@ into its polarity-list mass, so the scorer can add a word's weights up once and 
 
 Lexicons are the lexicon_*.txt files beside this module (hand-written for listener) and the
 polarity_*.tsv lists (imported by scripts/import_polarity.py; attributions in listener/NOTICE).
+
+Size: over 400 lines on purpose: one rule set that the trainer and the scorer must share
+exactly; split, the halves would drift apart between a model and what it scores.
 """
 
 from __future__ import annotations

@@ -51,6 +51,9 @@ unbalanced parentheses and quotes, dangling operators, empty queries and groups,
 (with a suggestion), NEAR without a distance, too short wildcard stems, terms without letters or
 digits, and queries that could match a document without any of their words (``NOT foo``,
 ``a OR -b``), since those would match almost everything.
+
+Size: over 500 lines on purpose: the grammar, its tree and its printer must round-trip
+(``format_query(parse_query(q))``), so they stay together; matching is ``matcher``'s.
 """
 
 from __future__ import annotations

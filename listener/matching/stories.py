@@ -1,7 +1,8 @@
 """Stories: copies of one article across sites, recognised by URL or by a near-duplicate text.
 
-Owns ``story_url``, ``fingerprint``, ``distance``, ``bands``, the signed/unsigned helpers and
-``StoryIndex``. Pure values and in-memory state only: no I/O, no clock. Rules:
+Owns ``story_url`` and ``fingerprint``. Pure values only: no I/O, no clock. Distances, bands and
+the band index that groups near copies are ``listener.simhash`` (shared with storage, which
+assigns stories with it). Rules:
 
 - ``story_url`` is ``canonical_url`` with the variants of one article folded together: the
   scheme becomes https; the host loses ``www.``, ``m.``, ``mobile.``, ``mobil.`` and ``amp.``
@@ -25,35 +26,19 @@ Owns ``story_url``, ``fingerprint``, ``distance``, ``bands``, the signed/unsigne
   fixtures and the benchmark, 3-word shingles and word pairs move 10-20 bits for a dropped
   sentence, single words 1-3.
 - Two entries are the same story when their ``story_url`` is equal, else when their fingerprints
-  are within ``max_distance`` (at most 3) bits. ``StoryIndex`` finds candidates by four 16-bit
-  bands (within 3 bits, at least one band is equal: pigeonhole) and verifies the distance.
-- Databases store BIGINT signed: ``to_signed64`` and ``from_signed64`` convert; bands are
-  unsigned 16-bit integers.
+  are within ``listener.simhash.MAX_DISTANCE`` (6) bits (storage applies this).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from listener.matching.dedup import canonical_url
 from listener.matching.normalize import normalize
 
-__all__ = [
-    "MAX_WORDS",
-    "MIN_BODY_WORDS",
-    "TITLE_WEIGHT",
-    "StoryIndex",
-    "StoryKey",
-    "bands",
-    "distance",
-    "fingerprint",
-    "from_signed64",
-    "story_url",
-    "to_signed64",
-]
+__all__ = ["MAX_WORDS", "MIN_BODY_WORDS", "TITLE_WEIGHT", "fingerprint", "story_url"]
 
 # --- story_url -----------------------------------------------------------------------------
 
@@ -260,93 +245,3 @@ def fingerprint(title: str, text: str) -> int | None:
         if 2 * ((acc >> (bit * _FIELD_BITS)) & _FIELD_MASK) > total:
             result |= 1 << bit
     return result
-
-
-def distance(a: int, b: int) -> int:
-    """Return the Hamming distance of two 64-bit fingerprints."""
-    return ((a ^ b) & 0xFFFF_FFFF_FFFF_FFFF).bit_count()
-
-
-def bands(fingerprint: int) -> tuple[int, int, int, int]:
-    """Return the four 16-bit bands of ``fingerprint``, most significant first."""
-    return (
-        (fingerprint >> 48) & 0xFFFF,
-        (fingerprint >> 32) & 0xFFFF,
-        (fingerprint >> 16) & 0xFFFF,
-        fingerprint & 0xFFFF,
-    )
-
-
-def to_signed64(value: int) -> int:
-    """Return an unsigned 64-bit value as the signed integer a BIGINT column holds."""
-    value &= 0xFFFF_FFFF_FFFF_FFFF
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
-def from_signed64(value: int) -> int:
-    """Return the unsigned 64-bit fingerprint stored as signed BIGINT ``value``."""
-    return value & 0xFFFF_FFFF_FFFF_FFFF
-
-
-# --- index ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class StoryKey:
-    """What the store keeps per story to find it again."""
-
-    url: str | None  # story_url of the first copy
-    fingerprint: int | None
-
-
-class StoryIndex:
-    """In-memory index of recent stories: exact story_url lookup plus SimHash band lookup.
-
-    The 64 bits are split into four 16-bit bands; any fingerprint within distance 3 shares a
-    band exactly, so candidates come from the four band tables and are then verified.
-    """
-
-    _BANDS = 4
-
-    def __init__(self, max_distance: int = 3) -> None:
-        if not 0 <= max_distance < self._BANDS:
-            raise ValueError(f"max_distance must be 0..{self._BANDS - 1}, got {max_distance}")
-        self.max_distance = max_distance
-        self._by_url: dict[str, int] = {}
-        self._by_band: tuple[dict[int, list[tuple[int, int]]], ...] = tuple(
-            {} for _ in range(self._BANDS)
-        )
-        self._size = 0
-
-    def __len__(self) -> int:
-        """The number of keys added."""
-        return self._size
-
-    def add(self, story_id: int, key: StoryKey) -> None:
-        """Remember ``key`` as a way to find story ``story_id``; a story may have several keys."""
-        self._size += 1
-        if key.url:
-            self._by_url.setdefault(story_url(key.url), story_id)
-        if key.fingerprint is not None:
-            for table, band in zip(self._by_band, bands(key.fingerprint), strict=True):
-                table.setdefault(band, []).append((key.fingerprint, story_id))
-
-    def find(self, url: str | None, fingerprint: int | None) -> int | None:
-        """Return the id of the story this entry belongs to, or None for a new story.
-
-        A ``url`` equal after ``story_url`` wins; otherwise the closest fingerprint within
-        ``max_distance`` (any one of equally close ones).
-        """
-        if url:
-            found = self._by_url.get(story_url(url))
-            if found is not None:
-                return found
-        if fingerprint is None:
-            return None
-        best: tuple[int, int] | None = None  # (distance, story id)
-        for table, band in zip(self._by_band, bands(fingerprint), strict=True):
-            for candidate, story_id in table.get(band, ()):
-                d = distance(candidate, fingerprint)
-                if d <= self.max_distance and (best is None or d < best[0]):
-                    best = (d, story_id)
-        return None if best is None else best[1]

@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Awaitable, Callable, Mapping
+import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from listener.config import SourceSettings
@@ -107,22 +108,25 @@ def read_cursor(stored: str | None) -> tuple[str | None, int]:
 
 
 class Adapter(Protocol):
+    """What an adapter module offers (see the module rules); every module in ``ADAPTERS`` is
+    one (mypy checks that at the end of this module)."""
+
     def identity(self, source: SourceSettings) -> str: ...
 
-    fetch: Callable[[ApiContext], Awaitable[Fetched]]
+    async def fetch(self, ctx: ApiContext) -> Fetched: ...
 
 
-def adapter(source: SourceSettings) -> Any:
-    """The adapter module of an API source."""
-    return importlib.import_module(ADAPTERS[source.kind])
+def adapter(source: SourceSettings) -> Adapter:
+    """The adapter module of an API source (imported when first used)."""
+    return cast(Adapter, importlib.import_module(ADAPTERS[source.kind]))
 
 
 def identity(source: SourceSettings) -> str:
-    return cast(str, adapter(source).identity(source))
+    return adapter(source).identity(source)
 
 
 async def fetch(ctx: ApiContext) -> Fetched:
-    return cast(Fetched, await adapter(ctx.source).fetch(ctx))
+    return await adapter(ctx.source).fetch(ctx)
 
 
 # -- helpers for adapters ---------------------------------------------------------------------
@@ -257,3 +261,82 @@ class Pages:
 
     def fetched(self) -> None:
         self.count += 1
+
+
+# -- error answers and notes, the same for every adapter ---------------------------------------
+
+
+def error_document(body: bytes) -> dict[str, Any] | None:
+    """The JSON object of an error answer's body (gzip-compressed too: some APIs compress even
+    their errors), or None when it has none. Reads at most 8 KiB of a compressed body."""
+    if body[:2] == b"\x1f\x8b":
+        try:
+            body = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body, 8192)
+        except zlib.error:
+            return None
+    try:
+        document = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def error_text(body: bytes, key: str, *, limit: int, html: bool = False) -> str:
+    """The string ``key`` of an error answer's JSON body as text on one line, at most ``limit``
+    characters read; "" when there is none."""
+    value = (error_document(body) or {}).get(key)
+    return as_text(value, html=html, limit=limit) if isinstance(value, str) else ""
+
+
+def one_line(exc: Exception) -> str:
+    """An error as one line (for ``Fetched.note``), its type name when it says nothing."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def more_left_note(cap: int, left: str) -> str:
+    """The note when ``page_cap`` pages were read and more new ``left`` remained."""
+    return (
+        f"page cap ({cap}) reached with more new {left} left; the older ones were skipped: "
+        "raise page_cap or poll more often"
+    )
+
+
+def newest_not_reached_note(cap: int, noun: str) -> str:
+    """The note when ``page_cap`` pages ended before the last poll's newest ``noun``."""
+    return (
+        f"page_cap ({cap} pages) reached before the last poll's newest {noun}; older new "
+        f"{noun}s were skipped"
+    )
+
+
+def token_paging_note(pages: Pages, platform: str, noun: str, *, incremental: bool) -> str | None:
+    """Why paging by page tokens stopped when ``pages.next`` said no, if worth a note: the
+    platform repeated a token, or (on a later poll) page_cap ended it before the last poll's
+    newest ``noun``."""
+    if pages.count < pages.cap:
+        return f"{platform} sent the same page token twice; paging stopped"
+    return newest_not_reached_note(pages.cap, noun) if incremental else None
+
+
+if TYPE_CHECKING:  # every module in ADAPTERS is an Adapter: mypy checks this mapping
+    from listener.sources import (
+        bluesky,
+        hackernews,
+        jsonapi,
+        lemmy,
+        mastodon,
+        reddit,
+        stackexchange,
+        youtube_api,
+    )
+
+    _CHECKED: dict[str, Adapter] = {
+        "hackernews": hackernews,
+        "reddit": reddit,
+        "bluesky": bluesky,
+        "mastodon": mastodon,
+        "lemmy": lemmy,
+        "stackexchange": stackexchange,
+        "youtube": youtube_api,
+        "json": jsonapi,
+    }

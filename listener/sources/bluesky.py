@@ -48,7 +48,6 @@ earlier pages' posts and sets ``note``.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -256,12 +255,7 @@ def _keep(ctx: api.ApiContext, root: str, response: Response, what: str) -> None
 
 def _xrpc_error(exc: FetchError) -> tuple[str, str]:
     """``error`` and ``message`` of an XRPC error answer (empty when it has none)."""
-    try:
-        document = json.loads(exc.body)
-    except (ValueError, RecursionError):
-        return "", ""
-    if not isinstance(document, dict):
-        return "", ""
+    document = api.error_document(exc.body) or {}
     error, message = document.get("error"), document.get("message")
     return (error if isinstance(error, str) else ""), (message if isinstance(message, str) else "")
 

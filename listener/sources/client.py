@@ -24,6 +24,10 @@ source needs, so no source has to remember them:
   is a server fault) and 410 (gone) are returned; everything else raises
   ``FetchError`` (with ``retry_after`` for 429/503). Every httpx and OS exception becomes a
   one-line ``FetchError`` naming the URL through ``redact_url``, so messages carry no secrets.
+
+Size: about 500 lines on purpose: one request loop whose rules (deadline, caps, redirects,
+origins, secrets) depend on each other; the wire level (``wire``) and host slots (``slots``)
+are already apart.
 """
 
 from __future__ import annotations
@@ -202,12 +206,7 @@ class Client:
     ) -> Response:
         """GET ``url``; see the module docstring for the rules. Raises FetchError."""
         started = time.monotonic()
-        safe = redact_url(url)
-        try:
-            original = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError, ValueError) as exc:
-            raise FetchError(f"invalid URL {safe}") from exc
-        _check_scheme(original, safe)
+        original, safe = _parse_url(url)
         key = _queue_key(original)
         try:
             response = await self._get(
@@ -272,26 +271,8 @@ class Client:
                     target = self._leave_origin(target, original, cross_origin, safe)
                 trusted = trusted and _origin(target) == _origin(original)
                 current = target.copy_with(username=None, password=None)
-        except _DeadlineError as exc:
-            raise FetchError(
-                f"timed out after {total:g}s (total_timeout) fetching {where()}"
-            ) from exc
-        except _ProbeError as exc:
-            raise FetchError(
-                f"no answer within {exc.seconds:g}s to a first try while {exc.waiting} more "
-                f"requests waited for its host, fetching {where()}; the next try gets the "
-                f"full {total:g}s"
-            ) from exc
-        except TimeoutError as exc:
-            raise FetchError(f"timed out fetching {where()}") from exc
-        except httpx.TimeoutException as exc:
-            kind = type(exc).__name__.removesuffix("Timeout").lower()
-            raise FetchError(f"{kind} timeout fetching {where()}") from exc
-        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError) as exc:
-            detail = " ".join(str(exc).split())[:200] or "no detail"
-            raise FetchError(f"{type(exc).__name__} ({detail}) fetching {where()}") from exc
-        except zlib.error as exc:
-            raise FetchError(f"body could not be decompressed from {where()}") from exc
+        except _TRANSPORT_ERRORS as exc:
+            raise _transport_error(exc, "fetching", where(), total) from exc
         if status == 304 and not conditional:
             raise FetchError(
                 f"HTTP 304 Not Modified to an unconditional request from {where()} "
@@ -352,32 +333,15 @@ class Client:
         """POST a JSON document or a form (API logins, token requests). No redirects are
         followed; the same limits, timeouts and error rules as ``get``. Raises FetchError."""
         started = time.monotonic()
-        safe = redact_url(url)
-        try:
-            target = httpx.URL(url)
-        except (httpx.InvalidURL, TypeError, ValueError) as exc:
-            raise FetchError(f"invalid URL {safe}") from exc
-        _check_scheme(target, safe)
+        target, safe = _parse_url(url)
         basic = httpx.BasicAuth(*auth) if auth else None
         total = self._settings.total_timeout
         try:
             status, resp_headers, body, _ = await self._hop(
                 target, headers or {}, basic, budget=total, method="POST", json=json, form=form
             )
-        except _DeadlineError as exc:
-            raise FetchError(
-                f"timed out after {total:g}s (total_timeout) posting to {safe}"
-            ) from exc
-        except TimeoutError as exc:
-            raise FetchError(f"timed out posting to {safe}") from exc
-        except httpx.TimeoutException as exc:
-            kind = type(exc).__name__.removesuffix("Timeout").lower()
-            raise FetchError(f"{kind} timeout posting to {safe}") from exc
-        except (httpx.HTTPError, httpx.InvalidURL, httpx.StreamError, OSError) as exc:
-            detail = " ".join(str(exc).split())[:200] or "no detail"
-            raise FetchError(f"{type(exc).__name__} ({detail}) posting to {safe}") from exc
-        except zlib.error as exc:
-            raise FetchError(f"body could not be decompressed from {safe}") from exc
+        except _TRANSPORT_ERRORS as exc:
+            raise _transport_error(exc, "posting to", safe, total) from exc
         if not 200 <= status < 300:
             raise _status_error(status, resp_headers, body, safe)
         return Response(
@@ -466,6 +430,53 @@ async def _within(
         if probe.expired():
             raise _ProbeError(seconds, waiting) from None
         raise
+
+
+def _parse_url(url: str) -> tuple[httpx.URL, str]:
+    """``url`` parsed, and as it may be shown (secrets redacted); FetchError when it is not a
+    valid http(s) URL."""
+    safe = redact_url(url)
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError, ValueError) as exc:
+        raise FetchError(f"invalid URL {safe}") from exc
+    _check_scheme(parsed, safe)
+    return parsed, safe
+
+
+# what a request can fail with before it has a status: each becomes one FetchError line
+_TRANSPORT_ERRORS = (
+    _DeadlineError,
+    _ProbeError,
+    TimeoutError,
+    httpx.HTTPError,
+    httpx.InvalidURL,
+    httpx.StreamError,
+    OSError,
+    zlib.error,
+)
+
+
+def _transport_error(exc: BaseException, doing: str, where: str, total: float) -> FetchError:
+    """The one line for a request to ``where`` that failed without a status (``doing``:
+    "fetching" or "posting to"); the one mapping of transport errors for GET and POST."""
+    if isinstance(exc, _DeadlineError):
+        return FetchError(f"timed out after {total:g}s (total_timeout) {doing} {where}")
+    if isinstance(exc, _ProbeError):
+        return FetchError(
+            f"no answer within {exc.seconds:g}s to a first try while {exc.waiting} more "
+            f"requests waited for its host, {doing} {where}; the next try gets the "
+            f"full {total:g}s"
+        )
+    if isinstance(exc, TimeoutError):
+        return FetchError(f"timed out {doing} {where}")
+    if isinstance(exc, httpx.TimeoutException):
+        kind = type(exc).__name__.removesuffix("Timeout").lower()
+        return FetchError(f"{kind} timeout {doing} {where}")
+    if isinstance(exc, zlib.error):
+        return FetchError(f"body could not be decompressed from {where}")
+    detail = " ".join(str(exc).split())[:200] or "no detail"
+    return FetchError(f"{type(exc).__name__} ({detail}) {doing} {where}")
 
 
 def _status_error(status: int, headers: httpx.Headers, body: bytes, where: str) -> FetchError:

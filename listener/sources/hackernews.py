@@ -34,8 +34,6 @@ Failure modes:
 
 from __future__ import annotations
 
-import json
-import zlib
 from typing import Any
 
 from listener.config import SourceSettings
@@ -79,7 +77,7 @@ async def fetch(ctx: api.ApiContext) -> api.Fetched:
         except (ParseError, FetchError) as exc:
             if pages.count == 0:
                 raise
-            note, failed = f"page {page + 1}: {_one_line(exc)}", True
+            note, failed = f"page {page + 1}: {api.one_line(exc)}", True
             break
         pages.fetched()
         for hit in hits:
@@ -93,10 +91,7 @@ async def fetch(ctx: api.ApiContext) -> api.Fetched:
             break
         page += 1
     if not failed and more and since is not None:
-        note = (
-            f"page cap ({source.page_cap}) reached with more new hits left; the older ones "
-            "were skipped: raise page_cap or poll more often"
-        )
+        note = api.more_left_note(source.page_cap, "hits")
     # hits come newest first: after a failed page only the stored cursor leaves no gap (gap)
     cursor = None if newest is None else str(newest)
     return api.Fetched(tuple(items), cursor, note=note, pages=pages.count, gap=failed)
@@ -162,7 +157,7 @@ def _since(cursor: str | None) -> int | None:
 
 def _explain(exc: FetchError) -> FetchError:
     """The FetchError with what Algolia said about it (``{"message": ..., "status": ...}``)."""
-    said = _said(exc.body)
+    said = api.error_text(exc.body, "message", html=True, limit=300)
     if not said:
         return exc
     return FetchError(
@@ -171,22 +166,3 @@ def _explain(exc: FetchError) -> FetchError:
         retry_after=exc.retry_after,
         body=exc.body,
     )
-
-
-def _said(body: bytes) -> str:
-    """The ``message`` of an error answer's body (possibly gzip-compressed), one line."""
-    if body[:2] == b"\x1f\x8b":
-        try:
-            body = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body, 8192)
-        except zlib.error:
-            return ""
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return ""
-    message = document.get("message") if isinstance(document, dict) else None
-    return api.as_text(message, html=True, limit=300) if isinstance(message, str) else ""
-
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

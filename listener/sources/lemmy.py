@@ -36,9 +36,7 @@ Failure modes:
 
 from __future__ import annotations
 
-import json
 import re
-import zlib
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -89,7 +87,7 @@ async def fetch(ctx: api.ApiContext) -> api.Fetched:
         except (ParseError, FetchError) as exc:
             if pages.count == 0:
                 raise
-            note, failed = f"page {page}: {_one_line(exc)}", True
+            note, failed = f"page {page}: {api.one_line(exc)}", True
             break
         pages.fetched()
         more = False
@@ -111,10 +109,7 @@ async def fetch(ctx: api.ApiContext) -> api.Fetched:
             break
         page += 1
     if not failed and more and since is not None:
-        note = (
-            f"page cap ({source.page_cap}) reached with more new posts or comments left; the "
-            "older ones were skipped: raise page_cap or poll more often"
-        )
+        note = api.more_left_note(source.page_cap, "posts or comments")
     # newest first: after a failed page only the stored cursor leaves no gap (gap)
     cursor = None if newest is None else newest.isoformat().replace("+00:00", "Z")
     return api.Fetched(tuple(items), cursor, note=note, pages=pages.count, gap=failed)
@@ -222,7 +217,7 @@ def _explain(exc: FetchError, target: str, source: SourceSettings) -> FetchError
             status=404,
             body=exc.body,
         )
-    error = _said(exc.body)
+    error = api.error_text(exc.body, "error", html=True, limit=100)
     if error:
         return _refusal(exc, target, source, error)
     if exc.status in (401, 403):
@@ -259,22 +254,3 @@ def _auth(exc: FetchError, host: str, source: SourceSettings, error: str) -> Fet
             "(a JWT of an account on the instance) or use a public instance"
         )
     return FetchError(message, status=401, body=exc.body)
-
-
-def _said(body: bytes) -> str:
-    """Lemmy's ``error`` code in an error answer's body (possibly gzip-compressed)."""
-    if body[:2] == b"\x1f\x8b":
-        try:
-            body = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body, 8192)
-        except zlib.error:
-            return ""
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return ""
-    error = document.get("error") if isinstance(document, dict) else None
-    return api.as_text(error, html=True, limit=100) if isinstance(error, str) else ""
-
-
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

@@ -48,7 +48,6 @@ ParseError, a malformed later page keeps the statuses so far with a note.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import timedelta
 from typing import Any
@@ -57,6 +56,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 from listener.config import SourceSettings
 from listener.errors import FetchError, ParseError
 from listener.models import Item
+from listener.sources import api
 from listener.sources.api import (
     ApiContext,
     Fetched,
@@ -142,6 +142,11 @@ class _Walk:
             if self._trusted(ident) and (self.newest is None or _key(ident) > _key(self.newest)):
                 self.newest = ident
 
+    def broke(self, exc: ParseError) -> None:
+        """A later page failed: the items so far are kept, with a note."""
+        self.note = f"page {self.pages.count + 1}: {exc}"
+        self.failed = True
+
     def _trusted(self, ident: str) -> bool:
         return not ident.isdigit() or int(ident) >> 16 <= self._horizon_ms
 
@@ -172,8 +177,7 @@ async def _timeline(ctx: ApiContext, root: str, tag: str) -> Fetched:
         except ParseError as exc:
             if walk.pages.count == 0:
                 raise
-            walk.note = f"page {walk.pages.count + 1}: {exc}"
-            walk.failed = True
+            walk.broke(exc)
             break
         walk.add(page)
         if not full or walk.budget_used_up(response):
@@ -213,8 +217,7 @@ async def _search(ctx: ApiContext, root: str) -> Fetched:
         except ParseError as exc:
             if walk.pages.count == 0:
                 raise
-            walk.note = f"page {walk.pages.count + 1}: {exc}"
-            walk.failed = True
+            walk.broke(exc)
             break
         walk.add(page)
         if not full or (since is not None and any(_key(i) <= _key(since) for i in ids)):
@@ -226,10 +229,7 @@ async def _search(ctx: ApiContext, root: str) -> Fetched:
         if not walk.pages.next(oldest):
             complete = True  # a gap is accepted: the next poll starts from the newest again
             if since is not None and walk.pages.count >= walk.pages.cap:
-                walk.note = (
-                    f"page_cap ({walk.pages.cap} pages) reached before the last poll's newest "
-                    "status; older new statuses were skipped"
-                )
+                walk.note = api.newest_not_reached_note(walk.pages.cap, "status")
             break
         params = {**query, "max_id": oldest}
     if since is not None and not complete and not walk.failed:
@@ -251,7 +251,7 @@ async def _get(ctx: ApiContext, target: str, what: str) -> tuple[Any, Response]:
         return await get_json(ctx, target, f"mastodon {what}", headers)
     except FetchError as exc:
         host = urlsplit(target).netloc
-        error = _error_text(exc.body)
+        error = api.error_text(exc.body, "error", limit=120)
         if exc.status == 404 and error == "Record not found" and not source.query:
             raise _UnknownTagError from None
         if exc.status == 401 and source.token:
@@ -267,16 +267,6 @@ async def _get(ctx: ApiContext, target: str, what: str) -> tuple[Any, Response]:
         else:
             raise
         raise FetchError(message, status=exc.status, body=exc.body) from None
-
-
-def _error_text(body: bytes) -> str:
-    """``error`` of Mastodon's JSON error body, short and on one line."""
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return ""
-    error = document.get("error") if isinstance(document, dict) else None
-    return as_text(error, limit=120) if isinstance(error, str) else ""
 
 
 def _links(header: str | None) -> dict[str, dict[str, str]]:

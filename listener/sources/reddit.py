@@ -45,7 +45,6 @@ than ``page_cap`` pages of new posts since the last poll leave the older ones un
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime, timedelta
 from typing import Any
@@ -54,6 +53,7 @@ from urllib.parse import quote, urlsplit
 from listener.config import SourceSettings
 from listener.errors import FetchError, ParseError
 from listener.models import Item
+from listener.sources import api
 from listener.sources.api import (
     ApiContext,
     Fetched,
@@ -161,13 +161,10 @@ async def fetch(ctx: ApiContext) -> Fetched:
             break
         if not pages.next(next_after):
             complete = True  # a gap is accepted: the next poll starts from the newest again
-            if pages.count < pages.cap:
-                note = "reddit sent the same page token twice; paging stopped"
-            elif since is not None:
-                note = (
-                    f"page_cap ({pages.cap} pages) reached before the last poll's newest post; "
-                    "older new posts were skipped"
-                )
+            note = (
+                api.token_paging_note(pages, "reddit", "post", incremental=since is not None)
+                or note
+            )
             break
         after = next_after
     cursor: str | None
@@ -217,7 +214,7 @@ async def _get(
 def _explain(exc: FetchError, app: bool, subreddit: str | None, target: str) -> FetchError:
     """A person's sentence for the statuses reddit uses to say no."""
     where = redact_url(target)
-    reason = _reason(exc.body)
+    reason = api.error_text(exc.body, "reason", limit=60)
     because = f" ({reason})" if reason else ""
     if exc.status == 401 and app:
         message = f"401: reddit rejected a fresh access token for {where}"
@@ -234,16 +231,6 @@ def _explain(exc: FetchError, app: bool, subreddit: str | None, target: str) -> 
     if exc.status == 403 and not app:
         message += "; unauthenticated requests are often refused: set client_id and client_secret"
     return FetchError(message, status=exc.status, retry_after=exc.retry_after, body=exc.body)
-
-
-def _reason(body: bytes) -> str:
-    """``reason`` of reddit's JSON error body (private, quarantined, banned, ...)."""
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return ""
-    reason = document.get("reason") if isinstance(document, dict) else None
-    return as_text(reason, limit=60) if isinstance(reason, str) else ""
 
 
 async def _token(ctx: ApiContext) -> str:

@@ -36,9 +36,7 @@ Failure modes (errors come as HTTP 400 with error_id/error_name/error_message):
 
 from __future__ import annotations
 
-import json
 import re
-import zlib
 from datetime import timedelta
 from typing import Any
 
@@ -133,10 +131,7 @@ async def fetch(ctx: api.ApiContext) -> api.Fetched:
         page += 1
     else:
         if more and since is not None:
-            note = (
-                f"page cap ({source.page_cap}) reached with more new questions left; the "
-                "older ones were skipped: raise page_cap or poll more often"
-            )
+            note = api.more_left_note(source.page_cap, "questions")
     # newest first: after a failed page only the stored cursor leaves no gap (gap)
     cursor = None if newest is None else str(newest)
     return api.Fetched(tuple(items), cursor, note=note, pages=pages.count, gap=failed)
@@ -190,7 +185,7 @@ def _since(cursor: str | None) -> int | None:
 
 def _explain(exc: FetchError, source: SourceSettings) -> FetchError:
     """A FetchError a person understands, from the wrapper's error fields in the answer."""
-    document = _document(exc.body)
+    document = api.error_document(exc.body)
     if document is None or document.get("error_id") is None:
         return exc
     return _refusal(document, exc, source)
@@ -245,24 +240,10 @@ def _refusal(document: dict[str, Any], exc: FetchError, source: SourceSettings) 
     )
 
 
-def _document(body: bytes) -> dict[str, Any] | None:
-    """The JSON object of an error answer's body (the API gzips even those)."""
-    if body[:2] == b"\x1f\x8b":
-        try:
-            body = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(body, 8192)
-        except zlib.error:
-            return None
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None
-    return document if isinstance(document, dict) else None
-
-
 def _scrub(text: str, source: SourceSettings) -> str:
     """``text`` without the API key, should an answer ever echo it."""
     return text.replace(source.api_key, "***") if source.api_key else text
 
 
 def _one_line(exc: Exception, source: SourceSettings) -> str:
-    return _scrub(" ".join(str(exc).split()), source) or type(exc).__name__
+    return _scrub(api.one_line(exc), source)

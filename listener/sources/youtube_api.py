@@ -42,7 +42,6 @@ Google's answer has the key replaced before it is quoted.
 
 from __future__ import annotations
 
-import json
 from dataclasses import replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
@@ -52,6 +51,7 @@ from zoneinfo import ZoneInfo
 from listener.config import SourceSettings
 from listener.errors import FetchError, ParseError
 from listener.models import Item
+from listener.sources import api
 from listener.sources.api import (
     ApiContext,
     Fetched,
@@ -138,13 +138,10 @@ async def fetch(ctx: ApiContext) -> Fetched:
             break
         if not pages.next(next_token):
             complete = True  # a gap is accepted: the next poll starts from the newest again
-            if pages.count < pages.cap:
-                note = "YouTube sent the same page token twice; paging stopped"
-            elif since is not None:
-                note = (
-                    f"page_cap ({pages.cap} pages) reached before the last poll's newest video; "
-                    "older new videos were skipped"
-                )
+            note = (
+                api.token_paging_note(pages, "YouTube", "video", incremental=since is not None)
+                or note
+            )
             break
         token = next_token
     items, stats_note = await _with_statistics(ctx, root, items)
@@ -197,11 +194,7 @@ def _explain(exc: FetchError, ctx: ApiContext) -> FetchError:
 
 def _error(body: bytes) -> tuple[int | None, str, set[str]]:
     """Code, message and reasons of Google's JSON error document."""
-    try:
-        document = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        return None, "", set()
-    error = document.get("error") if isinstance(document, dict) else None
+    error = (api.error_document(body) or {}).get("error")
     if not isinstance(error, dict):
         return None, "", set()
     reasons = set()

@@ -6,7 +6,8 @@ Rules:
   (stored, or earlier in the same batch) keeps its row even when its URL changed; an item
   whose content hash changed updates its row.
 - Copies of one article are one story: the same story URL, or a fingerprint within
-  STORY_MAX_DISTANCE bits of a story first seen within STORY_WINDOW.
+  STORY_MAX_DISTANCE bits of a story first seen within STORY_WINDOW (``listener.simhash``: the
+  band index and the assignment rules, shared with matching's tests and bench).
 - Stored titles are at most TITLE_MAX (1,000) characters and texts at most TEXT_MAX (100,000);
   a longer one is cut and ends in CUT_MARK (" [...]"), inside the limit. Matching, scoring and
   dedup saw the whole text before.
@@ -22,6 +23,7 @@ from typing import Any
 from sqlalchemy import bindparam, insert, select, text, update
 from sqlalchemy.engine import Connection
 
+from listener import simhash
 from listener.models import Mention, StoreResult
 from listener.storage.sql import chunks, dialect_insert
 from listener.storage.tables import Brand, MentionBrand, Story, UTCDateTime
@@ -229,38 +231,7 @@ def _link(conn: Connection, ids: dict[str, int], brands_of: dict[str, set[str]])
 
 
 STORY_WINDOW = timedelta(days=7)
-# Measured with bench/stories_bench.py --pairs 4000 (about 8 million pairs of short synthetic
-# news texts): 98% of copy pairs lie within 6 bits, and the closest unrelated pair was 9 bits.
-STORY_MAX_DISTANCE = 6
-_MASK16 = 0xFFFF
-
-
-def story_bands(fingerprint: int) -> tuple[int, int, int, int]:
-    """The four 16-bit bands of a 64-bit fingerprint, most significant first."""
-    return (
-        fingerprint >> 48 & _MASK16,
-        fingerprint >> 32 & _MASK16,
-        fingerprint >> 16 & _MASK16,
-        fingerprint & _MASK16,
-    )
-
-
-_BITS = tuple(1 << bit for bit in range(16))
-
-
-def _probes(band: int) -> list[int]:
-    """The band and every value one bit away: two fingerprints within 7 bits (so also within
-    STORY_MAX_DISTANCE) differ in at most one bit in at least one of their four bands
-    (pigeonhole), so these probes find them."""
-    return [band, *[band ^ bit for bit in _BITS]]
-
-
-def _signed64(value: int) -> int:
-    return value - (1 << 64) if value >= 1 << 63 else value
-
-
-def _unsigned64(value: int) -> int:
-    return value + (1 << 64) if value < 0 else value
+STORY_MAX_DISTANCE = simhash.MAX_DISTANCE  # see listener.simhash for the measurement
 
 
 def _assign_stories(
@@ -274,11 +245,11 @@ def _assign_stories(
     for chunk in chunks(urls):
         found = conn.execute(select(Story.url, Story.id).where(Story.url.in_(chunk)))
         by_url.update({row.url: row.id for row in found if row.url})
-    index = _BandIndex()
+    index = simhash.BandIndex()
     prints = [fp for url, fp, _ in keys if fp is not None and not (url and url in by_url)]
     if prints:  # recent stories that come within one bit of a band of the batch
         probes = [
-            sorted({p for fp in prints for p in _probes(story_bands(fp)[band])})
+            sorted({p for fp in prints for p in simhash.probes(simhash.bands(fp)[band])})
             for band in range(4)
         ]
         # Hundreds of integer probes: written into the SQL as literals (they are ints we made,
@@ -292,19 +263,19 @@ def _assign_stories(
         ).bindparams(bindparam("since", type_=UTCDateTime()))
         for row in conn.execute(near, {"since": now - STORY_WINDOW}):
             if row.fingerprint is not None:
-                index.add(row.id, _unsigned64(row.fingerprint))
-    assigned: list[int] = []  # story ids; negative: the n-th new story of this batch
+                index.add(row.id, simhash.from_signed64(row.fingerprint))
+    # story ids; negative: the n-th new story of this batch
+    assigned = simhash.assign([(url, fp) for url, fp, _ in keys], by_url, index)
     fresh: list[dict[str, Any]] = []
-    for url, fingerprint, title in keys:
-        story = by_url.get(url) if url else None
-        if story is None and fingerprint is not None:
-            story = index.nearest(fingerprint)
-        if story is None:
-            bands = story_bands(fingerprint) if fingerprint is not None else (None,) * 4
+    for (url, fingerprint, title), story in zip(keys, assigned, strict=True):
+        if story < 0 and -story > len(fresh):  # the first key of a new story
+            bands = simhash.bands(fingerprint) if fingerprint is not None else (None,) * 4
             fresh.append(
                 {
                     "url": url,
-                    "fingerprint": _signed64(fingerprint) if fingerprint is not None else None,
+                    "fingerprint": (
+                        simhash.to_signed64(fingerprint) if fingerprint is not None else None
+                    ),
                     "band0": bands[0],
                     "band1": bands[1],
                     "band2": bands[2],
@@ -313,35 +284,8 @@ def _assign_stories(
                     "first_seen_at": now,
                 }
             )
-            story = -len(fresh)
-            if fingerprint is not None:
-                index.add(story, fingerprint)
-        if url:
-            by_url.setdefault(url, story)
-        assigned.append(story)
     if not fresh:
         return assigned
     stmt = insert(Story).returning(Story.id, sort_by_parameter_order=True)
     new_ids = [row.id for row in conn.execute(stmt, fresh)]
     return [new_ids[-story - 1] if story < 0 else story for story in assigned]
-
-
-class _BandIndex:
-    """Fingerprints by band value, for nearest-story lookups within STORY_MAX_DISTANCE."""
-
-    def __init__(self) -> None:
-        self._bands: list[dict[int, list[tuple[int, int]]]] = [{}, {}, {}, {}]
-
-    def add(self, story: int, fingerprint: int) -> None:
-        for band, value in enumerate(story_bands(fingerprint)):
-            self._bands[band].setdefault(value, []).append((story, fingerprint))
-
-    def nearest(self, fingerprint: int) -> int | None:
-        best: tuple[int, int] | None = None
-        for band, value in enumerate(story_bands(fingerprint)):
-            for probe in _probes(value):
-                for story, other in self._bands[band].get(probe, ()):
-                    gap = (fingerprint ^ other).bit_count()
-                    if gap <= STORY_MAX_DISTANCE and (best is None or gap < best[0]):
-                        best = (gap, story)
-        return None if best is None else best[1]

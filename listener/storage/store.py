@@ -175,22 +175,6 @@ def record_successes(
     return [(result, states[poll.source_id]) for result, poll in zip(results, polls, strict=True)]
 
 
-def record_success(
-    conn: Connection,
-    source_id: int,
-    *,
-    now: datetime,
-    next_poll_at: datetime,
-    etag: str | None,
-    last_modified: str | None,
-    permanent_url: str | None = None,
-    mentions: Sequence[Mention] = (),
-) -> tuple[StoreResult, SourceState]:
-    """Store one successful poll (200 or 304): its mentions and the source's new state."""
-    poll = PollSuccess(source_id, now, next_poll_at, etag, last_modified, permanent_url, mentions)
-    return record_successes(conn, [poll])[0]
-
-
 def record_failure(
     conn: Connection, source_id: int, *, now: datetime, error: str, next_poll_at: datetime
 ) -> SourceState:
@@ -317,7 +301,6 @@ __all__ = [
     "query_mentions",
     "record_failure",
     "record_gone",
-    "record_success",
     "record_successes",
     "relink",
     "source_created",
