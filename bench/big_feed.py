@@ -86,7 +86,7 @@ def serve(bodies: dict[str, bytes]) -> ThreadingHTTPServer:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        def do_GET(self) -> None:
             body = bodies.get(self.path)
             if body is None:
                 self.send_response(404)
@@ -107,7 +107,7 @@ def serve(bodies: dict[str, bytes]) -> ThreadingHTTPServer:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -224,7 +224,8 @@ def main() -> None:
     print(
         f"bench: {args.entries} entries, "
         + ", ".join(f"{k} {len(bodies[f'/{k}.xml']) / 1e6:.1f} MB" for k in kinds)
-        + f", {os.cpu_count()} cores, workers {args.workers if args.workers is not None else 'default'}"
+        + f", {os.cpu_count()} cores, workers "
+        + (str(args.workers) if args.workers is not None else "default")
     )
     env = {**os.environ, "LISTENER_CONFIG": ""}
     try:
