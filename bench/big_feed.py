@@ -175,10 +175,21 @@ class Measured:
         self.pss = 0.0  # peak of the tree's summed PSS, MB
         self.processes = 0
         self.roles: dict[str, float] = {}  # peak RSS per role (the largest process of it)
+        self.cpu: dict[int, float] = {}  # CPU seconds (user + system) last seen per process
         self.out = ""
 
     def roles_text(self) -> str:
         return ", ".join(f"{name} {mb:.0f}" for name, mb in sorted(self.roles.items()))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_measured(argv: list[str], env: dict[str, str]) -> Measured:
@@ -198,6 +209,7 @@ def run_measured(argv: list[str], env: dict[str, str]) -> Measured:
             for pid, (rss, _) in found.items():
                 name = role(pid, proc.pid)  # again each time: a fork execs after a while
                 result.roles[name] = max(result.roles.get(name, 0.0), rss)
+                result.cpu[pid] = max(result.cpu.get(pid, 0.0), cpu_seconds(pid))
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
@@ -255,6 +267,7 @@ def main() -> None:
                 poll_s = polled.group(1) if polled else "?"
                 print(
                     f"{kind:4s} {label:10s}: wall {run.wall:6.1f} s (poll {poll_s} s), "
+                    f"CPU {sum(run.cpu.values()):6.1f} s (process tree), "
                     f"stored {stored}, peak RSS {run.rss:6.1f} MB, peak PSS {run.pss:6.1f} MB "
                     f"({run.processes} processes; peak RSS MB by process: {run.roles_text()})"
                     f"\n    {summary}"
