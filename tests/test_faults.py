@@ -510,6 +510,10 @@ def test_sqlite_locked_warns_once_per_kind_and_resumes(
     with httpd.serve(Webhook().handle) as base:
         config = feeds_config(tmp_path, url, httpserver,
                               base.replace("http://", "json://") + "/hook")  # fmt: skip
+        # a second source: while one job tries the locked database, the other's polls are put off
+        httpserver.expect_request("/second").respond_with_data(rss([]), content_type="text/xml")
+        with config.open("a", encoding="utf-8") as sink:
+            sink.write(f'[[sources]]\nname = "second"\nurl = "{httpserver.url_for("/second")}"\n')
         daemon = run(config, tmp_path / "run.log")
         locker = None
         try:
@@ -543,11 +547,13 @@ def test_sqlite_locked_warns_once_per_kind_and_resumes(
     assert during == 503 and "database failing (locked)" in why
     assert status.returncode == 1 and b'"database_problem": "failing (locked)' in status.stdout
     assert after == 200
-    # the healthy source's polls that fell into the outage were put off, and polled as soon
-    # as the database answered, not an interval later
+    # polls that fell into the outage were put off, and made as soon as the database answered
+    # (by the probe, or by the one job trying it), not an interval later
     messages = [str(x.get("message")) for x in daemon.lines()]
     recovered = next(i for i, m in enumerate(messages) if "database answering again" in m)
-    assert "polling 1 sources put off while the database failed" in messages[recovered + 1 :]
+    resumed = [m for m in messages[recovered + 1 :] if "put off while the database failed" in m]
+    assert resumed and resumed[0] in (f"polling {n} sources put off while the database failed"
+                                      for n in (1, 2))  # fmt: skip
     assert len(database_lines) <= 6  # one per kind, repeats with backoff, plus the recovery
     _, out, _ = invoke("mentions", "--config", str(config), "--format", "json")
     assert len(json.loads(out)) == 1

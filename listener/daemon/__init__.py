@@ -251,6 +251,7 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
             except ListenerError as exc:
                 runtime.storage_failed(f"source {source.name}", exc)
                 return
+            runtime.put_off.discard(source.name)  # polled now, not again on recovery
             runtime.database.recovered()  # the claim was a write
             if not mine:
                 due = await asyncio.to_thread(instances.due_at, engine, source_id)

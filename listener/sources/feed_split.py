@@ -15,8 +15,13 @@ Owns :func:`split` (no I/O). Rules:
   declaration, the root and channel start tags with their namespaces, the feed's title and
   language), the batch's entries with whatever stands between them, and the tail (everything
   after the last entry: closing tags, feed elements placed after the items). So each piece is
-  parsed by ``parse_feed`` with the same decoding, the same parser choice and the same
-  per-entry fidelity as any feed of its size.
+  parsed by ``parse_feed`` like any feed of its size: the same decoding, the parser chosen by
+  the same rules (for the piece: a piece without what sends a document to feedparser is read
+  by fastfeedparser, which reads such entries alike), the same per-entry fidelity.
+- Known difference from parsing the body whole: two entries with one dedup key in different
+  batches are stored as one row that the later one updates (``updated`` counts it), where one
+  batch would insert the later one's row at once; the title and text stored are the later
+  entry's either way, the guid the first one's in batches.
 - :func:`merge_warnings` folds the pieces' warnings into the whole body's: entries dropped as
   empty are summed, repeated warnings kept once.
 """
