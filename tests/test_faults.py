@@ -511,6 +511,10 @@ def test_sqlite_locked_warns_once_per_kind_and_resumes(
     with httpd.serve(Webhook().handle) as base:
         config = feeds_config(tmp_path, url, httpserver,
                               base.replace("http://", "json://") + "/hook")  # fmt: skip
+        # a second source: while one job tries the locked database, the other's polls are put off
+        httpserver.expect_request("/second").respond_with_data(rss([]), content_type="text/xml")
+        with config.open("a", encoding="utf-8") as sink:
+            sink.write(f'[[sources]]\nname = "second"\nurl = "{httpserver.url_for("/second")}"\n')
         daemon = run(config, tmp_path / "run.log")
         locker = None
         try:
@@ -544,6 +548,13 @@ def test_sqlite_locked_warns_once_per_kind_and_resumes(
     assert during == 503 and "database failing (locked)" in why
     assert status.returncode == 1 and b'"database_problem": "failing (locked)' in status.stdout
     assert after == 200
+    # polls that fell into the outage were put off, and made as soon as the database answered
+    # (by the probe, or by the one job trying it), not an interval later
+    messages = [str(x.get("message")) for x in daemon.lines()]
+    recovered = next(i for i, m in enumerate(messages) if "database answering again" in m)
+    resumed = [m for m in messages[recovered + 1 :] if "put off while the database failed" in m]
+    assert resumed and resumed[0] in (f"polling {n} sources put off while the database failed"
+                                      for n in (1, 2))  # fmt: skip
     assert len(database_lines) <= 6  # one per kind, repeats with backoff, plus the recovery
     _, out, _ = invoke("mentions", "--config", str(config), "--format", "json")
     assert len(json.loads(out)) == 1
@@ -601,6 +612,28 @@ def test_postgresql_restart(tmp_path: Path, httpserver: HTTPServer) -> None:
         f"{resumed:.0f} s after restart", lost=0,
         sigterm=f"{took:.1f} s (server down)")  # fmt: skip
     assert took < 10
+
+
+def test_one_job_at_a_time_tries_a_failing_database_and_recovery_resumes() -> None:
+    from listener.daemon.dbhealth import FIRST_BACKOFF, TRY_SECONDS, DatabaseHealth
+
+    now = [100.0]
+    resumed: list[bool] = []
+    health = DatabaseHealth(clock=lambda: now[0], on_recovery=lambda: resumed.append(True))
+    assert health.may_try()  # healthy: every job runs
+    health.failed("locked", "database is locked")
+    assert not health.may_try()  # within the backoff: nobody queues behind the lock
+    now[0] += FIRST_BACKOFF / 2
+    assert health.may_try()  # one job tries ...
+    assert not health.may_try()  # ... the others keep waiting while it does
+    health.failed("locked", "database is locked")  # its try failed: the next backoff
+    assert not health.may_try()
+    now[0] += TRY_SECONDS
+    assert health.may_try()
+    health.recovered()
+    assert resumed == [True] and health.may_try() and not health.failing
+    health.recovered()  # a success while healthy resumes nothing
+    assert resumed == [True]
 
 
 def test_the_health_probe_names_read_only_and_locked(tmp_path: Path) -> None:

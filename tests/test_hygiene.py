@@ -97,3 +97,47 @@ def test_without_escapes_keeps_words_apart_for_matching() -> None:
 
     assert without_escapes("Evil\x1b[31mKryptonite\x1b[0m!") == "Evil Kryptonite!"
     assert without_escapes("plain text") == "plain text"
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [
+        ("Evil&#27;[31mKryptonite", "Evil Kryptonite"),  # the reference html.unescape drops
+        ("Evil&#x1b;[31mKryptonite&#x1B;[0m", "Evil Kryptonite"),
+        ("Evil\x1b[31mKryptonite", "Evil Kryptonite"),
+        ("\x1b]0;title\x07Kryptonite", "Kryptonite"),
+        ("Preis &#155; 5", "Preis \u203a 5"),  # a C1 reference stays the character it means
+    ],
+)
+def test_html_to_text_leaves_a_word_boundary_where_an_escape_stood(raw: str, text: str) -> None:
+    from listener.sources.html import html_to_text
+
+    assert html_to_text(raw) == text
+
+
+def test_plain_text_constructs_are_decoded_once_and_escapes_keep_words_apart(
+    tmp_path: Path, httpserver: HTTPServer
+) -> None:
+    """Through the real poller: an Atom feed whose type="text" title holds a double-escaped
+    ampersand, and an entry whose only mention of the brand follows an escape sequence."""
+    atom = (
+        b'<?xml version="1.0" encoding="utf-8"?><feed xmlns="http://www.w3.org/2005/Atom">'
+        b"<title>t</title><id>urn:t</id><updated>2026-11-20T10:00:00Z</updated>"
+        b'<entry><id>urn:1</id><title type="text">AT&amp;amp;T sells Kryptonite</title>'
+        b'<link href="https://a.example/1"/><updated>2026-11-20T10:00:00Z</updated>'
+        b'<content type="text">&amp;copy; AT&amp;amp;T</content></entry>'
+        b'<entry><id>urn:2</id><title type="text">A review</title>'
+        b'<link href="https://a.example/2"/><updated>2026-11-20T10:00:00Z</updated>'
+        b'<content type="html">Evil&amp;#27;[31mKryptonite&amp;#27;[0m locks</content></entry>'
+        b"</feed>"
+    )
+    httpserver.expect_request("/feed").respond_with_data(atom, content_type="application/atom+xml")
+    config = tmp_path / "listener.toml"
+    config.write_text(config_text(tmp_path / "l.db", httpserver.url_for("/feed")), "utf-8")
+    assert invoke("db", "upgrade", "--config", str(config))[0] == 0
+    assert invoke("poll", "--once", "--config", str(config))[0] == 0
+    rows = json.loads(invoke("mentions", "--config", str(config), "--format", "json")[1])
+    by_url = {row["url"]: row for row in rows}
+    assert by_url["https://a.example/1"]["title"] == "AT&amp;T sells Kryptonite"
+    assert by_url["https://a.example/1"]["text"] == "&copy; AT&amp;T"
+    assert by_url["https://a.example/2"]["text"] == "Evil Kryptonite locks"  # matched as a word

@@ -11,8 +11,10 @@ Rules:
   for (``listener run`` exits the process). A second SIGINT exits at once.
 - Database faults (``daemon.dbhealth``): one warning per failure kind with backoff, never a
   traceback per job; while failing, jobs that need the database wait for the backoff instead of
-  queueing behind a lock; the health probe (a rolled-back write on SQLite) notices recovery;
-  /healthz says "database failing (...)".
+  queueing behind a lock (one job at a time tries again); the health probe (a rolled-back write
+  on SQLite, every few seconds while failing) notices recovery, and the sources whose polls
+  fell into the outage are polled at once then, not an interval later; /healthz says
+  "database failing (...)".
 - SIGHUP reloads the configuration: a valid one replaces sources, brands, routes and schedules
   at once (a new poller is prepared before the old one is retired); an invalid one is logged in
   one line and the old configuration keeps running.
@@ -87,6 +89,7 @@ class _Runtime:
 
     not_before: dict[str, float] = field(default_factory=dict)  # monotonic, per source
     polled: set[str] = field(default_factory=set)  # sources this process polled
+    put_off: set[str] = field(default_factory=set)  # sources whose poll fell into an outage
 
 
 async def run_daemon(settings: Settings, engine: Engine) -> int:
@@ -205,13 +208,29 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
         with contextlib.suppress(LookupError):  # the job is gone (reload)
             scheduler.modify_job(f"poll:{source.name}", next_run_time=when)
 
+    def resume() -> None:
+        """The database answers again: poll now what its outage put off."""
+        waiting = [s for s in _enabled(runtime.settings) if s.name in runtime.put_off]
+        runtime.put_off.clear()
+        if waiting and not runtime.stopping.is_set():
+            log.info("polling %d sources put off while the database failed", len(waiting))
+            for source in waiting:
+                postpone(source, 0.0)
+
+    runtime.database.on_recovery = resume
+
     async def poll_job(source: SourceSettings) -> None:
         async def work() -> None:
-            if runtime.database.waiting() or runtime.stopping.is_set():
-                return  # the database is failing: its backoff, not a queue behind a lock
+            if runtime.stopping.is_set():
+                return
             wait = runtime.not_before.get(source.name, 0.0) - time.monotonic()
             if wait > 0:  # backoff or Retry-After of our own last poll, on the monotonic clock
                 postpone(source, wait)
+                return
+            if not runtime.database.may_try():
+                # the database is failing: its backoff, not a queue behind a lock; polled
+                # as soon as it answers again
+                runtime.put_off.add(source.name)
                 return
             moment = datetime.now(UTC)
             interval = runtime.settings.source_interval(source)
@@ -232,6 +251,7 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
             except ListenerError as exc:
                 runtime.storage_failed(f"source {source.name}", exc)
                 return
+            runtime.put_off.discard(source.name)  # polled now, not again on recovery
             runtime.database.recovered()  # the claim was a write
             if not mine:
                 due = await asyncio.to_thread(instances.due_at, engine, source_id)

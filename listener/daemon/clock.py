@@ -7,6 +7,10 @@ whenever it wakes up (at least every ``MAX_SLEEP`` seconds), and before it runs 
 every next run time by the jump and calls ``on_jump`` (the daemon moves the stored poll times of
 its sources the same way), so intervals, backoff, Retry-After waits and daily jobs keep their
 real length. Jumps below ``TOLERANCE`` (NTP slewing, scheduling noise) are ignored.
+
+A job still running at its next run time (a poll that overruns its interval) is skipped by
+APScheduler with a warning per skipped run; ``Scheduler`` logs one line per job and overrun
+instead (the first skip), and when the job ends, how many runs were skipped (info).
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_EXECUTED, JobExecutionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 log = logging.getLogger(__name__)
@@ -28,13 +34,51 @@ def offset() -> float:
     return time.time() - time.monotonic()
 
 
+_SKIPPED = "maximum number of running instances reached"
+
+
+class OverrunLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """APScheduler's logger, with its "skipped: maximum number of running instances reached"
+    warning turned into one line per job and overrun (an episode lasts until the job's running
+    instance ends: ``ended``)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.getLogger("apscheduler.scheduler"), {})
+        self.skipped: dict[str, int] = {}  # job id -> runs skipped in its current overrun
+
+    def warning(self, msg: object, *args: object, **kwargs: Any) -> None:
+        if not (isinstance(msg, str) and _SKIPPED in msg and args):
+            super().warning(msg, *args, **kwargs)
+            return
+        job = args[0]
+        ident = str(getattr(job, "id", job))
+        before = self.skipped.get(ident, 0)
+        self.skipped[ident] = before + 1
+        if not before:
+            log.warning(
+                "%s is still running at its next run time; its runs are skipped until it ends",
+                getattr(job, "name", ident),
+            )
+
+    def ended(self, ident: str, name: str) -> None:
+        skipped = self.skipped.pop(ident, 0)
+        if skipped:
+            log.info("%s ended; %d runs skipped while it ran", name, skipped)
+
+
 class Scheduler(AsyncIOScheduler):  # type: ignore[misc]
     """An AsyncIOScheduler whose job times follow the monotonic clock."""
 
     def __init__(self, *, on_jump: Callable[[float], None] | None = None, **options: object):
-        super().__init__(**options)
+        self.overruns = OverrunLog()
+        super().__init__(logger=self.overruns, **options)
         self.on_jump = on_jump
         self._offset = offset()
+        self.add_listener(self._job_ended, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR)
+
+    def _job_ended(self, event: JobExecutionEvent) -> None:
+        job = self.get_job(event.job_id)
+        self.overruns.ended(event.job_id, job.name if job is not None else event.job_id)
 
     def check_clock(self) -> None:
         """Re-anchor now if the wall clock jumped since the last look (call before computing

@@ -6,8 +6,11 @@ Rules:
   as one warning; repeats are counted and logged again only when the backoff (30 s, doubling up
   to 15 min) has passed, with the count. Never a traceback.
 - While failing, work that needs the database waits until ``retry_at`` (the same backoff) instead
-  of queueing up behind a lock; then one job tries again. A success (any job, or the health
-  probe) ends the failure with one warning line (it closes the warnings).
+  of queueing up behind a lock; then one job tries again (``may_try``: one at a time, the
+  others keep waiting). A success (any job, or the health probe) ends the failure with one
+  warning line (it closes the warnings) and calls ``on_recovery``: the daemon polls at once
+  the sources whose polls were put off meanwhile, instead of leaving them to their next
+  interval.
 - ``problem()`` is what ``/healthz`` and the watchdog report.
 """
 
@@ -22,6 +25,7 @@ log = logging.getLogger("listener.daemon")
 
 FIRST_BACKOFF = 30.0
 MAX_BACKOFF = 900.0
+TRY_SECONDS = 60.0  # how long one job's try holds off the others (a lock wait is 30 s)
 
 
 @dataclass
@@ -41,6 +45,7 @@ class DatabaseHealth:
     kinds: dict[str, _Kind] = field(default_factory=dict)
     retry_at: float = 0.0
     clock: Callable[[], float] = time.monotonic
+    on_recovery: Callable[[], None] | None = None
 
     def _now(self) -> float:
         return self.clock()
@@ -52,6 +57,17 @@ class DatabaseHealth:
     def waiting(self) -> bool:
         """True while work that needs the database should not try yet."""
         return self.failing and self._now() < self.retry_at
+
+    def may_try(self) -> bool:
+        """True when work that needs the database may run now: the database is fine, or its
+        backoff is over and no other job is trying it (this one then holds the try)."""
+        if not self.failing:
+            return True
+        now = self._now()
+        if now < self.retry_at:
+            return False
+        self.retry_at = now + TRY_SECONDS  # until this try fails or succeeds
+        return True
 
     def failed(self, kind: str, reason: str) -> None:
         now = self._now()
@@ -87,6 +103,8 @@ class DatabaseHealth:
         log.warning("database answering again after %s", summary)  # closes the warnings
         self.kinds.clear()
         self.retry_at = 0.0
+        if self.on_recovery is not None:
+            self.on_recovery()
 
     def problem(self) -> str:
         """One line for /healthz, or "" when the database is fine."""

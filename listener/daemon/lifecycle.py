@@ -6,7 +6,8 @@ Rules:
   quietly), and only then does APScheduler shut down, with nothing left for it to cancel.
 - ``watch``: the database is probed regularly (a read; on SQLite also a rolled-back write, so a
   locked or read-only file counts as failing); WATCHDOG=1 every half WatchdogSec (with a
-  watchdog) while it answers; failures and recovery go to ``DatabaseHealth``.
+  watchdog) while it answers, every ``FAILING_CHECK_SECONDS`` while it fails; failures and
+  recovery go to ``DatabaseHealth``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ log = logging.getLogger("listener.daemon")
 GRACE_SECONDS = 4.0
 HEALTH_SECONDS = 30.0
 DB_CHECK_SECONDS = 10.0
+FAILING_CHECK_SECONDS = 5.0
 
 
 async def drain(scheduler: AsyncIOScheduler, running: set[asyncio.Task[object]]) -> None:
@@ -70,4 +72,5 @@ async def watch(engine: Engine, metrics: Metrics, database: DatabaseHealth) -> N
             database.recovered()
             if interval is not None:
                 notify("WATCHDOG=1")
-        await asyncio.sleep(every)
+        # while the database fails, look more often: recovery resumes the polls put off
+        await asyncio.sleep(min(every, FAILING_CHECK_SECONDS) if database.failing else every)

@@ -15,6 +15,7 @@ dies, and everywhere a watch thread ends a worker whose daemon is gone.
 from __future__ import annotations
 
 import asyncio
+import collections
 import ctypes
 import logging
 import multiprocessing
@@ -23,7 +24,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
@@ -45,7 +46,7 @@ from listener.matching import (
 )
 from listener.matching.stories import fingerprint, story_url
 from listener.models import Item, Mention, Score
-from listener.sources import feed
+from listener.sources import feed, feed_split
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +278,47 @@ class Parser:
             return await loop.run_in_executor(
                 self._executor, _parse_in_worker, source, body, url, content_type
             )
+
+    async def run_batches(
+        self,
+        source: str,
+        body: bytes,
+        url: str,
+        content_type: str | None,
+        store: Callable[[Parsed], Awaitable[None]],
+    ) -> Parsed:
+        """``run`` for a body of any size: a big one is cut into feed documents of
+        ``feed_split.BATCH`` entries, parsed one after another (the next while the previous
+        is stored), so memory holds a batch or two, not the feed. Every batch but the last goes
+        to ``store``; the last is returned, counting the items and warnings of all."""
+        plan = None
+        if len(body) >= feed_split.SPLIT_BYTES:
+            plan = await asyncio.to_thread(feed_split.split, body)
+        if plan is None:
+            return await self.run(source, body, url, content_type)
+        items = 0
+        warnings: list[str] = []
+        ahead = max(1, self._workers)  # batches parsed while one is stored
+
+        def start(index: int) -> asyncio.Future[Parsed]:
+            document = plan.document(body, index)
+            return asyncio.ensure_future(self.run(source, document, url, content_type))
+
+        pending = collections.deque(start(i) for i in range(min(ahead, len(plan.batches))))
+        try:
+            for index in range(len(plan.batches)):
+                batch = await pending.popleft()
+                items += batch.items
+                warnings.extend(batch.warnings)
+                if index + 1 == len(plan.batches):
+                    return Parsed(items, feed_split.merge_warnings(warnings), batch.mentions)
+                if index + ahead < len(plan.batches):
+                    pending.append(start(index + ahead))
+                await store(batch)
+        finally:
+            for future in pending:  # a failed store: the batches after it are not needed
+                future.cancel()
+        raise AssertionError("unreachable: the loop returns the last batch")
 
     async def run_items(self, source: str, items: Sequence[Item]) -> Parsed:
         """``parse_items`` off the event loop (API sources hand over items, not a body)."""

@@ -35,8 +35,8 @@ from listener import __version__
 from listener.checks import compile_brands
 from listener.config import Settings, SourceSettings
 from listener.errors import FetchError, ListenerError, ParseError, StorageError
-from listener.models import SourceState
-from listener.service.parse import Parser
+from listener.models import SourceState, StoreResult
+from listener.service.parse import Parsed, Parser
 from listener.sources import api, urls
 from listener.sources.client import Client, HttpSettings, redact_url
 from listener.storage import store
@@ -315,8 +315,18 @@ class Poller:
                 ),
             )
             return PollOutcome(source.name, "not_modified"), unchanged
-        parsed = await self._parser.run(
-            source.name, response.body, response.url, response.content_type
+        stored_early: list[StoreResult] = []  # a big feed's batches before the last one
+
+        async def store_batch(batch: Parsed) -> None:
+            # mentions only: the validators are stored with the last batch, so a feed whose
+            # processing fails midway is fetched whole again (dedup keeps what was stored)
+            record = partial(
+                store.record_mentions, mentions=batch.mentions, source_id=state.id, now=now
+            )
+            stored_early.append(await self._writer.run(record))
+
+        parsed = await self._parser.run_batches(
+            source.name, response.body, response.url, response.content_type, store_batch
         )
         for warning in parsed.warnings:
             log.warning("source %s: %s", source.name, warning)
@@ -336,8 +346,8 @@ class Poller:
             source.name,
             "ok",
             items=parsed.items,
-            new=result.new,
-            updated=result.updated,
+            new=result.new + sum(early.new for early in stored_early),
+            updated=result.updated + sum(early.updated for early in stored_early),
             warnings=parsed.warnings,
         )
         return outcome, stored

@@ -58,7 +58,7 @@ from listener.sources.feed_fields import (
     views,
 )
 from listener.sources.feed_scan import scan
-from listener.sources.html import html_to_text
+from listener.sources.html import drop_escapes, html_to_text
 
 __all__ = ["parse_feed"]
 
@@ -123,8 +123,9 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
 
     found = scan(data, text)
     if found.error is not None and _CONTROL.search(text):
-        # Control characters are not allowed in XML; drop them and look again.
-        text = _CONTROL.sub("", text)
+        # Control characters are not allowed in XML; drop them (escape sequences whole, a
+        # space where one stood between two words) and look again.
+        text = _CONTROL.sub("", drop_escapes(text) if "\x1b" in text else text)
         data = text.encode("utf-8", "surrogatepass")
         found = scan(data, text)
     if found.truncated:

@@ -97,7 +97,8 @@ def plain_text(value: object, kind: object = None, *, lines: bool = False) -> st
     cleaned."""
     if not isinstance(value, str) or not value:
         return ""
-    if kind in _PLAIN_TYPES and "<" in value:
+    if kind in _PLAIN_TYPES and ("<" in value or "&" in value):
+        # already text: escaped, so that html_to_text decodes no reference a second time
         return html_to_text(value.replace("&", "&amp;").replace("<", "&lt;"), lines=lines)
     return html_to_text(value, lines=lines)
 

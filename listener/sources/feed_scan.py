@@ -21,7 +21,9 @@ entities to expand or fetch. The pass costs a fraction of a parse; it reports:
   - Atom entry links of other relations where entries lack an explicit ``rel="alternate"``:
     the first link is taken, whatever it is;
   - a ``guid isPermaLink="false"`` on an item without a link: the guid becomes the link;
-  - a plain-text (``type="text"``) field holding escaped angle brackets or CDATA;
+  - a plain-text (``type="text"``) field holding escaped angle brackets or ampersands (read
+    as HTML, their references would be decoded twice: ``AT&amp;amp;T`` must stay ``AT&amp;T``)
+    or CDATA;
   - a date in any form but full RFC 822 with a numeric or universal zone, or an ISO 8601 /
     W3C-DTF full date or date-time: named zones are read as UTC, partial dates get today's day.
 - for a body that is not well-formed, what needed repair: undefined entities and bare
@@ -96,8 +98,11 @@ _ENTRY_XML_LANG = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?(?:entry|item)\b[^>]*\sxm
 _XHTML = re.compile(rb"\stype\s*=\s*[\"']xhtml[\"']")
 _BASE64 = re.compile(rb"\smode\s*=\s*[\"']base64[\"']")
 _MEDIA = re.compile(rb"<(media:(?:group|description|title|community|text))\b")
-# A plain-text element (type="text") holding escaped angle brackets or a CDATA section.
-_PLAIN = re.compile(r"""type\s*=\s*["']text(?:/plain)?["'][^<>]*>(?:[^<]*&lt;|\s*<!\[CDATA\[)""")
+# A plain-text element (type="text") holding escaped angle brackets or ampersands (which the
+# fast path would decode a second time) or a CDATA section.
+_PLAIN = re.compile(
+    r"""type\s*=\s*["']text(?:/plain)?["'][^<>]*>(?:[^<]*&(?:lt|amp);|\s*<!\[CDATA\[)"""
+)
 # A text field whose content (before any CDATA) holds a start tag: raw inline HTML.
 _MARKUP = re.compile(
     r"<((?:[A-Za-z_][\w.-]*:)?(?:title|description|summary|content|encoded))(?:\s[^>]*)?(?<!/)>"
@@ -147,7 +152,7 @@ def _lenient_reason(data: bytes, text: str) -> str | None:
     if media:
         return f"Media RSS <{media.group(1).decode()}>"
     if ('type="text' in text or "type='text" in text) and _PLAIN.search(text):
-        return "angle brackets in a plain-text field"
+        return "escaped markup in a plain-text field"
     for clash in _NAMESPACED_FIELD.finditer(text):
         start = text.rfind("<", 0, clash.start())
         if start >= 0 and _PREFIX.fullmatch(text, start + 1, clash.start()):

@@ -14,8 +14,13 @@ Rules, in order:
    names, any case), a namespaced one (``<o:p>``) or a custom element (``<my-card>``); anything
    else in angle brackets is a word and stays (``Vector<int>``, ``<Kryptonite>``), unless its
    end tag follows (``<spacer></spacer>``); a ``<`` that does not start a tag stays too.
-3. Character references are decoded with :func:`html.unescape`.
-4. Whitespace runs become one space and the ends are stripped. With ``lines=True`` (bodies),
+3. Character references are decoded with :func:`html.unescape`, once: text that is plain
+   already (an Atom ``type="text"`` construct, whose references the XML parser decoded) goes
+   through ``feed_fields.plain_text``, which escapes it first, so ``AT&amp;T`` stays that.
+4. Terminal escape sequences (ESC ``[31m``, OSC strings, ...) are removed whole by
+   :func:`listener.untrusted.without_escapes`; one between two letters or digits leaves a space,
+   so ``Evil\x1b[31mKryptonite`` is two words, and matching still finds "Kryptonite".
+5. Whitespace runs become one space and the ends are stripped. With ``lines=True`` (bodies),
    each paragraph stays a line of its own, so that later stages can tell a site's boilerplate
    lines ("Menu", "Subscribe ...") from the article; otherwise (titles, names) the text is one
    line. C0 control characters and DEL are removed; C1 controls (U+0080-U+009F, what
@@ -27,6 +32,8 @@ from __future__ import annotations
 
 import html
 import re
+
+from listener.untrusted import without_escapes
 
 _DROPPED = re.compile(
     r"<(script|style|template|noscript)\b[^>]*>.*?(?:</\1\s*>|\Z)|<!--.*?(?:-->|\Z)",
@@ -64,6 +71,8 @@ _ANY_TAG = re.compile(r"</?([a-zA-Z][\w.:-]*)[^<>]*>|<![^<>]*>|<\?[^<>]*>")
 _TAG_NAME = re.compile(r"<(/?)([a-zA-Z][\w.:-]*)")
 # What str.split() leaves of C0 (it splits on \t \n \v \f \r and \x1c-\x1f), and DEL.
 _CONTROL = re.compile(r"[\x00-\x08\x0e-\x1b\x7f]")
+_ESC_REFERENCE = re.compile(r"&#(?:0*27|[xX]0*1[bB]);?")
+_LONE_ESC = re.compile(r"\x1b(?=\s|\Z)")  # introduces nothing: "esc\x1b del" keeps "del"
 # C1 controls as HTML5 reads them: the Windows-1252 character, or nothing where it has none.
 _C1 = {code: bytes([code]).decode("cp1252", "ignore") or None for code in range(0x80, 0xA0)}
 
@@ -77,7 +86,11 @@ def html_to_text(html_text: str, *, lines: bool = False) -> str:
         text = _BLOCK_TAG.sub("\n", text)
         text = _strip_tags(text)
     if "&" in text:
+        if "&#" in text:  # html.unescape drops a reference to ESC, gluing what it introduced
+            text = _ESC_REFERENCE.sub("\x1b", text)
         text = html.unescape(text)
+    if "\x1b" in text:  # C1 first, as below: U+009B is "›" here, not an escape introducer
+        text = drop_escapes(text.translate(_C1))
     if lines and "\n" in text:
         text = "\n".join(
             line for line in (" ".join(part.split()) for part in text.split("\n")) if line
@@ -87,6 +100,12 @@ def html_to_text(html_text: str, *, lines: bool = False) -> str:
     if not text.isprintable():  # a cheap test that is also false for some Unicode letters
         text = _CONTROL.sub("", text).translate(_C1)
     return text
+
+
+def drop_escapes(text: str) -> str:
+    """``text`` without terminal escape sequences (see the module docstring); an ESC before
+    whitespace or at the end introduces nothing and goes alone."""
+    return without_escapes(_LONE_ESC.sub("", text))
 
 
 def _strip_tags(text: str) -> str:

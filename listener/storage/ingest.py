@@ -232,6 +232,9 @@ def _link(conn: Connection, ids: dict[str, int], brands_of: dict[str, set[str]])
 
 STORY_WINDOW = timedelta(days=7)
 STORY_MAX_DISTANCE = simhash.MAX_DISTANCE  # see listener.simhash for the measurement
+# Probes per band above which a batch reads every story of the window instead (1/16 of the
+# 65,536 band values: about 240 fingerprints, 17 probes each)
+_MAX_PROBES = 4096
 
 
 def _assign_stories(
@@ -252,15 +255,22 @@ def _assign_stories(
             sorted({p for fp in prints for p in simhash.probes(simhash.bands(fp)[band])})
             for band in range(4)
         ]
-        # Hundreds of integer probes: written into the SQL as literals (they are ints we made,
-        # so this is safe), which saves SQLAlchemy coercing each one as a bound parameter.
-        bands_sql = " OR ".join(
-            f"band{band} IN ({','.join(map(str, values))})" for band, values in enumerate(probes)
-        )
-        near = text(
-            "SELECT id, fingerprint FROM stories"  # noqa: S608 (only our own integers inside)
-            f" WHERE first_seen_at >= :since AND ({bands_sql})"
-        ).bindparams(bindparam("since", type_=UTCDateTime()))
+        if max(len(values) for values in probes) > _MAX_PROBES:
+            # a big batch probes most band values anyway: read the window's stories instead
+            # of compiling a statement with tens of thousands of literals for every batch
+            near = text("SELECT id, fingerprint FROM stories WHERE first_seen_at >= :since")
+        else:
+            # Hundreds of integer probes: written into the SQL as literals (they are ints we
+            # made, so this is safe), which saves SQLAlchemy coercing each as a bound parameter.
+            bands_sql = " OR ".join(
+                f"band{band} IN ({','.join(map(str, values))})"
+                for band, values in enumerate(probes)
+            )
+            near = text(
+                "SELECT id, fingerprint FROM stories"  # noqa: S608 (only our own integers inside)
+                f" WHERE first_seen_at >= :since AND ({bands_sql})"
+            ).execution_options(compiled_cache=None)  # one-off text: not kept in the cache
+        near = near.bindparams(bindparam("since", type_=UTCDateTime()))
         for row in conn.execute(near, {"since": now - STORY_WINDOW}):
             if row.fingerprint is not None:
                 index.add(row.id, simhash.from_signed64(row.fingerprint))

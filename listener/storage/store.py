@@ -175,6 +175,14 @@ def record_successes(
     return [(result, states[poll.source_id]) for result, poll in zip(results, polls, strict=True)]
 
 
+def record_mentions(
+    conn: Connection, *, mentions: Sequence[Mention], source_id: int, now: datetime
+) -> StoreResult:
+    """Store one batch of a poll's mentions without touching the source's fetch state (a big
+    feed's batches before its last one)."""
+    return ingest(conn, [Batch(source_id, mentions, now)])[0]
+
+
 def record_failure(
     conn: Connection, source_id: int, *, now: datetime, error: str, next_poll_at: datetime
 ) -> SourceState:
@@ -301,6 +309,7 @@ __all__ = [
     "query_mentions",
     "record_failure",
     "record_gone",
+    "record_mentions",
     "record_successes",
     "relink",
     "source_created",
