@@ -28,10 +28,9 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-from listener.checks import BrandRule
 from listener.enrichment.language import detect
 from listener.enrichment.sentiment import Scorer, Sentiment, window
 from listener.errors import ConfigError
@@ -46,6 +45,9 @@ from listener.matching import (
 from listener.matching.stories import fingerprint, story_url
 from listener.models import Item, Mention, Score
 from listener.sources import feed
+
+if TYPE_CHECKING:  # a type only: worker processes need neither the config nor pydantic
+    from listener.checks import BrandRule
 
 
 @dataclass(frozen=True, slots=True)
