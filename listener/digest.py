@@ -44,7 +44,6 @@ from listener.matching import (
 )
 from listener.matching.stories import fingerprint, story_url
 from listener.models import Item, Mention, Score
-from listener.sources import feed
 
 if TYPE_CHECKING:  # a type only: worker processes need neither the config nor pydantic
     from listener.checks import BrandRule
@@ -101,6 +100,8 @@ def digest(
     """Parse ``body`` and turn the items that match a brand into Mentions, each with its
     language and sentiment (scored on the text around the brand when the text is long).
     Raises ParseError."""
+    from listener.sources import feed  # only where bodies are parsed (workers), ~6 MB
+
     parsed = feed.parse_feed(body, url=url, content_type=content_type)
     return digest_items(matcher, scorer, source, parsed.items, parsed.warnings)
 
