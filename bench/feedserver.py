@@ -2,9 +2,9 @@
 
     python bench/feedserver.py --feeds 1000 --entries 50 --port-file PATH
 
-Each feed is /feeds/<i>.xml: RSS 2.0, mixed English and German entries, a few of which mention
-the bench brands (--match-share, default 0.1). Answers 304 to a matching If-None-Match. Prints nothing; writes its port to
---port-file once it listens. Binds 127.0.0.1 only.
+Each feed is /feeds/<i>.xml: RSS 2.0, mixed English and German entries, a share of which
+(--match-share, default 0.1) mention the bench brands. Answers 304 to a matching If-None-Match.
+Prints nothing; writes its port to --port-file once it listens. Binds 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -73,9 +73,7 @@ def make_feed(index: int, entries: int, rng: random.Random, share: float = 0.1) 
 class Server:
     def __init__(self, feeds: int, entries: int, share: float = 0.1) -> None:
         rng = random.Random(42)
-        self.bodies = {
-            f"/feeds/{i}.xml": make_feed(i, entries, rng, share) for i in range(feeds)
-        }
+        self.bodies = {f"/feeds/{i}.xml": make_feed(i, entries, rng, share) for i in range(feeds)}
         self.etags = {
             p: '"' + hashlib.sha1(b).hexdigest()[:16] + '"' for p, b in self.bodies.items()
         }

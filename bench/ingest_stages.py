@@ -5,8 +5,9 @@
 Builds the bench feeds of feedserver.py in memory, then times on them: feed parsing, matching,
 language detection, sentiment, the dedup/story keys (fingerprint), and the database write
 (``storage.ingest`` into a fresh SQLite file, one poll per batch as the writer groups them).
-Prints CPU seconds, items (or mentions) per CPU second and CPU microseconds each, per stage; --profile N prints the N most
-expensive functions of a cProfile run of the whole digest + store path.
+Prints CPU seconds, items (or mentions) per CPU second and CPU microseconds each, per stage;
+--profile N prints the N most expensive functions of a cProfile run of the whole digest + store
+path.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ import random
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -60,7 +60,8 @@ def main() -> None:
         begun = time.process_time()  # CPU time: the machine may be shared and loaded
         result = work()  # type: ignore[operator]
         took = time.process_time() - begun
-        print(f"{label:12s} {took:6.2f} s CPU {count / took:9.0f} /s {took / count * 1e6:6.0f} us each")
+        each = took / count * 1e6
+        print(f"{label:12s} {took:6.2f} s CPU {count / took:9.0f} /s {each:6.0f} us each")
         return result
 
     url = "https://site.example/feed.xml"
@@ -76,7 +77,11 @@ def main() -> None:
         lambda: [(s, it, matcher.match(document(it, s))) for s, it in items],
     )
     hits = [(s, it, b) for s, it, b in matched if b]  # type: ignore[attr-defined]
-    timed("language", len(hits), lambda: [detect(f"{it.title}\n{it.text}", it.language) for _, it, _ in hits])
+    timed(
+        "language",
+        len(hits),
+        lambda: [detect(f"{it.title}\n{it.text}", it.language) for _, it, _ in hits],
+    )
     timed("sentiment", len(hits), lambda: [score(scorer, it, b) for _, it, b in hits])
     timed("fingerprint", len(hits), lambda: [fingerprint(it.title, it.text) for _, it, _ in hits])
     digests = timed(
@@ -142,7 +147,6 @@ def main() -> None:
         profile.disable()
         pstats.Stats(profile).sort_stats("cumulative").print_stats(args.profile)
         pstats.Stats(profile).sort_stats("tottime").print_stats(args.profile)
-    _ = replace
 
 
 if __name__ == "__main__":

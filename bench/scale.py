@@ -78,14 +78,17 @@ def history(
             else:  # a storm: half a day's mentions (at least 200) in an hour, mostly negative
                 event = burst_at + timedelta(seconds=rng.random() * 3600)
                 negative = rng.random() < 0.8
-            yield index, {
-                "event_at": event,
-                "published_at": event,
-                "fetched_at": event + timedelta(seconds=60 + rng.random() * 600),
-                "sentiment": "negative" if negative else rng.choice(("neutral", "positive")),
-                "author": f"user{rng.randrange(5000)}",
-                "domain": f"site{rng.randrange(300)}.example",
-            }
+            yield (
+                index,
+                {
+                    "event_at": event,
+                    "published_at": event,
+                    "fetched_at": event + timedelta(seconds=60 + rng.random() * 600),
+                    "sentiment": "negative" if negative else rng.choice(("neutral", "positive")),
+                    "author": f"user{rng.randrange(5000)}",
+                    "domain": f"site{rng.randrange(300)}.example",
+                },
+            )
 
 
 def fill(engine: Engine, brands: list[str], per_day: int, days: int) -> int:
@@ -106,7 +109,8 @@ def fill(engine: Engine, brands: list[str], per_day: int, days: int) -> int:
                 }
             ],
         )
-        brand_ids = {name: ident for name, ident in conn.execute(text("SELECT name, id FROM brands"))}
+        rows = conn.execute(text("SELECT name, id FROM brands"))
+        brand_ids = {name: ident for name, ident in rows}  # noqa: C416 (rows, not pairs)
     ids = [brand_ids[b] for b in brands]
     mentions, links, stories = [], [], []
     total, story = 0, 0
