@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import getpass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy import Engine
 
 from listener.cli import App, cli, config_option, pass_app
 from listener.cli.commands import TABLE_LIMIT, mask, note_cut, parse_when, table_limit
 from listener.cli.output import emit, format_option, iso, resolve_format
-from listener.cli.why import report_verdicts
-from listener.config import Settings, parse_duration
 from listener.detection.registry import REGISTRY
 from listener.errors import ConfigError
-from listener.storage import alerts as db
-from listener.storage import store
 from listener.untrusted import for_terminal
-from listener.watch import backtest
+
+if TYPE_CHECKING:  # the rest is imported where used: `--help` needs no pydantic, no SQLAlchemy
+    from sqlalchemy import Engine
+
+    from listener.config import Settings
+    from listener.storage import alerts as db
 
 STATES = click.Choice(["pending", "firing", "resolved", "acknowledged"])
 
@@ -101,6 +101,8 @@ def alerts_group(
 
     --state firing lists the alerts nobody has acknowledged yet; --state acknowledged the
     acknowledged ones that still fire."""
+    from listener.storage import alerts as db
+
     if ctx.invoked_subcommand is not None:
         return
     output = resolve_format(fmt)
@@ -125,6 +127,9 @@ def alerts_group(
 @pass_app
 def show(app: App, alert_id: int, fmt: str | None) -> None:
     """The full explanation of one alert and the negative mentions behind it."""
+    from listener.storage import alerts as db
+    from listener.storage import store
+
     engine = app.engine()
     alert = db.get_alert(engine, alert_id)
     if alert is None:
@@ -173,6 +178,9 @@ def show(app: App, alert_id: int, fmt: str | None) -> None:
 def why(app: App, brand: str, since: str, fmt: str | None) -> None:
     """Why (or why not) an alert: every recently judged window with negative mentions, observed
     vs expected, score and the gate that decided (the same as `backtest --brand --explain`)."""
+    from listener.cli.why import report_verdicts
+    from listener.watch import backtest
+
     settings = app.settings()
     match = [b for b in settings.brands if b.name.casefold() == brand.casefold()]
     if not match:
@@ -210,6 +218,8 @@ def _person(value: str | None) -> str:
 def ack(app: App, alert_id: int, by: str | None, note: str | None) -> None:
     """Acknowledge a firing alert: no more repeats (escalation and resolved notices still come,
     and say who acknowledged it)."""
+    from listener.storage import alerts as db
+
     person = _person(by)
     if not db.acknowledge(app.engine(), alert_id, datetime.now(UTC), by=person, note=note):
         raise click.ClickException(f"no firing alert {alert_id}; `listener alerts --state firing`")
@@ -222,6 +232,8 @@ def ack(app: App, alert_id: int, by: str | None, note: str | None) -> None:
 @pass_app
 def unack(app: App, alert_id: int) -> None:
     """Take an acknowledgement back: the alert repeats again until acknowledged."""
+    from listener.storage import alerts as db
+
     if not db.unacknowledge(app.engine(), alert_id):
         raise click.ClickException(
             f"no acknowledged firing alert {alert_id}; `listener alerts --state acknowledged`"
@@ -248,6 +260,9 @@ def silence(
     by: str | None,
 ) -> None:
     """Drop notifications of matching alerts until the silence expires."""
+    from listener.config import parse_duration
+    from listener.storage import alerts as db
+
     try:
         seconds = parse_duration(duration)
     except ValueError as exc:
@@ -272,6 +287,8 @@ def silence(
 @pass_app
 def silences(app: App, everything: bool, fmt: str | None) -> None:
     """Silences in force or still to come (with --all, expired ones too), newest first."""
+    from listener.storage import alerts as db
+
     now = datetime.now(UTC)
     found = db.list_silences(app.engine(), now, expired=everything)
     records = [
@@ -302,6 +319,8 @@ def silences(app: App, everything: bool, fmt: str | None) -> None:
 @pass_app
 def unsilence(app: App, silence_id: int) -> None:
     """End a silence now: matching alerts notify again."""
+    from listener.storage import alerts as db
+
     if not db.expire_silence(app.engine(), silence_id, datetime.now(UTC)):
         raise click.ClickException(f"no silence {silence_id} in force; `listener alerts silences`")
     click.echo(f"Silence {silence_id} expired.")
@@ -314,6 +333,8 @@ def unsilence(app: App, silence_id: int) -> None:
 @pass_app
 def outbox(app: App, everything: bool, fmt: str | None) -> None:
     """Notifications waiting to be delivered, and dead ones (failing for longer than retry_for)."""
+    from listener.storage import alerts as db
+
     items = db.outbox(app.engine(), include_delivered=everything)
     records = [
         {
