@@ -65,19 +65,11 @@ _LATIN_LETTERS = re.compile(r"[A-Za-zªºÀ-ÖØ-öø-ɏḀ-ỿ]+")
 def _identifier() -> Any:  # py3langid's LanguageIdentifier (it ships no type hints)
     """Load the packaged model once (about 0.5 s), keeping only the candidate languages.
     py3langid (and numpy with it, ~11 MB) is imported here, on first use: a process that
-    never detects a language (the daemon's main process when workers parse) never holds it."""
-    from py3langid.langid import (  # type: ignore[import-untyped]  # ships no type hints
-        MODEL_DIR,
-        MODEL_FILE,
-        LanguageIdentifier,
-    )
-    from py3langid.modelio import load_model  # type: ignore[import-untyped]
+    never detects a language (the daemon's main process when workers parse) never holds it.
+    ``langid_model`` streams the file, so loading peaks no higher than the loaded model."""
+    from listener.enrichment.langid_model import load_identifier
 
-    ptc, pc, classes, nextmove, row, output = load_model(MODEL_DIR / MODEL_FILE)
-    keep = [i for i, code in enumerate(classes) if code in _CANDIDATES]
-    return LanguageIdentifier(
-        ptc[:, keep], pc[keep], [classes[i] for i in keep], nextmove, output, tk_row=row
-    )
+    return load_identifier(_CANDIDATES)
 
 
 def _primary(hint: str | None) -> str | None:
