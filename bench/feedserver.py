@@ -2,9 +2,9 @@
 
     python bench/feedserver.py --feeds 1000 --entries 50 --port-file PATH
 
-Each feed is /feeds/<i>.xml: RSS 2.0, mixed English and German entries, a few of which mention
-the bench brands. Answers 304 to a matching If-None-Match. Prints nothing; writes its port to
---port-file once it listens. Binds 127.0.0.1 only.
+Each feed is /feeds/<i>.xml: RSS 2.0, mixed English and German entries, a share of which
+(--match-share, default 0.1) mention the bench brands. Answers 304 to a matching If-None-Match.
+Prints nothing; writes its port to --port-file once it listens. Binds 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ def vocabulary(words: list[str], size: int, rng: random.Random) -> tuple[list[st
 _VOCAB: dict[str, tuple[list[str], list[float]]] = {}
 
 
-def make_feed(index: int, entries: int, rng: random.Random) -> bytes:
+def make_feed(index: int, entries: int, rng: random.Random, share: float = 0.1) -> bytes:
     if not _VOCAB:
         _VOCAB["en"] = vocabulary(EN, 3000, random.Random(1))
         _VOCAB["de"] = vocabulary(DE, 3000, random.Random(2))
@@ -52,7 +52,7 @@ def make_feed(index: int, entries: int, rng: random.Random) -> bytes:
         words, weights = _VOCAB["en"] if rng.random() < 0.6 else _VOCAB["de"]
         title = " ".join(rng.choices(words, weights, k=10))
         body = " ".join(rng.choices(words, weights, k=80))
-        if rng.random() < 0.1:  # about one entry in ten mentions a brand
+        if rng.random() < share:  # by default about one entry in ten mentions a brand
             brand = rng.choice(BRANDS)
             body = body.replace(" ", f" {brand} ", 1)
         date = format_datetime(now - timedelta(minutes=index + n * 7))
@@ -71,9 +71,9 @@ def make_feed(index: int, entries: int, rng: random.Random) -> bytes:
 
 
 class Server:
-    def __init__(self, feeds: int, entries: int) -> None:
+    def __init__(self, feeds: int, entries: int, share: float = 0.1) -> None:
         rng = random.Random(42)
-        self.bodies = {f"/feeds/{i}.xml": make_feed(i, entries, rng) for i in range(feeds)}
+        self.bodies = {f"/feeds/{i}.xml": make_feed(i, entries, rng, share) for i in range(feeds)}
         self.etags = {
             p: '"' + hashlib.sha1(b).hexdigest()[:16] + '"' for p, b in self.bodies.items()
         }
@@ -120,9 +120,15 @@ async def main() -> None:
         default=1,
         help="listen on 127.0.0.1 .. 127.0.0.N (all loopback) as N hosts",
     )
+    parser.add_argument(
+        "--match-share",
+        type=float,
+        default=0.1,
+        help="share of entries that mention a brand (1 = every entry, like a search feed)",
+    )
     parser.add_argument("--port-file", required=True)
     args = parser.parse_args()
-    server = Server(args.feeds, args.entries)
+    server = Server(args.feeds, args.entries, args.match_share)
     hosts = [f"127.0.0.{i}" for i in range(1, args.hosts + 1)]
     with socket.socket() as probe:  # one port for every host
         probe.bind(("127.0.0.1", 0))

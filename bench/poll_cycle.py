@@ -2,6 +2,10 @@
 against a naive pipeline (httpx + feedparser, one feed at a time) measured in the same run.
 
     python bench/poll_cycle.py [--feeds 1000] [--entries 50] [--naive-feeds N]
+                               [--match-share 0.1 | --all-matching] [--no-naive]
+
+--all-matching: every entry mentions a brand (search feeds, brand hashtags): the ingest
+throughput case; the cold line then also says how many new mentions per second were stored.
 
 Every measured step runs as its own process, so wall time includes start-up and the peak RSS is
 that process's own (os.wait4). Prints one line per measurement.
@@ -85,7 +89,16 @@ def main() -> None:
     parser.add_argument(
         "--naive-feeds", type=int, default=None, help="feeds for the naive pipeline (default: all)"
     )
+    parser.add_argument(
+        "--match-share", type=float, default=0.1, help="share of entries that mention a brand"
+    )
+    parser.add_argument(
+        "--all-matching", action="store_true", help="every entry mentions a brand (--match-share 1)"
+    )
+    parser.add_argument("--no-naive", action="store_true", help="skip the naive pipeline")
     args = parser.parse_args()
+    if args.all_matching:
+        args.match_share = 1.0
     naive_feeds = args.naive_feeds or args.feeds
     work = Path(tempfile.mkdtemp(prefix="listener-bench-"))
     port_file = work / "port"
@@ -99,6 +112,8 @@ def main() -> None:
             str(args.entries),
             "--hosts",
             str(args.hosts),
+            "--match-share",
+            str(args.match_share),
             "--port-file",
             str(port_file),
         ]
@@ -123,7 +138,8 @@ def main() -> None:
         entries = args.feeds * args.entries
         print(
             f"bench: {args.feeds} feeds x {args.entries} entries = {entries} entries "
-            f"on {args.hosts} loopback hosts, {os.cpu_count()} cores"
+            f"on {args.hosts} loopback hosts, {args.match_share:.0%} mention a brand, "
+            f"{os.cpu_count()} cores"
         )
         results = {}
         for label in ("cold", "all-304"):
@@ -132,11 +148,17 @@ def main() -> None:
             cycle = float(re.search(r" in ([\d.]+) s:", out).group(1))  # type: ignore[union-attr]
             if " 0 failed" not in out:
                 sys.exit(f"bench: polls failed: {out.strip()}")
+            new = re.search(r"(\d+) new", out)
+            stored = int(new.group(1)) if new else 0
             print(
                 f"listener {label:8s}: {wall:6.2f} s wall ({cycle:.2f} s cycle after start-up), "
                 f"{args.feeds / wall:6.0f} feeds/s, {entries / wall:7.0f} entries/s, "
-                f"CPU {LAST_CPU:5.2f} s, peak RSS {rss:5.1f} MB (process tree) | {out.strip()}"
+                f"CPU {LAST_CPU:5.2f} s, peak RSS {rss:5.1f} MB (process tree), "
+                f"{stored / wall:6.0f} new mentions/s ({stored / cycle:6.0f}/s of cycle) "
+                f"| {out.strip()}"
             )
+        if args.no_naive:
+            return
         wall, rss, out = run_measured(
             [sys.executable, str(HERE / "naive.py"), base, str(naive_feeds)], env=env
         )

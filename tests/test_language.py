@@ -126,3 +126,19 @@ def test_contract() -> None:
     assert LANGUAGES == ("en", "de")
     assert VERSION.startswith("py3langid-")
     assert "/" in VERSION
+
+
+def test_streamed_model_is_the_one_py3langid_loads() -> None:
+    # langid_model reads the packaged model in chunks (for memory); it must be the same model
+    from listener.enrichment.langid_model import _fallback, load_identifier
+
+    languages = ("en", "de", "fr", "nl")
+    ours, theirs = load_identifier(languages), _fallback(languages)
+    assert ours.nb_classes == theirs.nb_classes == ["de", "en", "fr", "nl"]
+    assert (ours.nb_ptc == theirs.nb_ptc).all() and ours.nb_ptc.dtype == theirs.nb_ptc.dtype
+    assert (ours.nb_pc == theirs.nb_pc).all()
+    assert ours.tk_nextmove == theirs.tk_nextmove
+    assert ours.tk_row == theirs.tk_row
+    assert ours.tk_output == theirs.tk_output
+    for text in ("Der Zug kam wieder zu spät", "the support never answered", "het is mooi weer"):
+        assert ours.rank(text) == theirs.rank(text)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import getpass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -12,19 +12,15 @@ from listener.cli.app import App, cli, config_option, pass_app
 from listener.cli.commands import mask, parse_when
 from listener.cli.mentions import TABLE_LIMIT, note_cut, table_limit
 from listener.cli.output import emit, format_option, iso, resolve_format
-from listener.cli.why import report_verdicts
-from listener.config import Settings, parse_duration
 from listener.detection.registry import REGISTRY
 from listener.errors import ConfigError
-from listener.models import OutboxItem, StoredAlert
-from listener.service.cycle import Alerted
-from listener.service.detect import backtest
-from listener.storage import alerts as db
-from listener.storage import outbox as outbox_db
-from listener.storage import silences as silence_db
-from listener.storage import store
-from listener.storage.sql import transaction
 from listener.untrusted import for_terminal
+
+if TYPE_CHECKING:  # the rest is imported where used: `--help` needs no pydantic, no SQLAlchemy
+    from listener.config import Settings
+    from listener.models import OutboxItem, StoredAlert
+    from listener.service.cycle import Alerted
+
 
 STATES = click.Choice(["pending", "firing", "resolved", "acknowledged"])
 
@@ -103,6 +99,8 @@ def alerts_group(
     acknowledged ones that still fire."""
     if ctx.invoked_subcommand is not None:
         return
+    from listener.storage import alerts as db
+
     output = resolve_format(fmt)
     most = table_limit(limit, output)
     found = db.list_alerts(
@@ -125,6 +123,9 @@ def alerts_group(
 @pass_app
 def show(app: App, alert_id: int, fmt: str | None) -> None:
     """The full explanation of one alert and the negative mentions behind it."""
+    from listener.storage import alerts as db
+    from listener.storage import store
+
     engine = app.engine()
     alert = db.get_alert(engine, alert_id)
     if alert is None:
@@ -173,6 +174,9 @@ def show(app: App, alert_id: int, fmt: str | None) -> None:
 def why(app: App, brand: str, since: str, fmt: str | None) -> None:
     """Why (or why not) an alert: every recently judged window with negative mentions, observed
     vs expected, score and the gate that decided (the same as `backtest --brand --explain`)."""
+    from listener.cli.why import report_verdicts
+    from listener.service.detect import backtest
+
     settings = app.settings()
     match = [b for b in settings.brands if b.name.casefold() == brand.casefold()]
     if not match:
@@ -210,6 +214,9 @@ def _person(value: str | None) -> str:
 def ack(app: App, alert_id: int, by: str | None, note: str | None) -> None:
     """Acknowledge a firing alert: no more repeats (escalation and resolved notices still come,
     and say who acknowledged it)."""
+    from listener.storage import alerts as db
+    from listener.storage.sql import transaction
+
     person = _person(by)
     with transaction(app.engine(), "cannot acknowledge") as conn:
         done = db.acknowledge(conn, alert_id, datetime.now(UTC), by=person, note=note)
@@ -224,6 +231,9 @@ def ack(app: App, alert_id: int, by: str | None, note: str | None) -> None:
 @pass_app
 def unack(app: App, alert_id: int) -> None:
     """Take an acknowledgement back: the alert repeats again until acknowledged."""
+    from listener.storage import alerts as db
+    from listener.storage.sql import transaction
+
     with transaction(app.engine(), "cannot unacknowledge") as conn:
         done = db.unacknowledge(conn, alert_id)
     if not done:
@@ -252,6 +262,10 @@ def silence(
     by: str | None,
 ) -> None:
     """Drop notifications of matching alerts until the silence expires."""
+    from listener.config import parse_duration
+    from listener.storage import silences as silence_db
+    from listener.storage.sql import transaction
+
     try:
         seconds = parse_duration(duration)
     except ValueError as exc:
@@ -277,6 +291,8 @@ def silence(
 @pass_app
 def silences(app: App, everything: bool, fmt: str | None) -> None:
     """Silences in force or still to come (with --all, expired ones too), newest first."""
+    from listener.storage import silences as silence_db
+
     now = datetime.now(UTC)
     found = silence_db.list_silences(app.engine(), now, expired=everything)
     records = [
@@ -307,6 +323,9 @@ def silences(app: App, everything: bool, fmt: str | None) -> None:
 @pass_app
 def unsilence(app: App, silence_id: int) -> None:
     """End a silence now: matching alerts notify again."""
+    from listener.storage import silences as silence_db
+    from listener.storage.sql import transaction
+
     with transaction(app.engine(), "cannot expire the silence") as conn:
         done = silence_db.expire_silence(conn, silence_id, datetime.now(UTC))
     if not done:
@@ -321,6 +340,8 @@ def unsilence(app: App, silence_id: int) -> None:
 @pass_app
 def outbox(app: App, everything: bool, fmt: str | None) -> None:
     """Notifications waiting to be delivered, and dead ones (failing for longer than retry_for)."""
+    from listener.storage import outbox as outbox_db
+
     items = outbox_db.outbox(app.engine(), include_delivered=everything)
     records = [
         {

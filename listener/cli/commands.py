@@ -14,19 +14,20 @@ import click
 
 from listener.cli.app import App, cli, config_option, pass_app
 from listener.cli.output import emit, format_option, iso, resolve_format
-from listener.config import Settings, database_url, parse_duration
 from listener.errors import ConfigError
-from listener.storage import engine as db
-from listener.storage import store
 from listener.untrusted import for_terminal
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the rest is imported where used: `--help` needs no pydantic, no SQLAlchemy
+    from listener.config import Settings
     from listener.service.cycle import CycleReport
     from listener.service.poll import PollOutcome
+    from listener.storage import store
 
 
 def parse_when(value: str, option: str, now: datetime) -> datetime:
     """'24h' / '7d' (ago), or an ISO date / date-time (UTC unless it says otherwise)."""
+    from listener.config import parse_duration
+
     text = value.strip()
     if re.fullmatch(r"[\d.]+\s*(ms|s|m|h|d|w)([\d.]+\s*(ms|s|m|h|d|w))*", text, re.IGNORECASE):
         return now - timedelta(seconds=parse_duration(text))
@@ -70,7 +71,9 @@ def check_config(app: App) -> None:
     Every problem is reported in one run (exit code 2): missing environment variables, bad
     values, broken queries and routes, and a database URL that cannot work (unsupported scheme,
     driver not installed, SQLite directory not writable)."""
+    from listener.config import database_url
     from listener.service.poll import source_url
+    from listener.storage import engine as db
 
     settings = app.settings()
     url = database_url(settings)
@@ -123,6 +126,8 @@ def db_group() -> None:
 @pass_app
 def db_upgrade(app: App) -> None:
     """Create or migrate the database schema to the version this listener needs."""
+    from listener.storage import engine as db
+
     engine = app.engine(check=False)
     before, after = db.upgrade(engine)
     where = db.display_url(str(engine.url))
@@ -137,6 +142,8 @@ def db_upgrade(app: App) -> None:
 @pass_app
 def db_current(app: App) -> None:
     """Show the schema revision of the database and the one this version needs."""
+    from listener.storage import engine as db
+
     engine = app.engine(check=False)
     current, head = db.current_revision(engine), db.head_revision()
     state = "up to date" if current == head else "out of date: run `listener db upgrade`"

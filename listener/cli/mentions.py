@@ -6,15 +6,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from listener.cli.app import App, cli, config_option, pass_app
 from listener.cli.commands import parse_when
 from listener.cli.output import emit, format_option, iso, resolve_format
-from listener.storage import store
 from listener.untrusted import for_terminal
+
+if TYPE_CHECKING:  # imported where used: `--help` needs no SQLAlchemy
+    from listener.storage import store
 
 TABLE_LIMIT = 50
 
@@ -185,6 +187,8 @@ def mentions(
     fmt: str | None,
 ) -> None:
     """Show stored mentions, newest first."""
+    from listener.storage import store
+
     now = datetime.now(UTC)
     output = resolve_format(fmt)
     most = table_limit(limit, output)

@@ -14,11 +14,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
-from listener.sources.client import redact_url
 from listener.untrusted import escape_json_unsafe, for_terminal
 
 FORMATS = ("table", "json", "jsonl", "csv")
@@ -95,6 +91,8 @@ _WIDE = {"url": 24, "title": 20, "explanation": 20, "text": 20, "last_error": 16
 
 def table_width() -> int:
     """Columns to fit: the terminal's, or $COLUMNS, else 160 when not on a terminal."""
+    from rich.console import Console
+
     env = os.environ.get("COLUMNS", "")
     if env.isdigit() and int(env) >= 20:
         return int(env)
@@ -154,6 +152,10 @@ def _table(
     columns: Sequence[tuple[str, str, int | None]],
     title: str | None,
 ) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
     terminal = sys.stdout.isatty()
     width = table_width()
     shown, dropped = fit_columns(columns, width)
@@ -182,6 +184,8 @@ _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]{0,31}://\S+$")
 
 
 def _no_credentials(value: object) -> object:
+    from listener.sources.client import redact_url
+
     if isinstance(value, str):
         return redact_url(value) if _URL.match(value) and ("@" in value or "=" in value) else value
     if isinstance(value, list):

@@ -42,13 +42,7 @@ from __future__ import annotations
 import functools
 import re
 from importlib.metadata import version as _dist_version
-
-from py3langid.langid import (  # type: ignore[import-untyped]  # ships no type hints
-    MODEL_DIR,
-    MODEL_FILE,
-    LanguageIdentifier,
-)
-from py3langid.modelio import load_model  # type: ignore[import-untyped]
+from typing import Any
 
 LANGUAGES = ("en", "de")
 OTHER = "other"
@@ -68,13 +62,14 @@ _LATIN_LETTERS = re.compile(r"[A-Za-zªºÀ-ÖØ-öø-ɏḀ-ỿ]+")
 
 
 @functools.cache
-def _identifier() -> LanguageIdentifier:
-    """Load the packaged model once (about 0.5 s), keeping only the candidate languages."""
-    ptc, pc, classes, nextmove, row, output = load_model(MODEL_DIR / MODEL_FILE)
-    keep = [i for i, code in enumerate(classes) if code in _CANDIDATES]
-    return LanguageIdentifier(
-        ptc[:, keep], pc[keep], [classes[i] for i in keep], nextmove, output, tk_row=row
-    )
+def _identifier() -> Any:  # py3langid's LanguageIdentifier (it ships no type hints)
+    """Load the packaged model once (about 0.5 s), keeping only the candidate languages.
+    py3langid (and numpy with it, ~11 MB) is imported here, on first use: a process that
+    never detects a language (the daemon's main process when workers parse) never holds it.
+    ``langid_model`` streams the file, so loading peaks no higher than the loaded model."""
+    from listener.enrichment.langid_model import load_identifier
+
+    return load_identifier(_CANDIDATES)
 
 
 def _primary(hint: str | None) -> str | None:

@@ -23,6 +23,7 @@ Owns ``canonical_url``, ``dedup_key`` and ``content_hash``. Rules:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from urllib.parse import urlsplit, urlunsplit
 
@@ -80,6 +81,7 @@ def _canonical_netloc(scheme: str, netloc: str) -> str:
     return f"{userinfo}{at}{host.lower()}{colon}{port}"
 
 
+@functools.lru_cache(maxsize=4096)  # one item asks three times: dedup key, stored URL, story
 def canonical_url(url: str) -> str:
     """Return the canonical form of ``url`` used to recognise the same item across feeds."""
     try:

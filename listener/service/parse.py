@@ -29,10 +29,9 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
-from listener.checks import BrandRule
 from listener.enrichment.language import detect
 from listener.enrichment.sentiment import Scorer, Sentiment, window
 from listener.errors import ConfigError
@@ -46,7 +45,10 @@ from listener.matching import (
 )
 from listener.matching.stories import fingerprint, story_url
 from listener.models import Item, Mention, Score
-from listener.sources import feed, feed_split
+from listener.sources import feed_split
+
+if TYPE_CHECKING:  # a type only: worker processes need neither the config nor pydantic
+    from listener.checks import BrandRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +102,8 @@ def parse(
     """Parse ``body`` and turn the items that match a brand into Mentions, each with its
     language and sentiment (scored on the text around the brand when the text is long).
     Raises ParseError."""
+    from listener.sources import feed  # only where bodies are parsed (workers), ~6 MB
+
     parsed = feed.parse_feed(body, url=url, content_type=content_type)
     return parse_items(matcher, scorer, source, parsed.items, parsed.warnings)
 
