@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from pytest_httpserver import HTTPServer
 from sqlalchemy import Engine, text
-from test_pipeline import Clock, make_settings, poll_all
+from test_poll import Clock, make_settings, poll_all
 
 from listener.sources import feed_split
 from listener.sources.feed import parse_feed
