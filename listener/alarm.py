@@ -11,8 +11,9 @@ Rules:
 - With ``alerts.pending_for``, a new episode is pending (stored, not notified) until its
   condition has held that long; one that clears before is resolved without a word.
 - Notifications are rendered per route (format, length) when written, so that what is delivered
-  is exactly what was decided; silences drop them, inhibition (a firing storm) drops lesser ones,
-  quiet hours hold them, ``repeat_interval`` repeats firing unacknowledged alerts.
+  is exactly what was decided; silences drop them, inhibition (a firing alert of a detector
+  the registry marks ``inhibits``: the storm) drops lesser ones, quiet hours hold them,
+  ``repeat_interval`` repeats firing unacknowledged alerts.
 - Delivery of the outbox is ``listener.dispatch.deliver``.
 """
 
@@ -35,6 +36,7 @@ from listener.checks import routes
 from listener.config import BrandSettings, RunbookSettings, Settings
 from listener.detection.episodes import Transition
 from listener.detection.monitor import explain, replay
+from listener.detection.registry import INHIBITORS
 from listener.matching import terms
 from listener.storage import alerts as db
 from listener.storage import store
@@ -410,11 +412,13 @@ def _notifications(
         result.held.append(f"alert {alert_id}: silenced until {silence.ends_at:%Y-%m-%d %H:%M}")
         return []
     if settings.alerts.inhibit and message.kind in ("fired", "escalated", "repeat"):
-        storm = lifecycle.inhibited_by(
-            firing, alert_id, message.brand, message.detector, message.severity
+        other = lifecycle.inhibited_by(
+            firing, alert_id, message.brand, message.detector, message.severity, INHIBITORS
         )
-        if storm is not None:
-            result.held.append(f"alert {alert_id}: inhibited by the storm alert {storm.id}")
+        if other is not None:
+            result.held.append(
+                f"alert {alert_id}: inhibited by the {other.detector} alert {other.id}"
+            )
             return []
     return _fan_out(checked, message, now)
 

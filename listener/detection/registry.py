@@ -11,6 +11,8 @@ Rules:
 - ``early``: the detector may open an episode at the poll that brings the evidence, before the
   bucket's final judgement (sudden bursts); ``calibrated``: its score must also beat the brand's
   own record of daily peaks (``tail_days``, ``tail_budget``, ``refractory`` parameters).
+- ``inhibits``: while one of its alerts fires, the brand's alerts from other detectors of lower or
+  equal severity are not notified (``[alerts] inhibit``; the storm says it all).
 - ``history``: how far back a replay must start for its first judged bucket to have a baseline.
 - Parameters that are durations (seconds, configured as "1h") are listed in ``durations``.
 """
@@ -38,6 +40,7 @@ class Detector:
     durations: frozenset[str] = frozenset({"clear_after"})
     early: bool = False
     calibrated: bool = False
+    inhibits: bool = False
 
     def parameter_names(self) -> list[str]:
         return [f.name for f in fields(self.params)]
@@ -60,6 +63,7 @@ REGISTRY: dict[str, Detector] = {
             durations=frozenset({"windows", "clear_after", "refractory"}),
             early=True,
             calibrated=True,
+            inhibits=True,
         ),
         Detector(
             name="smoulder",
@@ -73,6 +77,7 @@ REGISTRY: dict[str, Detector] = {
     )
 }
 NAMES = tuple(REGISTRY)
+INHIBITORS = frozenset(name for name, spec in REGISTRY.items() if spec.inhibits)
 
 
 class DetectionParams:
