@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from listener.detection.calibrate import Peaks, exceedance_level
@@ -221,7 +222,7 @@ def test_within_the_refractory_period_a_new_storm_must_beat_a_margin_over_the_la
     values[big] += 60
     values[echo] += 70
     base = StormParams(tail_budget=0, size_budget=0)
-    no_margin = DetectionParams(storm=StormParams(tail_budget=0, size_budget=0, refractory_margin=1))
+    no_margin = DetectionParams(storm=replace(base, refractory_margin=1))
     series = Series.from_counts(START, FIVE, values)
     assert [t.index for t in run(series, no_margin) if t.kind == "fired"] == [big, echo]
     series = Series.from_counts(START, FIVE, values)
