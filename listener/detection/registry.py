@@ -10,7 +10,8 @@ Rules:
   parameter overrides all read this table.
 - ``early``: the detector may open an episode at the poll that brings the evidence, before the
   bucket's final judgement (sudden bursts); ``calibrated``: its score must also beat the brand's
-  own record of daily peaks (``tail_days``, ``tail_budget``, ``refractory`` parameters).
+  own record of daily peak scores and factors (``min_count``, ``tail_days``, ``tail_budget``,
+  ``size_budget``, ``refractory``, ``refractory_margin`` parameters).
 - ``inhibits``: while one of its alerts fires, the brand's alerts from other detectors of lower or
   equal severity are not notified (``[alerts] inhibit``; the storm says it all).
 - ``history``: how far back a replay must start for its first judged bucket to have a baseline.
