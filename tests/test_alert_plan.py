@@ -20,6 +20,7 @@ from listener.alerting.plan import (
     plan_sources,
     with_id,
 )
+from listener.detection.registry import INHIBITORS
 from listener.models import Evidence, SourceState, StoredAlert, StoredSilence
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -72,7 +73,7 @@ def counts(plan: Plan) -> tuple[int, int, int, int, int, int]:
     return (plan.fired, plan.pending, plan.escalated, plan.resolved, plan.historic, plan.repeats)
 
 
-POLICY = Policy(routes=(CHAT, MAIL))
+POLICY = Policy(routes=(CHAT, MAIL), inhibitors=INHIBITORS)
 ACKED = {"acked_by": "ana", "acked_at": STARTED, "ack_note": "on it"}
 
 LIFECYCLE = [

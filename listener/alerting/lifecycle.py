@@ -3,8 +3,9 @@
 Rules:
 - States: firing -> resolved (stored); acknowledged is a flag on a firing alert that stops
   repeats but not escalation or the resolved notice; silences drop matching notifications until
-  they expire; a firing storm alert of a brand inhibits the notifications of its other alerts of
-  lower or equal severity (the storm says it all).
+  they expire; a firing alert of a brand from a detector that inhibits others (the detector
+  registry says which: the storm) inhibits the notifications of its alerts from other detectors
+  of lower or equal severity (the storm says it all). This module names no detector.
 - A route hears of alerts at or above its ``min_severity``, of its ``brands`` and ``detectors``
   (empty: all). Resolved notices go where the alert went.
 - Quiet hours hold delivery, not evaluation: a held notification is due when they end; a
@@ -14,7 +15,7 @@ Rules:
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, TypeVar
@@ -132,13 +133,20 @@ def silenced_by(silences: Iterable[S], brand: str, detector: str, severity: str)
 
 
 def inhibited_by(
-    firing: Sequence[F], alert_id: int | None, brand: str, detector: str, severity: str
+    firing: Sequence[F],
+    alert_id: int | None,
+    brand: str,
+    detector: str,
+    severity: str,
+    inhibitors: Collection[str],
 ) -> F | None:
-    """A firing storm alert of the same brand, at least as severe, inhibits the others."""
+    """A firing alert of the same brand from one of the ``inhibitors`` (the detectors that
+    declare so in the registry), from another detector and at least as severe, inhibits this
+    one."""
     for other in firing:
-        if other.id == alert_id or other.brand != brand or other.detector != "storm":
+        if other.id == alert_id or other.brand != brand or other.detector not in inhibitors:
             continue
-        if detector != "storm" and RANK.get(other.severity, 0) >= RANK.get(severity, 0):
+        if other.detector != detector and RANK.get(other.severity, 0) >= RANK.get(severity, 0):
             return other
     return None
 

@@ -50,6 +50,7 @@ class Policy:
 
     routes: tuple[lifecycle.Route, ...]
     inhibit: bool = True
+    inhibitors: frozenset[str] = frozenset()  # the detectors the registry marks ``inhibits``
     pending_for: timedelta = timedelta(0)
     repeat_interval: timedelta = timedelta(hours=4)
 
@@ -120,7 +121,7 @@ class Send:
 
 @dataclass(frozen=True, slots=True)
 class Held:
-    """A notification not written, and why; ``by`` is the inhibiting storm's key."""
+    """A notification not written, and why; ``by`` is the inhibiting alert's key."""
 
     key: Key
     alert_id: int | None
@@ -214,11 +215,16 @@ class _Builder:
             self.held.append(Held(ep.key, ep.alert_id, "silenced", until=silence.ends_at))
             return 0
         if self.policy.inhibit and message.kind in ("fired", "escalated", "repeat"):
-            storm = lifecycle.inhibited_by(
-                firing, ep.ref, message.brand, message.detector, message.severity
+            other = lifecycle.inhibited_by(
+                firing,
+                ep.ref,
+                message.brand,
+                message.detector,
+                message.severity,
+                self.policy.inhibitors,
             )
-            if storm is not None:
-                held = Held(ep.key, ep.alert_id, "inhibited", by=storm.key, by_id=storm.alert_id)
+            if other is not None:
+                held = Held(ep.key, ep.alert_id, "inhibited", by=other.key, by_id=other.alert_id)
                 self.held.append(held)
                 return 0
         return self.fan_out(ep.key, ep.alert_id, message)

@@ -33,7 +33,9 @@ class StormSettings(Section):
     rate_floor: Annotated[float, Field(ge=0, le=1)] | None = None
     tail_days: Count | None = None
     tail_budget: Annotated[float, Field(ge=0)] | None = None
+    size_budget: Annotated[float, Field(ge=0)] | None = None
     refractory: Duration | None = None
+    refractory_margin: Annotated[float, Field(ge=1)] | None = None
 
 
 class SmoulderSettings(Section):

@@ -10,6 +10,12 @@ Rules:
   record says a day's peak exceeds once in ``budget`` days. On ordinary days a brand then opens
   about one episode per ``budget`` days at most, whatever its volume or noise, and one earlier
   crisis in the record raises the bar only a little (it is one excess among many).
+- Two records per detector: the score (statistical size: how improbable) and the size, the log
+  of the factor observed/expected (practical size: how much more than usual). A busy brand's
+  scores run high on ordinary days because its counts are large, a quiet brand's factors because
+  its expectations are small; an episode must stand out on both. The size is recorded as 0 for a
+  window with too few mentions to judge (under half the detector's count floor: a mention or two
+  against an expectation near zero is no practical size).
 - Peaks are recorded from final judgements only (never from early ones), per day of the series
   (``index // per_day``), so every replay reaches the same bar.
 - With less than ``MIN_DAYS`` days of record there is no bar (cold start: the detector's own
@@ -49,6 +55,14 @@ class Peaks:
         if len(record) < min(MIN_DAYS, days):
             return None
         return exceedance_level(record, budget)
+
+
+def size(observed: float, expected: float, floor: float) -> float:
+    """The practical size of a window: ``log(observed / expected)``, 0 below ``floor`` mentions
+    or at most as many as expected."""
+    if observed < floor or expected <= 0 or observed <= expected:
+        return 0.0
+    return math.log(observed / expected)
 
 
 def exceedance_level(record: list[float], budget: float) -> float:

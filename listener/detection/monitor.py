@@ -13,20 +13,21 @@ Rules:
   judgement count for the baselines and are seen by the early judgement of the poll that brings
   them, within the storm's windows. A backlog after an outage fills the buckets of its event
   times, so it is no spike.
-- Calibrated detectors (the storm) open only when the score also beats the brand's record of
-  daily peaks (``calibrate``) and, within the refractory period after the last episode, that
-  episode's peak.
+- Calibrated detectors (the storm) open only when the score and the size (factor) also beat the
+  brand's record of daily peaks (``calibrate``) and, within the refractory period after the last
+  episode, ``refractory_margin`` times that episode's peak score.
 - Which detectors exist, with their parameters and schedules, is ``registry``'s.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from listener.detection import storm
+from listener.detection import calibrate, storm
 from listener.detection.calibrate import Peaks
 from listener.detection.episodes import Tracker, Transition
 from listener.detection.registry import REGISTRY
@@ -46,6 +47,7 @@ class Monitor:
             for name in REGISTRY
         }
         self.peaks = {name: Peaks(max(1, series.per_day)) for name in REGISTRY}
+        self.sizes = {name: Peaks(max(1, series.per_day)) for name in REGISTRY}
         # calibrated detectors: when their last episode resolved, and its peak score
         self.last_episode: dict[str, tuple[datetime, float]] = {}
         self.last: list[Finding] = []  # the findings of the last judgement, after every gate
@@ -99,32 +101,49 @@ class Monitor:
         return transitions
 
     def _calibrated(self, now: int, finding: Finding, *, record: bool = True) -> Finding:
-        """A storm opens only when its score beats the brand's own record of daily peaks and,
-        within the refractory period, the peak of its last episode."""
+        """A storm opens only when its score and its size (log factor) beat the brand's own
+        record of daily peaks and, within the refractory period, ``refractory_margin`` times
+        the peak score of its last episode."""
         name = finding.detector
+        params = self.params.of(name)
+        # a window the detector has too little to judge (under half its count floor) has no size
+        size = calibrate.size(finding.observed, finding.expected, params.min_count / 2)
         if record:
             self.peaks[name].record(now, finding.score)
+            self.sizes[name].record(now, size)
         if not finding.firing or self.trackers[name].firing:
             return finding
-        params = self.params.of(name)
-        bar = self.peaks[name].bar(now, params.tail_days, params.tail_budget)
+        days = params.tail_days
+        bar = self.peaks[name].bar(now, days, params.tail_budget)
         if bar is not None and finding.score <= bar:
             why = (
                 f"held back: score {finding.score:.1f} does not beat {bar:.1f}, which the "
-                f"brand's daily peaks of the last {params.tail_days} days reach once in "
+                f"brand's daily peaks of the last {days} days reach once in "
                 f"{params.tail_budget:g} days (calibration)"
+            )
+            return replace(finding, level="elevated", reason=why, gate="calibration")
+        size_bar = self.sizes[name].bar(now, days, params.size_budget)
+        if size_bar is not None and size <= size_bar:
+            why = (
+                f"held back: {finding.factor:.1f}x expected does not beat "
+                f"{math.exp(size_bar):.1f}x, which the brand's daily peak factors of the last "
+                f"{days} days reach once in {params.size_budget:g} days (calibration)"
             )
             return replace(finding, level="elevated", reason=why, gate="calibration")
         if name in self.last_episode:
             ended, peak = self.last_episode[name]
-            if finding.at - ended < timedelta(seconds=params.refractory) and finding.score <= peak:
+            beat = peak * params.refractory_margin
+            if finding.at - ended < timedelta(seconds=params.refractory) and finding.score <= beat:
                 why = (
-                    f"held back: score {finding.score:.1f} does not beat {peak:.1f}, the peak of "
-                    f"the storm that ended {ended:%Y-%m-%d %H:%M} (refractory period)"
+                    f"held back: score {finding.score:.1f} does not beat {beat:.1f}, "
+                    f"{params.refractory_margin:g} times the peak of the storm that ended "
+                    f"{ended:%Y-%m-%d %H:%M} (refractory period)"
                 )
                 return replace(finding, level="elevated", reason=why, gate="refractory")
         if bar is not None and not finding.reason:
             why = f"score {finding.score:.1f} beats this brand's calibrated bar of {bar:.1f}"
+            if size_bar is not None:
+                why += f" and {finding.factor:.1f}x its bar of {math.exp(size_bar):.1f}x"
             return replace(finding, reason=why)
         return finding
 

@@ -10,7 +10,10 @@ Rules:
   parameter overrides all read this table.
 - ``early``: the detector may open an episode at the poll that brings the evidence, before the
   bucket's final judgement (sudden bursts); ``calibrated``: its score must also beat the brand's
-  own record of daily peaks (``tail_days``, ``tail_budget``, ``refractory`` parameters).
+  own record of daily peak scores and factors (``min_count``, ``tail_days``, ``tail_budget``,
+  ``size_budget``, ``refractory``, ``refractory_margin`` parameters).
+- ``inhibits``: while one of its alerts fires, the brand's alerts from other detectors of lower or
+  equal severity are not notified (``[alerts] inhibit``; the storm says it all).
 - ``history``: how far back a replay must start for its first judged bucket to have a baseline.
 - Parameters that are durations (seconds, configured as "1h") are listed in ``durations``.
 """
@@ -38,6 +41,7 @@ class Detector:
     durations: frozenset[str] = frozenset({"clear_after"})
     early: bool = False
     calibrated: bool = False
+    inhibits: bool = False
 
     def parameter_names(self) -> list[str]:
         return [f.name for f in fields(self.params)]
@@ -60,6 +64,7 @@ REGISTRY: dict[str, Detector] = {
             durations=frozenset({"windows", "clear_after", "refractory"}),
             early=True,
             calibrated=True,
+            inhibits=True,
         ),
         Detector(
             name="smoulder",
@@ -73,6 +78,7 @@ REGISTRY: dict[str, Detector] = {
     )
 }
 NAMES = tuple(REGISTRY)
+INHIBITORS = frozenset(name for name, spec in REGISTRY.items() if spec.inhibits)
 
 
 class DetectionParams:

@@ -18,9 +18,11 @@ Rules:
   one syndicated story cannot fire it, not even on top of ordinary background chatter.
 - Cold start: while the brand has less than ``cold_start_days`` of history, the count floor is
   ``cold_start_count``, so ordinary first mentions stay quiet and an extreme burst still fires.
-- Calibration and refractory period (``monitor``): an episode opens only when the score also
-  beats the brand's own record of daily peaks (``tail_days``, ``tail_budget``; see
-  ``calibrate``) and, within ``refractory`` after the last episode ended, that episode's peak.
+- Calibration and refractory period (``monitor``): an episode opens only when both the score
+  (statistical size) and the factor observed/expected (practical size) also beat the brand's own
+  record of daily peaks (``tail_days``; ``tail_budget`` for the score, ``size_budget`` for the
+  factor; see ``calibrate``) and, within ``refractory`` after the last episode ended,
+  ``refractory_margin`` times that episode's peak score.
 - Hysteresis: after firing, the level stays "elevated" while the longest window is still at least
   ``clear_factor`` times expected; below that it is "clear".
 """
@@ -55,8 +57,10 @@ class StormParams:
     min_history_buckets: int = 12  # before the window, before anything can be judged
     rate_floor: float = 0.5  # expected is at least this share of the long-run rate
     tail_days: int = 28  # days of the brand's own daily peak scores the score is calibrated on
-    tail_budget: float = 4.0  # at most one episode in this many ordinary days (0: no calibration)
+    tail_budget: float = 3.0  # score: at most one episode in this many ordinary days (0: off)
+    size_budget: float = 3.0  # size (factor) likewise, on the brand's daily peak factors (0: off)
     refractory: float = 86400.0  # seconds after an episode in which a new one must beat its peak
+    refractory_margin: float = 2.0  # ... by this many times its score
 
 
 @dataclass(frozen=True, slots=True)

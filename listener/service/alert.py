@@ -33,6 +33,7 @@ from listener.alerting.render import AlertMessage, MentionLine, render
 from listener.checks import routes
 from listener.config import BrandSettings, RunbookSettings, Settings
 from listener.detection.monitor import explain, replay
+from listener.detection.registry import INHIBITORS
 from listener.matching import terms
 from listener.models import Evidence, Notification
 from listener.service.detect import detection_params, history_needed, replay_start, to_event
@@ -87,6 +88,7 @@ def policy_of(settings: Settings) -> planner.Policy:
     return planner.Policy(
         routes=tuple(routes(settings)),
         inhibit=settings.alerts.inhibit,
+        inhibitors=INHIBITORS,
         pending_for=timedelta(seconds=settings.alerts.pending_for),
         repeat_interval=timedelta(seconds=settings.alerts.repeat_interval),
     )
@@ -280,8 +282,8 @@ def apply(conn: Connection, plan: planner.Plan, now: datetime, result: Evaluatio
             result.held.append(f"alert {alert_id}: silenced until {held.until:%Y-%m-%d %H:%M}")
         else:
             assert held.by is not None
-            storm = id_of(held.by, held.by_id)
-            result.held.append(f"alert {alert_id}: inhibited by the storm alert {storm}")
+            other = id_of(held.by, held.by_id)
+            result.held.append(f"alert {alert_id}: inhibited by the {held.by[1]} alert {other}")
     result.fired += plan.fired
     result.pending += plan.pending
     result.escalated += plan.escalated
