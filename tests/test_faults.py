@@ -552,8 +552,8 @@ def test_sqlite_locked_warns_once_per_kind_and_resumes(
     # (by the probe, or by the one job trying it), not an interval later
     messages = [str(x.get("message")) for x in daemon.lines()]
     recovered = next(i for i, m in enumerate(messages) if "database answering again" in m)
-    resumed = [m for m in messages[recovered + 1 :] if "put off while the database failed" in m]
-    assert resumed and resumed[0] in (f"polling {n} sources put off while the database failed"
+    resumes = [m for m in messages[recovered + 1 :] if "put off while the database failed" in m]
+    assert resumes and resumes[0] in (f"polling {n} sources put off while the database failed"
                                       for n in (1, 2))  # fmt: skip
     assert len(database_lines) <= 6  # one per kind, repeats with backoff, plus the recovery
     _, out, _ = invoke("mentions", "--config", str(config), "--format", "json")
