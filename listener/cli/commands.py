@@ -164,6 +164,7 @@ def db_current(app: App) -> None:
 def sources(app: App, fmt: str | None) -> None:
     """Show each configured source's health."""
     from listener.service.poll import source_url
+    from listener.storage import store
 
     settings = app.settings()
     engine = app.engine()

@@ -269,9 +269,14 @@ def _assign_stories(
             near = text(
                 "SELECT id, fingerprint FROM stories"  # noqa: S608 (only our own integers inside)
                 f" WHERE first_seen_at >= :since AND ({bands_sql})"
-            ).execution_options(compiled_cache=None)  # one-off text: not kept in the cache
+            )
         near = near.bindparams(bindparam("since", type_=UTCDateTime()))
-        for row in conn.execute(near, {"since": now - STORY_WINDOW}):
+        # one-off text: not kept in the compiled cache (SQLAlchemy takes this option per
+        # execution or per connection, not on the statement)
+        found = conn.execute(
+            near, {"since": now - STORY_WINDOW}, execution_options={"compiled_cache": None}
+        )
+        for row in found:
             if row.fingerprint is not None:
                 index.add(row.id, simhash.from_signed64(row.fingerprint))
     # story ids; negative: the n-th new story of this batch
