@@ -25,7 +25,8 @@ One row per scenario:
 Then every false alert, the slow burn's delay from the day its negative share clearly rose
 (``Scenario.share_rise_at``; the target is an alert within 48 hours of it), and a summary.
 ``--explain`` prints ``explain(finding)`` for every fired, escalated and resolved transition.
-``--seed N`` redraws every scenario (0 is the fixed default). The bench reports; it asserts
+``--seed N`` redraws every scenario (0 is the fixed default); ``--seeds N`` summarises seeds
+0..N-1 (with the buckets from onset of each crisis, seed by seed). The bench reports; it asserts
 nothing.
 """
 
@@ -198,6 +199,7 @@ def sweep(names: list[str], seeds: int) -> None:
         f"  {'delay 10m (med/max)':>19}  {'delay 5m (med/max)':>18}  {'delay 15m (med/max)':>19}"
     )
     total_false, total_months = 0, 0.0
+    per_seed: dict[str, list[str]] = {}  # crisis scenarios: buckets from onset, by seed
     for name in names:
         hits, buckets, rise, false, months = 0, [], [], 0, 0.0
         on_event, worst = 0, 0
@@ -218,10 +220,13 @@ def sweep(names: list[str], seeds: int) -> None:
                 near = (case.event_at, case.event_at + timedelta(days=2))
                 on_event += sum(near[0] <= j.judged_at <= near[1] for j in result.false)
             months += result.duration / MONTH
+            if case.crisis_onset is not None and not result.hits:
+                per_seed.setdefault(name, []).append("-")
             if result.hits and case.crisis_onset is not None:
                 hits += 1
                 first = result.hits[0]
                 buckets.append(first.transition.index - (case.crisis_onset - case.start) // WIDTH)
+                per_seed.setdefault(name, []).append(str(buckets[-1]))
                 if case.share_rise_at is not None and name == "slow-burn":
                     rise.append((first.judged_at - case.share_rise_at) / timedelta(hours=1))
         total_false += false
@@ -243,6 +248,8 @@ def sweep(names: list[str], seeds: int) -> None:
         f"\nall: {total_false} false alerts in {total_months:.0f} brand-months "
         f"({total_false / total_months:.2f} per brand-month)"
     )
+    for name, seen in per_seed.items():
+        print(f"buckets per seed (0..{seeds - 1}; -: missed), {name}: {','.join(seen)}")
 
 
 def _minutes(span: timedelta) -> float:
