@@ -21,7 +21,6 @@ if TYPE_CHECKING:  # the rest is imported where used: `--help` needs no pydantic
     from listener.config import Settings
     from listener.service.cycle import CycleReport
     from listener.service.poll import PollOutcome
-    from listener.storage import store
 
 
 def parse_when(value: str, option: str, now: datetime) -> datetime:
