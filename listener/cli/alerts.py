@@ -1,4 +1,9 @@
-"""``listener alerts``: list, explain, acknowledge and silence alerts; the outbox; test routes."""
+"""``listener alerts``: list, explain, acknowledge and silence alerts; the outbox; test routes.
+
+Size: a little over 400 lines on purpose: one command group whose subcommands share the alert
+record and its formats; the imports each command makes where it runs (so that ``--help`` loads
+no database code) add a line or two per command.
+"""
 
 from __future__ import annotations
 

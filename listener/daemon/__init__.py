@@ -28,6 +28,10 @@ Rules:
 - systemd (Type=notify): READY=1 when polling has started, RELOADING=1/READY=1 around a reload,
   STOPPING=1 on shutdown, WATCHDOG=1 every half WatchdogSec but only while the event loop runs
   and the database answers.
+
+Size: about 470 lines on purpose: the run loop, the job factories and reload all work on one
+``Runtime`` (scheduler, poller, leadership, database health) and change together; the parts that
+stand alone live beside it (``lifecycle``, ``dbhealth``, ``clock``, ``metrics``, ``notify``).
 """
 
 from __future__ import annotations

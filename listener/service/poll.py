@@ -15,6 +15,10 @@ Rules:
   source's fault: with an ``on_outage`` reporter (the daemon's) it is handed over as (kind, line)
   instead of being logged per source, nothing is written about the source, and its next poll
   comes on schedule.
+
+Size: a little over 400 lines on purpose: one poll's error boundary (fetch, parse in batches,
+store, backoff) reads best as one class; split, the stage prefixes and the backoff rules would
+be spread over modules that must agree on them.
 """
 
 from __future__ import annotations
