@@ -6,12 +6,14 @@ import asyncio
 import base64
 import gzip
 import socket
+import tempfile
 import threading
 import time
 import zlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,6 +24,7 @@ from pytest_httpserver import HTTPServer
 from listener import __version__
 from listener.errors import FetchError
 from listener.sources.client import ACCEPT, Client, HttpSettings, Response, redact_url
+from listener.sources.wire import SPOOL_BYTES
 
 FEED = b"<rss version='2.0'><channel><title>t</title></channel></rss>"
 
@@ -327,6 +330,52 @@ def test_gzip_bomb_is_refused(httpserver: HTTPServer) -> None:
     httpserver.expect_request("/bomb").respond_with_data(bomb, headers={"Content-Encoding": "gzip"})
     error = fetch_error(httpserver.url_for("/bomb"), SMALL)
     assert "body larger than 1.0 MB" in str(error)
+
+
+@pytest.fixture
+def spool_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Temporary files go here, so a test can see what is left."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+    return spool
+
+
+def test_a_big_body_is_spooled_to_a_file_decompressed_and_a_small_one_kept_in_memory(
+    httpserver: HTTPServer, spool_dir: Path
+) -> None:
+    body = bytes(range(256)) * (SPOOL_BYTES // 256 + 100)
+    httpserver.expect_request("/gz").respond_with_data(
+        gzip.compress(body), headers={"Content-Encoding": "gzip"}
+    )
+    httpserver.expect_request("/small").respond_with_data(FEED)
+    response = fetch(httpserver.url_for("/gz"), spool=True)
+    assert response.body == b"" and response.file is not None
+    assert response.file.parent == spool_dir and response.file.read_bytes() == body
+    assert response.file.stat().st_mode & 0o077 == 0  # readable by us alone
+    response.discard()
+    assert list(spool_dir.iterdir()) == []
+    small = fetch(httpserver.url_for("/small"), spool=True)
+    assert (small.body, small.file) == (FEED, None)
+    assert fetch(httpserver.url_for("/gz")).body == body  # not asked to spool: bytes
+
+
+def test_a_spooled_body_over_the_cap_or_a_bomb_leaves_no_file(
+    httpserver: HTTPServer, spool_dir: Path
+) -> None:
+    def endless(conn: socket.socket, head: bytes) -> None:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+        for _ in range(40):
+            conn.sendall(b"x" * 65536)
+
+    bomb = gzip.compress(bytes(50 * 1024 * 1024), compresslevel=9)
+    httpserver.expect_request("/bomb").respond_with_data(bomb, headers={"Content-Encoding": "gzip"})
+    assert "body larger than 1.0 MB" in str(
+        fetch_error(httpserver.url_for("/bomb"), SMALL, spool=True)
+    )
+    with serve(endless) as base:
+        assert "body larger than 1.0 MB" in str(fetch_error(base + "/feed", SMALL, spool=True))
+    assert list(spool_dir.iterdir()) == []
 
 
 def _raw_deflate(data: bytes) -> bytes:

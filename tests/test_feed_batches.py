@@ -8,6 +8,7 @@ constant) so that small documents written for the test take the batch path."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from pytest_httpserver import HTTPServer
 from sqlalchemy import Engine, text
 from test_poll import Clock, make_settings, poll_all
 
+from listener.sources import client as http_client
 from listener.sources import feed_split
 from listener.sources.feed import parse_feed
 from listener.storage import engine as db
@@ -201,6 +203,7 @@ def test_a_poll_failing_midway_loses_nothing_and_stores_no_validators(
     assert first.status == "failed" and "refused by the test" in (first.error or "")
     kept = stored(engine)
     assert len(kept) == 8  # the first batch (entries 0-9 but two weather reports), no more
+    assert first.new == 8  # reported as stored (metrics count it), not 0
     with engine.begin() as conn:
         conn.execute(text("DROP TRIGGER refuse"))
         etag = conn.execute(text("SELECT etag FROM sources WHERE name = 'big'")).scalar()
@@ -211,4 +214,129 @@ def test_a_poll_failing_midway_loses_nothing_and_stores_no_validators(
     assert len(stored(engine)) == MENTIONS
     requests = [request for request, _ in httpserver.log]
     assert len(requests) == 2 and "If-None-Match" not in requests[1].headers
+    engine.dispose()
+
+
+# -- spooled bodies: read from a file in chunks, transcoded when not UTF-8 ----------------------
+
+
+def pieces_of(body: bytes | Path, plan: feed_split.Split) -> list[Any]:
+    docs = [plan.document(body, i) for i in range(len(plan.batches))]
+    return [parse_feed(doc, url="https://feed.example/") for doc in docs]
+
+
+@pytest.mark.parametrize("chunk", [7, 64, 1 << 20])
+def test_a_file_is_cut_where_its_bytes_are_cut_whatever_the_chunk_size(
+    tmp_path: Path, small_batches: None, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """Chunks of 7 bytes cut every tag somewhere: the entries found are the same."""
+    body = rss_document()
+    in_memory = feed_split.split(body)
+    monkeypatch.setattr(feed_split, "CHUNK", chunk)
+    path = tmp_path / "body"
+    path.write_bytes(body)
+    from_file = feed_split.split(path)
+    assert in_memory is not None and from_file == in_memory
+    assert [plan.document(path, i) for plan in (from_file,) for i in range(3)] == [
+        in_memory.document(body, i) for i in range(3)
+    ]
+    # a DTD cut by a chunk boundary is still found
+    doctype = body.replace(b"<rss ", b'<!DOCTYPE rss [<!ENTITY x "y">]><rss ', 1)
+    path.write_bytes(doctype)
+    assert feed_split.split(path) is None
+
+
+@pytest.mark.parametrize(
+    ("encoding", "content_type"),
+    [
+        ("iso-8859-1", None),  # the XML declaration names it
+        ("windows-1252", "application/rss+xml; charset=windows-1252"),  # the HTTP header does
+        ("utf-16", None),  # a BOM says so
+    ],
+)
+def test_a_spooled_body_in_another_charset_is_transcoded_then_cut(
+    tmp_path: Path, small_batches: None, encoding: str, content_type: str | None
+) -> None:
+    text = rss_document().decode().replace("review 4", "Übersicht 4 – “zitiert”")
+    if encoding != "windows-1252":
+        text = text.replace("“zitiert”", "zitiert").replace("–", "-")
+    text = text.replace('encoding="utf-8"', f'encoding="{encoding}"')
+    body = text.encode(encoding)
+    path = tmp_path / "body"
+    path.write_bytes(body)
+    plan = feed_split.split(path, content_type=content_type)
+    assert plan is not None and plan.transcoded is not None and plan.transcoded.exists()
+    whole = parse_feed(body, url="https://feed.example/", content_type=content_type)
+    pieces = pieces_of(path, plan)
+    assert [item for piece in pieces for item in piece.items] == list(whole.items)
+    assert any("Übersicht 4" in item.title for item in whole.items)
+    merged = feed_split.merge_warnings(
+        [*plan.warnings, *(w for piece in pieces for w in piece.warnings)]
+    )
+    assert merged == whole.warnings
+    plan.discard()
+    assert not plan.transcoded.exists() and path.exists()
+
+
+def test_undecodable_bytes_are_replaced_with_the_same_warning_as_a_whole_parse(
+    tmp_path: Path, small_batches: None
+) -> None:
+    """Declared UTF-8 but not UTF-8 (nor windows-1252, which leaves 0x81 undefined): the
+    declared charset is kept and what does not decode is replaced, as in a whole parse."""
+    body = rss_document().replace(b"review 4", b"review \x81\xe4 4")
+    path = tmp_path / "body"
+    path.write_bytes(body)
+    plan = feed_split.split(path)
+    assert plan is not None and plan.warnings == (
+        "body is not valid utf-8; undecodable bytes replaced",
+    )
+    whole = parse_feed(body, url="https://feed.example/")
+    pieces = pieces_of(path, plan)
+    assert [item for piece in pieces for item in piece.items] == list(whole.items)
+    merged = feed_split.merge_warnings(
+        [*plan.warnings, *(w for piece in pieces for w in piece.warnings)]
+    )
+    assert merged == whole.warnings
+    plan.discard()
+
+
+def test_an_ill_formed_file_is_not_cut_and_leaves_no_copy(
+    tmp_path: Path, small_batches: None
+) -> None:
+    path = tmp_path / "body"
+    path.write_bytes(rss_document().replace(b"review 3", b"\xe4 & 3"))  # latin-1 and a bare &
+    assert feed_split.split(path) is None
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["body"]
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_spooled_feed_is_stored_in_batches_and_its_files_are_deleted(
+    tmp_path: Path,
+    httpserver: HTTPServer,
+    small_batches: None,
+    monkeypatch: pytest.MonkeyPatch,
+    workers: int,
+) -> None:
+    """The body goes to a file while it downloads (the spool threshold made small), the split
+    and the pieces are read from it (by the worker process with workers = 1), and no file is
+    left once the poll is over: neither the body's nor its UTF-8 copy."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))
+    monkeypatch.setattr(http_client, "SPOOL_BYTES", 100)
+    latin = rss_document().replace(b"review 4", "Übersicht 4".encode("latin-1"))
+    latin = latin.replace(b'encoding="utf-8"', b'encoding="iso-8859-1"')
+    httpserver.expect_request("/feed").respond_with_data(
+        latin, content_type="application/rss+xml", headers={"ETag": '"v1"'}
+    )
+    settings = make_settings(
+        [{"name": "big", "url": httpserver.url_for("/feed")}], polling={"workers": workers}
+    )
+    engine = database(tmp_path / "l.db")
+    outcome = poll_all(settings, engine, Clock())["big"]
+    assert outcome.status == "ok" and outcome.new == MENTIONS
+    assert outcome.warnings == ("1 entry without title, text, link or guid dropped",)
+    titles = [row[3] for row in stored(engine)]
+    assert "Kryptonite lock Übersicht 4" in titles
+    assert list(spool.iterdir()) == []
     engine.dispose()

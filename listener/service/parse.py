@@ -7,9 +7,14 @@ parsing and matching need (no database, no HTTP client).
 ``Parser`` parses and matches in worker processes when ``workers > 0`` (true parallelism: parsing
 and matching were ~40% of a measured cold cycle and would otherwise share one core with the
 event loop), else in a thread. Either way the event loop that keeps timeouts honest never runs
-them itself. Worker processes end when the daemon ends, however it ends (kill -9 included): on
-Linux the kernel signals them when their parent (the forkserver, which exits with the daemon)
-dies, and everywhere a watch thread ends a worker whose daemon is gone.
+them itself, nor the split pass of a big body (``feed_split``), which runs where parsing runs.
+A body is bytes or the file it was spooled to (``Response.file``); a worker is handed the
+file's path and reads its piece itself, so the daemon never holds a big body, and a worker
+holds one piece of it at a time (a piece whose file is deleted under it, the poll having been
+cancelled, fails and is not awaited). Worker processes end when the daemon ends, however it
+ends (kill -9 included): on Linux the kernel signals them when their parent (the forkserver,
+which exits with the daemon) dies, and everywhere a watch thread ends a worker whose daemon
+is gone.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 from listener.enrichment.language import detect
@@ -46,6 +51,7 @@ from listener.matching import (
 from listener.matching.stories import fingerprint, story_url
 from listener.models import Item, Mention, Score
 from listener.sources import feed_split
+from listener.sources.feed_split import Body, Split
 
 if TYPE_CHECKING:  # a type only: worker processes need neither the config nor pydantic
     from listener.checks import BrandRule
@@ -95,16 +101,18 @@ def parse(
     matcher: Matcher,
     scorer: SentimentScorer,
     source: str,
-    body: bytes,
+    body: Body,
     url: str,
     content_type: str | None,
 ) -> Parsed:
-    """Parse ``body`` and turn the items that match a brand into Mentions, each with its
-    language and sentiment (scored on the text around the brand when the text is long).
-    Raises ParseError."""
+    """Parse ``body`` (bytes, or the file it was spooled to) and turn the items that match a
+    brand into Mentions, each with its language and sentiment (scored on the text around the
+    brand when the text is long). Raises ParseError."""
     from listener.sources import feed  # only where bodies are parsed (workers), ~6 MB
 
-    parsed = feed.parse_feed(body, url=url, content_type=content_type)
+    data = body if isinstance(body, bytes) else body.read_bytes()
+    parsed = feed.parse_feed(data, url=url, content_type=content_type)
+    del data
     return parse_items(matcher, scorer, source, parsed.items, parsed.warnings)
 
 
@@ -222,14 +230,39 @@ def _init_worker(brands: Sequence[BrandRule], spec: ScorerSpec, daemon: int = 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-def _parse_in_worker(source: str, body: bytes, url: str, content_type: str | None) -> Parsed:
-    assert _worker is not None
-    return parse(*_worker, source, body, url, content_type)
+Tools = tuple[Matcher, SentimentScorer]
+T = TypeVar("T")
 
 
-def _parse_items_in_worker(source: str, items: Sequence[Item]) -> Parsed:
+def _tools(tools: Tools | None) -> Tools:
+    """The matcher and scorer: the caller's (a thread), else this worker process's own."""
+    if tools is not None:
+        return tools
     assert _worker is not None
-    return parse_items(*_worker, source, items)
+    return _worker
+
+
+def _parse_body(
+    tools: Tools | None, source: str, body: Body, url: str, content_type: str | None
+) -> Parsed:
+    return parse(*_tools(tools), source, body, url, content_type)
+
+
+def _parse_piece(
+    tools: Tools | None,
+    source: str,
+    body: Body,
+    plan: Split,
+    index: int,
+    url: str,
+    content_type: str | None,
+) -> Parsed:
+    """One piece of a split body, read here (from its file when it is spooled)."""
+    return parse(*_tools(tools), source, plan.document(body, index), url, content_type)
+
+
+def _parse_items(tools: Tools | None, source: str, items: Sequence[Item]) -> Parsed:
+    return parse_items(*_tools(tools), source, items)
 
 
 class Parser:
@@ -261,32 +294,35 @@ class Parser:
             initargs=(self._brands, self._spec, os.getpid()),
         )
 
-    async def run(self, source: str, body: bytes, url: str, content_type: str | None) -> Parsed:
+    async def _call(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` in a worker process, or the thread when there are none."""
         loop = asyncio.get_running_loop()
-        if self._workers == 0:
-            assert self.matcher is not None and self.scorer is not None
-            return await loop.run_in_executor(
-                self._executor, parse, self.matcher, self.scorer, source, body, url, content_type
-            )
         executor = self._executor
         try:
-            return await loop.run_in_executor(
-                executor, _parse_in_worker, source, body, url, content_type
-            )
+            return await loop.run_in_executor(executor, function, *args)
         except BrokenProcessPool:
-            # A worker died (killed, out of memory): start new workers, try this body once more.
+            # A worker died (killed, out of memory): start new workers, try this once more.
             if self._executor is executor:
                 log.warning("a parser worker died; starting new workers")
                 executor.shutdown(wait=False, cancel_futures=True)
                 self._executor = self._start()
-            return await loop.run_in_executor(
-                self._executor, _parse_in_worker, source, body, url, content_type
-            )
+            return await loop.run_in_executor(self._executor, function, *args)
+
+    @property
+    def _own_tools(self) -> Tools | None:
+        """What a thread parse is handed; None in worker processes (they have their own)."""
+        if self._workers:
+            return None
+        assert self.matcher is not None and self.scorer is not None
+        return self.matcher, self.scorer
+
+    async def run(self, source: str, body: Body, url: str, content_type: str | None) -> Parsed:
+        return await self._call(_parse_body, self._own_tools, source, body, url, content_type)
 
     async def run_batches(
         self,
         source: str,
-        body: bytes,
+        body: Body,
         url: str,
         content_type: str | None,
         store: Callable[[Parsed], Awaitable[None]],
@@ -294,19 +330,40 @@ class Parser:
         """``run`` for a body of any size: a big one is cut into feed documents of
         ``feed_split.BATCH`` entries, parsed one after another (the next while the previous
         is stored), so memory holds a batch or two, not the feed. Every batch but the last goes
-        to ``store``; the last is returned, counting the items and warnings of all."""
+        to ``store``; the last is returned, counting the items and warnings of all. The split
+        pass and the pieces run where parsing runs (a worker, or the thread)."""
         plan = None
-        if len(body) >= feed_split.SPLIT_BYTES:
-            plan = await asyncio.to_thread(feed_split.split, body)
+        smallest = feed_split.SPLIT_BYTES  # read here: a worker has the module's own values
+        if feed_split.size_of(body) >= smallest:
+            batch = feed_split.BATCH
+            plan = await self._call(feed_split.split, body, batch, content_type, smallest)
         if plan is None:
             return await self.run(source, body, url, content_type)
+        try:
+            return await self._run_pieces(source, body, plan, url, content_type, store)
+        finally:
+            plan.discard()
+
+    async def _run_pieces(
+        self,
+        source: str,
+        body: Body,
+        plan: Split,
+        url: str,
+        content_type: str | None,
+        store: Callable[[Parsed], Awaitable[None]],
+    ) -> Parsed:
         items = 0
-        warnings: list[str] = []
+        warnings: list[str] = list(plan.warnings)
         ahead = max(1, self._workers)  # batches parsed while one is stored
+        tools = self._own_tools
 
         def start(index: int) -> asyncio.Future[Parsed]:
-            document = plan.document(body, index)
-            return asyncio.ensure_future(self.run(source, document, url, content_type))
+            if isinstance(body, bytes):  # small enough to cut here: only the piece is sent
+                document = plan.document(body, index)
+                return asyncio.ensure_future(self.run(source, document, url, content_type))
+            piece = self._call(_parse_piece, tools, source, body, plan, index, url, content_type)
+            return asyncio.ensure_future(piece)
 
         pending = collections.deque(start(i) for i in range(min(ahead, len(plan.batches))))
         try:
@@ -326,21 +383,7 @@ class Parser:
 
     async def run_items(self, source: str, items: Sequence[Item]) -> Parsed:
         """``parse_items`` off the event loop (API sources hand over items, not a body)."""
-        loop = asyncio.get_running_loop()
-        if self._workers == 0:
-            assert self.matcher is not None and self.scorer is not None
-            return await loop.run_in_executor(
-                self._executor, parse_items, self.matcher, self.scorer, source, items
-            )
-        executor = self._executor
-        try:
-            return await loop.run_in_executor(executor, _parse_items_in_worker, source, items)
-        except BrokenProcessPool:
-            if self._executor is executor:
-                log.warning("a parser worker died; starting new workers")
-                executor.shutdown(wait=False, cancel_futures=True)
-                self._executor = self._start()
-            return await loop.run_in_executor(self._executor, _parse_items_in_worker, source, items)
+        return await self._call(_parse_items, self._own_tools, source, items)
 
     def close(self) -> None:
         self._executor.shutdown(wait=True, cancel_futures=True)

@@ -16,7 +16,7 @@ Rules:
   instead of being logged per source, nothing is written about the source, and its next poll
   comes on schedule.
 
-Size: a little over 400 lines on purpose: one poll's error boundary (fetch, parse in batches,
+Size: about 460 lines on purpose: one poll's error boundary (fetch, parse in batches,
 store, backoff) reads best as one class; split, the stage prefixes and the backoff rules would
 be spread over modules that must agree on them.
 """
@@ -42,7 +42,7 @@ from listener.errors import FetchError, ListenerError, ParseError, StorageError
 from listener.models import SourceState, StoreResult
 from listener.service.parse import Parsed, Parser
 from listener.sources import api, urls
-from listener.sources.client import Client, HttpSettings, redact_url
+from listener.sources.client import Client, HttpSettings, Response, redact_url
 from listener.storage import store
 from listener.storage.sql import outage
 from listener.storage.writer import Writer
@@ -198,14 +198,15 @@ class Poller:
             if state.next_poll_at > now + slack:
                 return PollOutcome(source.name, "skipped")
         new_state: SourceState | None
+        early: list[StoreResult] = []  # a big feed's batches stored before its last one
         try:
-            outcome, new_state = await self._poll(source, state, now)
+            outcome, new_state = await self._poll(source, state, now, early)
         except StorageError as exc:
             kind = outage(exc)
             if kind is not None and self.on_outage is not None:
                 self.on_outage(kind, _one_line(exc))
                 outcome = PollOutcome(source.name, "failed", error=f"store: {_one_line(exc)}")
-                return replace(outcome, elapsed=time.monotonic() - started)
+                return _counted(outcome, early, started)
             outcome, new_state = await self._fail(source, state, now, exc)
         except ListenerError as exc:
             outcome, new_state = await self._fail(source, state, now, exc)
@@ -214,6 +215,8 @@ class Poller:
             outcome, new_state = await self._fail(source, state, now, exc)
         if new_state is not None:
             self._states[source.name] = new_state
+        if outcome.status == "failed":  # what was stored before it failed is still stored
+            return _counted(outcome, early, started)
         return replace(outcome, elapsed=time.monotonic() - started)
 
     async def _poll_api(
@@ -278,7 +281,7 @@ class Poller:
         return outcome, stored
 
     async def _poll(
-        self, source: SourceSettings, state: SourceState, now: datetime
+        self, source: SourceSettings, state: SourceState, now: datetime, early: list[StoreResult]
     ) -> tuple[PollOutcome, SourceState]:
         if api.is_api(source):
             return await self._poll_api(source, state, now)
@@ -287,7 +290,24 @@ class Poller:
             etag=state.etag,
             last_modified=state.last_modified,
             headers=source.headers,
+            spool=True,  # a big body goes to a file, not memory; deleted below
         )
+        try:
+            return await self._poll_feed(source, state, now, response, early)
+        finally:
+            response.discard()
+
+    async def _poll_feed(
+        self,
+        source: SourceSettings,
+        state: SourceState,
+        now: datetime,
+        response: Response,
+        early: list[StoreResult],
+    ) -> tuple[PollOutcome, SourceState]:
+        """The rest of a feed's poll, once its response is in: gone, moved, not modified, or
+        parsed and stored (a big body in batches; each batch's result is added to ``early``,
+        so that a poll failing midway reports what it stored)."""
         interval = self.settings.source_interval(source)
         next_poll = now + timedelta(seconds=interval)
         if response.status == 410:
@@ -319,7 +339,6 @@ class Poller:
                 ),
             )
             return PollOutcome(source.name, "not_modified"), unchanged
-        stored_early: list[StoreResult] = []  # a big feed's batches before the last one
 
         async def store_batch(batch: Parsed) -> None:
             # mentions only: the validators are stored with the last batch, so a feed whose
@@ -327,10 +346,14 @@ class Poller:
             record = partial(
                 store.record_mentions, mentions=batch.mentions, source_id=state.id, now=now
             )
-            stored_early.append(await self._writer.run(record))
+            early.append(await self._writer.run(record))
 
         parsed = await self._parser.run_batches(
-            source.name, response.body, response.url, response.content_type, store_batch
+            source.name,
+            response.file or response.body,
+            response.url,
+            response.content_type,
+            store_batch,
         )
         for warning in parsed.warnings:
             log.warning("source %s: %s", source.name, warning)
@@ -350,8 +373,8 @@ class Poller:
             source.name,
             "ok",
             items=parsed.items,
-            new=result.new + sum(early.new for early in stored_early),
-            updated=result.updated + sum(early.updated for early in stored_early),
+            new=result.new + sum(batch.new for batch in early),
+            updated=result.updated + sum(batch.updated for batch in early),
             warnings=parsed.warnings,
         )
         return outcome, stored
@@ -403,6 +426,16 @@ class Poller:
             else:
                 log.error("cannot record failure of source %s: %s", source.name, store_exc)
         return PollOutcome(source.name, "failed", error=message, next_in=delay), failed
+
+
+def _counted(outcome: PollOutcome, early: list[StoreResult], started: float) -> PollOutcome:
+    """A failed poll's outcome with what its earlier batches stored, and its duration."""
+    return replace(
+        outcome,
+        new=sum(batch.new for batch in early),
+        updated=sum(batch.updated for batch in early),
+        elapsed=time.monotonic() - started,
+    )
 
 
 def _one_line(exc: BaseException) -> str:

@@ -8,6 +8,8 @@ source needs, so no source has to remember them:
   deadline runs only while a host slot is held: waiting for a slot is not part of it.
 - Size cap: the body is streamed raw and decompressed here (gzip, deflate, identity) with a
   bounded output, so neither a huge body nor a decompression bomb can exceed ``max_body_bytes``.
+  ``get(spool=True)`` (feeds) writes a body past ``wire.SPOOL_BYTES`` to a temporary file as it
+  arrives (``Response.file``; ``Response.discard`` deletes it), so it is never held in memory.
 - Redirects are followed by hand, at most ``max_redirects``, http and https only. URL userinfo
   becomes basic auth; it and all caller-supplied headers go only to the original origin (scheme,
   host, port) and are dropped for good once a redirect leaves it. Conditional-GET validators are
@@ -42,6 +44,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from http.cookiejar import CookieJar, DefaultCookiePolicy
+from pathlib import Path
 from types import TracebackType
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -50,7 +53,7 @@ import httpx
 from listener import __version__
 from listener.errors import FetchError
 from listener.sources.slots import HostSlots, Suspects, probe_timeout
-from listener.sources.wire import PerOriginTransport, drain, read_body
+from listener.sources.wire import SPOOL_BYTES, PerOriginTransport, drain, read_body
 
 __all__ = ["Client", "HttpSettings", "Response", "redact_url"]
 
@@ -100,7 +103,9 @@ class HttpSettings:
 
 @dataclass(frozen=True, slots=True)
 class Response:
-    """A fetched resource. ``status`` is 2xx, 304 or 410; ``body`` is decompressed."""
+    """A fetched resource. ``status`` is 2xx, 304 or 410; ``body`` is decompressed, or empty
+    when it was spooled to ``file`` (``get(spool=True)``), which the caller deletes with
+    ``discard``."""
 
     status: int
     url: str
@@ -111,6 +116,13 @@ class Response:
     permanent_url: str | None
     elapsed: float
     headers: Mapping[str, str] = field(default_factory=dict)  # lower-case names
+    file: Path | None = None
+
+    def discard(self) -> None:
+        """Delete the spooled body's file, if any."""
+        if self.file is not None:
+            with contextlib.suppress(OSError):
+                self.file.unlink()
 
 
 def redact_url(url: str) -> str:
@@ -203,14 +215,16 @@ class Client:
         last_modified: str | None = None,
         headers: Mapping[str, str] | None = None,
         cross_origin: bool = True,
+        spool: bool = False,
     ) -> Response:
-        """GET ``url``; see the module docstring for the rules. Raises FetchError."""
+        """GET ``url``; see the module docstring for the rules. Raises FetchError. With
+        ``spool``, a big body is in ``Response.file``; the caller must ``discard`` it."""
         started = time.monotonic()
         original, safe = _parse_url(url)
         key = _queue_key(original)
         try:
             response = await self._get(
-                original, safe, etag, last_modified, headers or {}, cross_origin, key
+                original, safe, etag, last_modified, headers or {}, cross_origin, key, spool
             )
         except FetchError:
             self._suspects.failed(key)
@@ -232,6 +246,7 @@ class Client:
         headers: Mapping[str, str],
         cross_origin: bool,
         key: str,
+        spool: bool,
     ) -> Response:
         auth = httpx.BasicAuth(original.username, original.password) if original.userinfo else None
         conditional = {"If-None-Match": etag} if etag else {}
@@ -256,6 +271,7 @@ class Client:
                     budget=remaining,
                     rank=rank,
                     probe=probe and hops == 0,
+                    spool=spool,
                 )
                 remaining -= used
                 if status not in _REDIRECTS or "location" not in resp_headers:
@@ -278,6 +294,19 @@ class Client:
                 f"HTTP 304 Not Modified to an unconditional request from {where()} "
                 "(a server fault; nothing is taken as unchanged)",
                 status=304,
+            )
+        if isinstance(body, Path):  # only a 2xx body is spooled
+            return Response(
+                status=status,
+                url=str(current),
+                body=b"",
+                content_type=resp_headers.get("content-type"),
+                etag=resp_headers.get("etag"),
+                last_modified=resp_headers.get("last-modified"),
+                permanent_url=str(current) if hops and permanent else None,
+                elapsed=0.0,
+                headers={k.lower(): v for k, v in resp_headers.items()},
+                file=body,
             )
         if not (200 <= status < 300 or status in (304, 410)):
             raise _status_error(status, resp_headers, body, where())
@@ -342,6 +371,7 @@ class Client:
             )
         except _TRANSPORT_ERRORS as exc:
             raise _transport_error(exc, "posting to", safe, total) from exc
+        assert isinstance(body, bytes)  # not spooled
         if not 200 <= status < 300:
             raise _status_error(status, resp_headers, body, safe)
         return Response(
@@ -368,11 +398,13 @@ class Client:
         method: str = "GET",
         json: object = None,
         form: Mapping[str, str] | None = None,
-    ) -> tuple[int, httpx.Headers, bytes, float]:
-        """One request, holding a slot of the host; the body is read for 2xx answers, and its
-        first 4 KB for errors (APIs explain themselves there). ``budget`` seconds of deadline
-        start once the slot is held; returns the seconds used of it too. ``probe``: a first
-        try, which must get response headers within the probe time if others wait."""
+        spool: bool = False,
+    ) -> tuple[int, httpx.Headers, bytes | Path, float]:
+        """One request, holding a slot of the host; the body is read for 2xx answers (a big
+        one to a file with ``spool``), and its first 4 KB for errors (APIs explain themselves
+        there). ``budget`` seconds of deadline start once the slot is held; returns the
+        seconds used of it too. ``probe``: a first try, which must get response headers
+        within the probe time if others wait."""
         if budget <= 0:
             raise _DeadlineError
         slots = self._slots.get(url.host)
@@ -401,15 +433,24 @@ class Client:
                                 waiting,
                                 self._http.send(request, auth=auth, stream=True),
                             )
+                        body: bytes | Path = b""
                         try:
                             if 200 <= response.status_code < 300:
                                 body = await read_body(
-                                    response, self._settings.max_body_bytes, redact_url(str(url))
+                                    response,
+                                    self._settings.max_body_bytes,
+                                    redact_url(str(url)),
+                                    spool=SPOOL_BYTES if spool else None,
                                 )
                             else:
                                 body = await drain(response)
                         finally:
-                            await response.aclose()
+                            try:
+                                await response.aclose()
+                            except BaseException:
+                                if isinstance(body, Path):  # nobody else will delete it
+                                    body.unlink(missing_ok=True)
+                                raise
                 except TimeoutError:
                     if deadline.expired():
                         raise _DeadlineError from None

@@ -10,9 +10,8 @@ Rules of :func:`parse_feed`:
   internal entities are never expanded (billion laughs) and external ones never read (XXE).
   References to entities left undefined make the document ill-formed; it is read as far as it
   goes, like any other ill-formed document.
-- Charset: a BOM wins; otherwise the body is UTF-8 if it decodes as UTF-8 (mislabelled UTF-8 is
-  the common case), else the HTTP ``charset``, else the XML declaration's encoding, else
-  windows-1252 (ISO-8859-1 labels are read as windows-1252, as browsers do). The text is
+- Charset: the rules of :mod:`~listener.sources.charset` (a BOM wins; UTF-8 if the body
+  decodes as UTF-8; else the HTTP ``charset``, the XML declaration's, windows-1252). The text is
   re-encoded as UTF-8 with a matching declaration, so both parsers read exactly the same text.
 - Two parsers. fastfeedparser (lxml plus a native extractor, about 50x faster) reads
   well-formed bodies that use nothing it misreads; feedparser, the reference, reads the rest
@@ -34,7 +33,6 @@ Rules of :func:`parse_feed`:
 
 from __future__ import annotations
 
-import codecs
 import io
 import logging
 import re
@@ -46,6 +44,7 @@ import feedparser
 
 from listener.errors import ParseError
 from listener.models import Item, ParsedFeed
+from listener.sources.charset import decode
 from listener.sources.feed_fields import (
     build_item,
     detailed_body,
@@ -64,17 +63,6 @@ __all__ = ["parse_feed"]
 
 _LOG = logging.getLogger(__name__)
 
-# --- decoding -------------------------------------------------------------------------------
-
-_BOMS: tuple[tuple[bytes, str], ...] = (
-    (codecs.BOM_UTF32_LE, "utf-32-le"),  # before UTF-16 LE, whose BOM is its prefix
-    (codecs.BOM_UTF32_BE, "utf-32-be"),
-    (codecs.BOM_UTF8, "utf-8"),
-    (codecs.BOM_UTF16_LE, "utf-16-le"),
-    (codecs.BOM_UTF16_BE, "utf-16-be"),
-)
-_DECL_ENCODING = re.compile(rb"""\A\s*<\?xml\b[^>]*?\bencoding\s*=\s*["']([\w.:-]{1,40})["']""")
-_CHARSET_PARAM = re.compile(r"""\bcharset\s*=\s*["']?([\w.:-]{1,40})""", re.IGNORECASE)
 _XML_DECL = re.compile(r"\A\s*<\?xml\b[^>]*?\?>")
 _UTF8_DECL = '<?xml version="1.0" encoding="utf-8"?>'
 
@@ -108,7 +96,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     Raises ParseError when the body is not a feed at all; a partly broken feed is kept as far
     as it goes, with a warning.
     """
-    text, warnings = _decode(body, content_type)
+    text, warnings = decode(body, content_type)
     _sniff(text)
     # Removed parts leave their line breaks behind, so warnings give the body's line numbers.
     if _DTD_LEFTOVER.search(text):
@@ -161,54 +149,6 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         parser=parsed.parser,
         language=parsed.language,
     )
-
-
-def _decode(body: bytes, content_type: str | None) -> tuple[str, list[str]]:
-    """Decode ``body`` (see the module docstring for the order); also return warnings."""
-    for bom, encoding in _BOMS:
-        if body.startswith(bom):
-            return body[len(bom) :].decode(encoding, "replace"), []
-    if body[:2] == b"<\x00":  # UTF-16 without BOM; UTF-32 would start "<\x00\x00\x00"
-        return body.decode(
-            "utf-32-le" if body[:4] == b"<\x00\x00\x00" else "utf-16-le", "replace"
-        ), []
-    if body[:2] == b"\x00<" or body[:4] == b"\x00\x00\x00<":
-        return body.decode(
-            "utf-32-be" if body[:4] == b"\x00\x00\x00<" else "utf-16-be", "replace"
-        ), []
-    try:
-        return body.decode("utf-8"), []
-    except UnicodeDecodeError:
-        pass
-    labels: list[str] = []
-    if content_type:
-        found = _CHARSET_PARAM.search(content_type)
-        if found:
-            labels.append(found.group(1))
-    declared = _DECL_ENCODING.match(body)
-    if declared:
-        labels.append(declared.group(1).decode("ascii"))
-    candidates = [name for name in (_codec(label) for label in labels) if name is not None]
-    for name in candidates:
-        try:
-            return body.decode(name), []
-        except UnicodeDecodeError:
-            continue
-    name = candidates[0] if candidates else "cp1252"
-    return body.decode(name, "replace"), [f"body is not valid {name}; undecodable bytes replaced"]
-
-
-def _codec(label: str) -> str | None:
-    """The Python codec name for a charset label, or None if unknown or not ASCII-compatible."""
-    try:
-        name = codecs.lookup(label).name
-    except LookupError:
-        return None
-    if name in ("latin-1", "iso8859-1", "ascii"):
-        return "cp1252"
-    if name.startswith(("utf-16", "utf-32")):
-        return None  # without a BOM or NUL pattern this label is wrong
-    return name
 
 
 def _sniff(text: str) -> None:

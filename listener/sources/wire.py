@@ -1,16 +1,29 @@
 """The bytes on the wire, below ``client``: one small connection pool per origin, bodies read
-with a bounded decompressed size, error bodies drained so connections can be kept alive."""
+with a bounded decompressed size, error bodies drained so connections can be kept alive.
+
+A body may be spooled: once it passes ``SPOOL_BYTES`` it is written to a temporary file as it
+arrives (decompressed, still within the cap), so a big feed is never held whole in memory; the
+file (mode 0600, in the temporary directory: systemd's PrivateTmp) belongs to the caller, who
+deletes it. A body that fails (too large, broken, cancelled) leaves no file behind.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import ssl
+import tempfile
 import zlib
+from pathlib import Path
+from typing import BinaryIO
 
 import httpx
 
 from listener.errors import FetchError
 
-__all__ = ["PerOriginTransport", "drain", "read_body"]
+__all__ = ["SPOOL_BYTES", "PerOriginTransport", "drain", "read_body"]
+
+SPOOL_BYTES = 1 << 20  # a body past this size goes to a temporary file (feed_split.SPLIT_BYTES)
 
 
 class _Decoder:
@@ -36,9 +49,51 @@ class _Decoder:
         return self._zlib.flush() if self._zlib is not None else b""
 
 
-async def read_body(response: httpx.Response, cap: int, safe: str) -> bytes:
+class _Spool:
+    """Where a body is written as it arrives: memory up to ``limit`` bytes, then a file."""
+
+    def __init__(self, limit: int | None) -> None:
+        self.size = 0
+        self._limit = limit
+        self._memory = bytearray()
+        self._file: BinaryIO | None = None
+        self._path: Path | None = None
+
+    def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self._file is not None:
+            self._file.write(data)
+            return
+        self._memory += data
+        if self._limit is not None and len(self._memory) > self._limit:
+            handle, name = tempfile.mkstemp(prefix="listener-body-")
+            self._path = Path(name)
+            self._file = os.fdopen(handle, "wb")
+            self._file.write(self._memory)
+            self._memory = bytearray()
+
+    def result(self) -> bytes | Path:
+        if self._file is None:
+            return bytes(self._memory)
+        assert self._path is not None
+        self._file.close()
+        return self._path
+
+    def discard(self) -> None:
+        if self._file is not None:
+            self._file.close()
+        if self._path is not None:
+            with contextlib.suppress(OSError):
+                self._path.unlink()
+
+
+async def read_body(
+    response: httpx.Response, cap: int, safe: str, *, spool: int | None = None
+) -> bytes | Path:
     """A 2xx body, decompressed here with a bounded output: FetchError past ``cap`` bytes
-    (raw or decoded), so neither a huge body nor a decompression bomb gets through."""
+    (raw or decoded), so neither a huge body nor a decompression bomb gets through. With
+    ``spool``, a body past that many bytes is written to a temporary file whose Path is
+    returned (the caller deletes it); otherwise, and for smaller bodies, the bytes."""
     too_large = FetchError(f"body larger than {cap / 1024 / 1024:.1f} MB from {safe}")
     length = response.headers.get("content-length", "").strip()
     if length.isdigit() and int(length) > cap:
@@ -52,16 +107,20 @@ async def read_body(response: httpx.Response, cap: int, safe: str) -> bytes:
     if len(codings) > 1 or encoding not in ("gzip", "deflate", "identity"):
         codings_text = ", ".join(codings)[:50]
         raise FetchError(f"unsupported Content-Encoding {codings_text!r} from {safe}")
-    decoder, raw, body = _Decoder(encoding), 0, bytearray()
-    async for chunk in response.aiter_raw():
-        raw += len(chunk)
-        body += decoder.decode(chunk, cap - len(body) + 1)
-        if raw > cap or len(body) > cap:
+    decoder, raw, body = _Decoder(encoding), 0, _Spool(spool)
+    try:
+        async for chunk in response.aiter_raw():
+            raw += len(chunk)
+            body.write(decoder.decode(chunk, cap - body.size + 1))
+            if raw > cap or body.size > cap:
+                raise too_large
+        body.write(decoder.flush())
+        if body.size > cap:
             raise too_large
-    body += decoder.flush()
-    if len(body) > cap:
-        raise too_large
-    return bytes(body)
+        return body.result()
+    except BaseException:
+        body.discard()
+        raise
 
 
 class PerOriginTransport(httpx.AsyncBaseTransport):
