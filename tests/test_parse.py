@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import time
 
 from feeds import rss
 
@@ -48,3 +49,24 @@ def test_a_killed_worker_is_replaced() -> None:
             parser.close()
 
     assert asyncio.run(go()) == 1
+
+
+def test_a_stop_does_not_wait_for_a_busy_worker() -> None:
+    """The daemon's stop (``close(wait=False)``) returns while a worker is still busy (a
+    worker starting up, loading its models on a loaded machine, held a SIGTERM for seconds);
+    the worker holds nothing to keep and ends with the daemon."""
+
+    async def go() -> bool:
+        parser = Parser(BRANDS, 1)
+        await parser.run("s", BODY, "https://x.example/feed", None)  # the worker is up
+        busy = asyncio.ensure_future(parser._call(time.sleep, 30))
+        await asyncio.sleep(0.5)  # handed to the worker
+        workers = list(parser._executor._processes.values())  # type: ignore[attr-defined]
+        parser.close(wait=False)
+        stopped_while_busy = all(process.is_alive() for process in workers)  # still sleeping
+        busy.cancel()
+        for process in workers:
+            process.kill()  # the test's process lives on: end the sleeper here
+        return stopped_while_busy
+
+    assert asyncio.run(go())

@@ -497,3 +497,33 @@ def test_alert_counts_by_state_agree_with_the_rows(engine: Engine) -> None:
     counts = alerts.count_by_state(engine)
     assert counts == {"resolved": 1, "firing": 2, "pending": 1}
     assert counts == Counter(a.state for a in alerts.list_alerts(engine, limit=None))
+
+
+def test_a_writer_stop_with_a_timeout_does_not_wait_for_a_stuck_write(tmp_path: Path) -> None:
+    """A write waiting for a lock another process holds: ``close(timeout)`` stops waiting
+    for it (False) instead of waiting out SQLite's 30 s busy timeout (the daemon's stop); the
+    write is left to its thread, which commits or rolls it back whole."""
+    import subprocess
+    import sys
+
+    engine = db.connect(f"sqlite:///{tmp_path / 'l.db'}")
+    db.upgrade(engine)
+    code = (
+        "import sqlite3, time\n"
+        f"c = sqlite3.connect({str(tmp_path / 'l.db')!r}, isolation_level=None)\n"
+        "c.execute('BEGIN IMMEDIATE')\nprint('locked', flush=True)\ntime.sleep(60)\n"
+    )
+    locker = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    try:
+        assert locker.stdout is not None and locker.stdout.readline() == b"locked\n"
+        writer = Writer(engine)
+        stuck = writer.submit(lambda conn: conn.execute(text("CREATE TABLE t (x INTEGER)")))
+        assert writer.close(timeout=1.0) is False
+        assert not stuck.done()
+    finally:
+        locker.kill()
+        locker.wait()
+        if locker.stdout is not None:
+            locker.stdout.close()
+    stuck.exception(timeout=60)  # once the lock is gone it runs; the test's process waits
+    engine.dispose()

@@ -3,12 +3,16 @@ jitter and never two runs of one source at once, plus detection and delivery eve
 
 Rules:
 - Signal handlers only set flags or schedule work; the main coroutine does it. SIGTERM/SIGINT
-  stop gracefully: no new job starts, a delivery stops before its next message (one hanging in a
-  send is abandoned: it stays in the outbox, marked uncertain, and is sent again with the same
-  key after a restart), running polls get ``GRACE_SECONDS`` to finish (their writes complete or
-  roll back, nothing is half-stored), then they are cancelled quietly (no job traceback); the
-  final database calls get ``CLEANUP_SECONDS``. Threads stuck in a hanging call are not waited
-  for (``listener run`` exits the process). A second SIGINT exits at once.
+  stop gracefully and within a fixed budget, whatever hangs: no new job starts, a delivery
+  stops before its next message (one hanging in a send is abandoned: it stays in the outbox,
+  marked uncertain, and is sent again with the same key after a restart), running polls get
+  ``GRACE_SECONDS`` to finish (their writes complete or roll back, nothing is half-stored),
+  then they are cancelled quietly (no job traceback) and get 1 s to end; parser workers are
+  not waited for (one still starting, loading its models on a loaded machine, held a stop for
+  seconds); queued database writes get ``WRITER_SECONDS`` and the final database calls
+  (instance rows, leadership) ``CLEANUP_SECONDS``, all off the event loop. So a stop takes at
+  most about 4 + 1 + 1 + 2 = 8 s. Threads stuck in a hanging call are not waited for
+  (``listener run`` exits the process). A second SIGINT exits at once.
 - Database faults (``daemon.dbhealth``): one warning per failure kind with backoff, never a
   traceback per job; while failing, jobs that need the database wait for the backoff instead of
   queueing behind a lock (one job at a time tries again); the health probe (a rolled-back write
@@ -67,6 +71,7 @@ from listener.storage.sql import outage
 
 log = logging.getLogger(__name__)
 CLEANUP_SECONDS = 2.0
+WRITER_SECONDS = 1.0
 HEARTBEAT_SECONDS = 30.0
 
 
@@ -169,12 +174,17 @@ async def run_daemon(settings: Settings, engine: Engine) -> int:
         if endpoint is not None:
             endpoint.close()
         await drain(scheduler, runtime.running)
-        runtime.poller.close()
+        # on the loop, bounded: to_thread could queue behind threads stuck in hanging calls
+        if not runtime.poller.close(WRITER_SECONDS):
+            log.warning(
+                "stopping: database writes still running after %gs are left to roll back",
+                WRITER_SECONDS,
+            )
         with contextlib.suppress(ListenerError, TimeoutError):
             async with asyncio.timeout(CLEANUP_SECONDS):  # a locked or lost database: give up
                 await asyncio.to_thread(instances.release_all, engine, me)
                 await asyncio.to_thread(instances.forget, engine, me)
-        runtime.leadership.release()
+                await asyncio.to_thread(runtime.leadership.release)
     if single is not None:
         single.release()
     log.info("stopped")
@@ -467,7 +477,7 @@ async def _reload(
             task.cancel()
         if stuck:
             await asyncio.wait(stuck, timeout=GRACE_SECONDS)
-    old.close()
+    await asyncio.to_thread(old.close)  # its workers finish off the event loop
     log.info(
         "configuration reloaded: %d sources, %d brands",
         len(_enabled(settings)),

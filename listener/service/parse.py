@@ -385,5 +385,7 @@ class Parser:
         """``parse_items`` off the event loop (API sources hand over items, not a body)."""
         return await self._call(_parse_items, self._own_tools, source, items)
 
-    def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+    def close(self, wait: bool = True) -> None:
+        """Stop the workers. ``wait=False`` (the daemon's stop) does not wait for a worker
+        still starting or parsing: it holds nothing to keep, and ends with the daemon."""
+        self._executor.shutdown(wait=wait, cancel_futures=True)

@@ -139,9 +139,13 @@ class Poller:
         self._sessions: dict[str, dict[str, object]] = {}  # API logins, per source
         self.on_outage: Callable[[str, str], None] | None = None  # see the module docstring
 
-    def close(self) -> None:
-        self._parser.close()
-        self._writer.close()
+    def close(self, timeout: float | None = None) -> bool:
+        """Stop the parser and the database thread. With ``timeout`` (the daemon's stop, bounded
+        by design): parser workers are not waited for, and the database thread gets that many
+        seconds for what is queued. Returns False when writes were still running then (they
+        commit or roll back whole, with the process)."""
+        self._parser.close(wait=timeout is None)
+        return self._writer.close(timeout)
 
     async def prepare(self) -> None:
         """Register configured brands and sources, then load their fetch state."""

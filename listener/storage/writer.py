@@ -69,10 +69,14 @@ class Writer:
     async def run_grouped(self, group: Callable[[Connection, list[P]], list[T]], payload: P) -> T:
         return await asyncio.wrap_future(self.submit_grouped(group, payload))
 
-    def close(self) -> None:
-        """Finish what is queued, then stop the thread."""
+    def close(self, timeout: float | None = None) -> bool:
+        """Finish what is queued, then stop the thread; wait at most ``timeout`` seconds (None:
+        as long as it takes). False when the thread is still busy then: it is a daemon thread,
+        left to finish or to die with the process (each transaction commits or rolls back
+        whole, so nothing is half-stored)."""
         self._queue.put(None)
-        self._thread.join()
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
     def _loop(self) -> None:
         stopping = False
