@@ -27,7 +27,7 @@ source needs, so no source has to remember them:
   ``FetchError`` (with ``retry_after`` for 429/503). Every httpx and OS exception becomes a
   one-line ``FetchError`` naming the URL through ``redact_url``, so messages carry no secrets.
 
-Size: about 500 lines on purpose: one request loop whose rules (deadline, caps, redirects,
+Size: about 530 lines on purpose: one request loop whose rules (deadline, caps, redirects,
 origins, secrets) depend on each other; the wire level (``wire``) and host slots (``slots``)
 are already apart.
 """
@@ -295,31 +295,20 @@ class Client:
                 "(a server fault; nothing is taken as unchanged)",
                 status=304,
             )
-        if isinstance(body, Path):  # only a 2xx body is spooled
-            return Response(
-                status=status,
-                url=str(current),
-                body=b"",
-                content_type=resp_headers.get("content-type"),
-                etag=resp_headers.get("etag"),
-                last_modified=resp_headers.get("last-modified"),
-                permanent_url=str(current) if hops and permanent else None,
-                elapsed=0.0,
-                headers={k.lower(): v for k, v in resp_headers.items()},
-                file=body,
-            )
-        if not (200 <= status < 300 or status in (304, 410)):
+        # only a 2xx body is spooled (a Path); an error's is bytes
+        if isinstance(body, bytes) and not (200 <= status < 300 or status in (304, 410)):
             raise _status_error(status, resp_headers, body, where())
         return Response(
             status=status,
             url=str(current),
-            body=body if 200 <= status < 300 else b"",
+            body=body if isinstance(body, bytes) and 200 <= status < 300 else b"",
             content_type=resp_headers.get("content-type"),
             etag=resp_headers.get("etag"),
             last_modified=resp_headers.get("last-modified"),
             permanent_url=str(current) if hops and permanent else None,
             elapsed=0.0,
             headers={k.lower(): v for k, v in resp_headers.items()},
+            file=body if isinstance(body, Path) else None,
         )
 
     def _leave_origin(
