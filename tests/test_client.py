@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import base64
 import gzip
+import os
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -24,7 +27,7 @@ from pytest_httpserver import HTTPServer
 from listener import __version__
 from listener.errors import FetchError
 from listener.sources.client import ACCEPT, Client, HttpSettings, Response, redact_url
-from listener.sources.wire import SPOOL_BYTES
+from listener.sources.wire import SPOOL_BYTES, remove_orphans
 
 FEED = b"<rss version='2.0'><channel><title>t</title></channel></rss>"
 
@@ -376,6 +379,24 @@ def test_a_spooled_body_over_the_cap_or_a_bomb_leaves_no_file(
     with serve(endless) as base:
         assert "body larger than 1.0 MB" in str(fetch_error(base + "/feed", SMALL, spool=True))
     assert list(spool_dir.iterdir()) == []
+
+
+def test_bodies_spooled_by_a_process_that_is_gone_are_removed(spool_dir: Path) -> None:
+    """kill -9 leaves a spooled body behind; the next start removes it (and its UTF-8 copy),
+    never a live process's file nor anything else."""
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    names = [
+        f"listener-body-{gone.pid}-abc",
+        f"listener-body-{gone.pid}-abc.utf-8",
+        f"listener-body-{os.getpid()}-def",
+        "listener-body-notapid",
+        "other-file",
+    ]
+    for name in names:
+        (spool_dir / name).write_bytes(b"x")
+    assert remove_orphans() == 2
+    assert sorted(p.name for p in spool_dir.iterdir()) == sorted(names[2:])
 
 
 def _raw_deflate(data: bytes) -> bytes:

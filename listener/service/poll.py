@@ -43,6 +43,7 @@ from listener.models import SourceState, StoreResult
 from listener.service.parse import Parsed, Parser
 from listener.sources import api, urls
 from listener.sources.client import Client, HttpSettings, Response, redact_url
+from listener.sources.wire import remove_orphans
 from listener.storage import store
 from listener.storage.sql import outage
 from listener.storage.writer import Writer
@@ -138,6 +139,9 @@ class Poller:
         self._states: dict[str, SourceState] = {}
         self._sessions: dict[str, dict[str, object]] = {}  # API logins, per source
         self.on_outage: Callable[[str, str], None] | None = None  # see the module docstring
+        removed = remove_orphans()  # big bodies spooled by a process killed since
+        if removed:
+            log.info("removed %d temporary body files left by a process that is gone", removed)
 
     def close(self, timeout: float | None = None) -> bool:
         """Stop the parser and the database thread. With ``timeout`` (the daemon's stop, bounded

@@ -4,13 +4,16 @@ with a bounded decompressed size, error bodies drained so connections can be kep
 A body may be spooled: once it passes ``SPOOL_BYTES`` it is written to a temporary file as it
 arrives (decompressed, still within the cap), so a big feed is never held whole in memory; the
 file (mode 0600, in the temporary directory: systemd's PrivateTmp) belongs to the caller, who
-deletes it. A body that fails (too large, broken, cancelled) leaves no file behind.
+deletes it. A body that fails (too large, broken, cancelled) leaves no file behind. A file's
+name carries the process id (``listener-body-<pid>-...``): files of a process that is gone
+(kill -9) are removed by ``remove_orphans``, which the orchestrator calls at start.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
 import ssl
 import tempfile
 import zlib
@@ -21,9 +24,38 @@ import httpx
 
 from listener.errors import FetchError
 
-__all__ = ["SPOOL_BYTES", "PerOriginTransport", "drain", "read_body"]
+__all__ = ["SPOOL_BYTES", "PerOriginTransport", "drain", "read_body", "remove_orphans"]
 
 SPOOL_BYTES = 1 << 20  # a body past this size goes to a temporary file (feed_split.SPLIT_BYTES)
+SPOOL_PREFIX = "listener-body-"
+_ORPHAN = re.compile(re.escape(SPOOL_PREFIX) + r"(\d+)-")
+
+
+def remove_orphans() -> int:
+    """Delete spooled bodies (and their copies) whose process is gone; return how many."""
+    removed = 0
+    try:
+        paths = list(Path(tempfile.gettempdir()).glob(f"{SPOOL_PREFIX}*"))
+    except OSError:
+        return 0
+    for path in paths:
+        found = _ORPHAN.match(path.name)
+        if found is None or _alive(int(found.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
 
 
 class _Decoder:
@@ -66,7 +98,7 @@ class _Spool:
             return
         self._memory += data
         if self._limit is not None and len(self._memory) > self._limit:
-            handle, name = tempfile.mkstemp(prefix="listener-body-")
+            handle, name = tempfile.mkstemp(prefix=f"{SPOOL_PREFIX}{os.getpid()}-")
             self._path = Path(name)
             self._file = os.fdopen(handle, "wb")
             self._file.write(self._memory)
