@@ -8,6 +8,11 @@ Rules:
   the mentions per story and per voice (author, or the domain when the author is unknown) and the
   domains, so that a detector can ask how many different people a rise comes from, and count a
   rise with at most a few mentions per story and per voice (``effective``).
+- A long-running series forgets whole days no detector reads any more (``drop_days``): indices
+  shift, ``first_data`` is clamped to 0 (history before it existed), and a late mention for a
+  forgotten bucket only says that there was history. The per-bucket detail (stories, voices,
+  domains) of buckets older than any window that reads it may be forgotten first
+  (``forget_detail``).
 - The roll-up ("hour") is ``max(width, 1h)`` when that is a whole number of buckets, else the
   bucket itself; smoulder works on it. ``total`` is ``None`` for a series of negative counts only
   (``listener backtest --series``).
@@ -40,8 +45,8 @@ class Series:
     def __init__(self, start: datetime, width: timedelta, *, with_total: bool = True) -> None:
         if width <= timedelta(0):
             raise ValueError("bucket width must be positive")
-        self.start = start.astimezone(UTC)
         self.width = width
+        self._set_start(start.astimezone(UTC))
         self.negative: list[int] = []
         self.total: list[int] | None = [] if with_total else None
         # among negative mentions: mentions per story and per voice, and the domains
@@ -60,12 +65,46 @@ class Series:
         self.detailed = False  # True once events with stories/voices were added
         self.edits = 0  # counts every change, so that derived values can be cached safely
         self.cache: dict[object, object] = {}
-        monday = (self.start - timedelta(days=self.start.weekday())).replace(
+        self.dropped = 0  # buckets forgotten at the start (``drop_days``)
+        self.detail_from = 0  # buckets before it may have lost their detail
+        self.anonymous = 0  # mentions without a story or voice so far (each its own key)
+
+    def _set_start(self, start: datetime) -> None:
+        self.start = start
+        monday = (start - timedelta(days=start.weekday())).replace(
             hour=0, minute=0, second=0, microsecond=0
         )
-        self._week_offset = (self.start - monday).total_seconds()
-        self._width_seconds = width.total_seconds()
-        self._anonymous = 0
+        self._week_offset = (start - monday).total_seconds()
+        self._width_seconds = self.width.total_seconds()
+
+    def drop_days(self, days: int) -> int:
+        """Forget the first ``days`` whole days (needs a whole number of buckets and of
+        roll-up buckets a day); returns the buckets dropped (0 when it cannot)."""
+        if days <= 0 or not self.per_day or self.per_day % self.per_coarse:
+            return 0
+        n = days * self.per_day
+        if n >= len(self.negative):
+            return 0
+        del self.negative[:n]
+        if self.total is not None:
+            del self.total[:n]
+        del self.stories[:n], self.voices[:n], self.domains[:n]
+        coarse = n // self.per_coarse
+        del self.coarse_negative[:coarse], self.coarse_total[:coarse]
+        if self.first_data is not None:
+            self.first_data = max(0, self.first_data - n)
+        self.detail_from = max(0, self.detail_from - n)
+        self.dropped += n
+        self._set_start(self.start + n * self.width)
+        self.edits += 1
+        self.cache.clear()
+        return n
+
+    def forget_detail(self, before: int) -> None:
+        """Drop the stories, voices and domains of the buckets before ``before``."""
+        for i in range(self.detail_from, min(before, len(self.negative))):
+            self.stories[i], self.voices[i], self.domains[i] = {}, {}, set()
+        self.detail_from = max(self.detail_from, before)
 
     @classmethod
     def from_counts(
@@ -106,6 +145,8 @@ class Series:
 
     def add_count(self, index: int, negative: int, total: int) -> None:
         if index < 0:
+            if index >= -self.dropped and (negative or total):
+                self.first_data = 0  # a forgotten day had data: history began before
             return
         self.extend_to(index)
         self.edits += 1
@@ -121,15 +162,15 @@ class Series:
     def add(self, event: Event) -> None:
         """Count one mention in the bucket of its event time (dropped before ``start``)."""
         index = self.index_of(event.at)
-        if index < 0:
+        if index < -self.dropped:
             return
         self.add_count(index, 1 if event.negative else 0, 1)
         self.detailed = True
-        if event.negative:
+        if event.negative and index >= 0:
             # a mention without a story or voice is its own: it cannot be told apart
-            self._anonymous += 1
-            story = event.story or f"\0{self._anonymous}"
-            voice = event.voice or f"\0{self._anonymous}"
+            self.anonymous += 1
+            story = event.story or f"\0{self.anonymous}"
+            voice = event.voice or f"\0{self.anonymous}"
             self.stories[index][story] = self.stories[index].get(story, 0) + 1
             self.voices[index][voice] = self.voices[index].get(voice, 0) + 1
             if event.domain:
