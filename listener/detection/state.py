@@ -28,7 +28,9 @@ from listener.models import Finding
 FORMAT = 1  # bump when the layout or the detectors' semantics change: states are rebuilt
 
 
-def fingerprint(params: DetectionParams, width: timedelta, lateness: timedelta, version: str) -> str:
+def fingerprint(
+    params: DetectionParams, width: timedelta, lateness: timedelta, version: str
+) -> str:
     """What a stored state is valid for: detector parameters, bucket width, lateness, format and
     listener version (a new version may judge differently)."""
     text = repr((FORMAT, version, params, width.total_seconds(), lateness.total_seconds()))
@@ -131,7 +133,8 @@ def _load(
         tracker.opened = int(stored["opened"])
     for records, stored in ((monitor.peaks, data["peaks"]), (monitor.sizes, data["sizes"])):
         for name, pairs in stored.items():
-            records[name].peaks = {int(d): float(s) for d, s in zip(pairs[::2], pairs[1::2])}
+            days, scores = pairs[::2], pairs[1::2]
+            records[name].peaks = {int(d): float(s) for d, s in zip(days, scores, strict=True)}
     monitor.last_episode = {
         name: (datetime.fromisoformat(at), float(score))
         for name, (at, score) in data["last_episode"].items()
@@ -153,7 +156,7 @@ def decode(blob: bytes) -> dict[str, Any]:
 
 
 def _sparse(values: list[int]) -> list[int]:
-    out = []
+    out: list[int] = []
     for i, n in enumerate(values):
         if n:
             out += (i, n)
