@@ -20,11 +20,14 @@ Rules:
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+_NONE: dict[str, int] = {}  # the detail of a bucket without negative mentions: never mutated
+_NO_DOMAINS: set[str] = set()
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,7 +106,7 @@ class Series:
     def forget_detail(self, before: int) -> None:
         """Drop the stories, voices and domains of the buckets before ``before``."""
         for i in range(self.detail_from, min(before, len(self.negative))):
-            self.stories[i], self.voices[i], self.domains[i] = {}, {}, set()
+            self.stories[i], self.voices[i], self.domains[i] = _NONE, _NONE, _NO_DOMAINS
         self.detail_from = max(self.detail_from, before)
 
     @classmethod
@@ -133,10 +136,10 @@ class Series:
         self.negative.extend([0] * missing)
         if self.total is not None:
             self.total.extend([0] * missing)
-        for _ in range(missing):
-            self.stories.append({})
-            self.voices.append({})
-            self.domains.append(set())
+        # empty buckets share one empty dict and set; ``add`` gives a bucket its own
+        self.stories.extend(itertools.repeat(_NONE, missing))
+        self.voices.extend(itertools.repeat(_NONE, missing))
+        self.domains.extend(itertools.repeat(_NO_DOMAINS, missing))
         coarse = len(self.negative) // self.per_coarse + 1
         grow = coarse - len(self.coarse_negative)
         if grow > 0:
@@ -171,9 +174,16 @@ class Series:
             self.anonymous += 1
             story = event.story or f"\0{self.anonymous}"
             voice = event.voice or f"\0{self.anonymous}"
-            self.stories[index][story] = self.stories[index].get(story, 0) + 1
-            self.voices[index][voice] = self.voices[index].get(voice, 0) + 1
+            stories, voices = self.stories[index], self.voices[index]
+            if stories is _NONE:
+                stories = self.stories[index] = {}
+            if voices is _NONE:
+                voices = self.voices[index] = {}
+            stories[story] = stories.get(story, 0) + 1
+            voices[voice] = voices.get(voice, 0) + 1
             if event.domain:
+                if self.domains[index] is _NO_DOMAINS:
+                    self.domains[index] = set()
                 self.domains[index].add(event.domain)
 
     def window_sum(self, values: list[int], end: int, length: int) -> int:
