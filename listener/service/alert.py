@@ -76,6 +76,10 @@ def evaluate(
             hours = negative_hours(engine, brand.name, now)
             inputs = replace(inputs, contexts=contexts, hours=hours)
             plan = planner.plan_brand(inputs, policy)
+        quiet = not (plan.steps or plan.sends or plan.held or run.saving)
+        if quiet and inputs.detection_started is not None:
+            run.keep()  # nothing to write
+            continue
         with transaction(engine, "cannot record alerts") as conn:
             if inputs.detection_started is None:
                 db.detection_started(conn, brand.name, now)
@@ -145,14 +149,15 @@ def load_brand(
     )
     keys = {(c.detector, c.started) for c in changes}
     with transaction(engine, "cannot read alerts") as conn:
+        firing, pending = db.open_for(conn, brand.name)
         return planner.BrandInputs(
             brand=brand.name,
             now=now,
             detection_started=db.detection_started_at(conn, brand.name),
             changes=changes,
             episodes=tuple(db.episodes(conn, brand.name, keys).values()),
-            firing=tuple(db.firing_for(conn, brand.name)),
-            pending=tuple(db.pending(conn, brand.name)),
+            firing=tuple(firing),
+            pending=tuple(pending),
             silences=tuple(silence_db.active_silences(conn, now)),
             runbook=_runbooks(brand.runbook),
         )

@@ -233,6 +233,11 @@ class Run:
     _entry: _Entry
     _save: bool
 
+    @property
+    def saving(self) -> bool:
+        """Whether ``save`` writes the state this time."""
+        return self._save
+
     def save(self, conn: Connection, now: datetime) -> None:
         """Store the state in the caller's transaction, when due (see the module docstring)."""
         if not self._save:

@@ -122,30 +122,26 @@ def new_rows(engine: Engine, brand: str, *, after: int, until: datetime) -> list
     order."""
 
     def work() -> list[DetectionRow]:
-        with engine.connect() as conn:
-            brand_id = conn.execute(
-                select(Brand.id).where(Brand.name == brand)
-            ).scalar_one_or_none()
-            if brand_id is None:
-                return []
-            stmt = (
-                select(
-                    MentionRow.event_at,
-                    MentionRow.fetched_at,
-                    MentionRow.sentiment,
-                    MentionRow.story_id,
-                    MentionRow.author,
-                    MentionRow.domain,
-                    MentionRow.id,
-                )
-                .join(MentionBrand, MentionBrand.mention_id == MentionRow.id)
-                .where(
-                    MentionBrand.brand_id == brand_id,
-                    MentionBrand.mention_id > after,
-                    MentionRow.fetched_at <= until,
-                )
-                .order_by(MentionRow.fetched_at, MentionRow.id)
+        stmt = (
+            select(
+                MentionRow.event_at,
+                MentionRow.fetched_at,
+                MentionRow.sentiment,
+                MentionRow.story_id,
+                MentionRow.author,
+                MentionRow.domain,
+                MentionRow.id,
             )
+            .join(MentionBrand, MentionBrand.mention_id == MentionRow.id)
+            .join(Brand, Brand.id == MentionBrand.brand_id)
+            .where(
+                Brand.name == brand,
+                MentionBrand.mention_id > after,
+                MentionRow.fetched_at <= until,
+            )
+            .order_by(MentionRow.fetched_at, MentionRow.id)
+        )
+        with engine.connect() as conn:
             return [
                 DetectionRow(row[0], row[1], row[2] == "negative", *row[3:])
                 for row in conn.execute(stmt)
