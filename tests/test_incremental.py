@@ -91,8 +91,18 @@ def key(item: Judged) -> tuple[Any, ...]:
     return (t.kind, t.detector, t.started, item.judged_at, t.severity, t.finding, t.peak)
 
 
-def full(events: list[Event], start: datetime, end: datetime) -> list[tuple[Any, ...]]:
-    judged = replay(events, start=start, end=end, width=WIDTH, lateness=LATENESS, params=PARAMS)
+def full(
+    events: list[Event], start: datetime, end: datetime, *, every: bool = False
+) -> list[tuple[Any, ...]]:
+    """One replay of everything; ``every``: judging every waiting bucket early at each poll,
+    also those whose counts did not change since their last early judgement (an observer sees
+    every verdict, so the replay skips none)."""
+
+    def observe(judged_at: datetime, finding: Any) -> None:
+        pass
+
+    judged = replay(events, start=start, end=end, width=WIDTH, lateness=LATENESS, params=PARAMS,
+                    observe=observe if every else None)  # fmt: skip
     return [key(j) for j in judged if j.judged_at <= end]
 
 
@@ -114,6 +124,7 @@ def test_incremental_runs_judge_every_transition_as_one_full_replay(seed: int) -
     events = history(seed, days)
     end = START + timedelta(days=days)
     expected = full(events, START, end)
+    assert full(events, START, end, every=True) == expected  # skipping unchanged ones is exact
     rng = random.Random(seed)
     state = Replay(start=START, width=WIDTH, lateness=LATENESS, params=PARAMS)
     got: list[tuple[Any, ...]] = []

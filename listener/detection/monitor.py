@@ -215,6 +215,9 @@ class Replay:
         self.reach = max(storm.window_lengths(self.series, params.storm))
         self.done = 0  # the next bucket to judge finally
         self.position: datetime | None = None  # the latest arrival fed, or time advanced to
+        # buckets ``done .. clean-1`` were judged early, without opening, on the very counts,
+        # records and episodes they have now: judging them early again would say the same
+        self.clean = 0
 
     def feed(self, events: Iterable[Event], *, end: datetime | None = None) -> Iterator[Judged]:
         """Add mentions sorted by arrival: the buckets due before each arrival batch are judged
@@ -233,21 +236,29 @@ class Replay:
             self.position = arrived
             now = series.index_of(arrived - _TICK)  # the bucket the poll happened in
             relevant = False  # negative mentions for a bucket an early judgement sees
+            detailed = series.detailed
             for event in batch:
                 series.add(event)
-                relevant |= event.negative and now - self.reach < series.index_of(event.at) <= now
+                index = series.index_of(event.at)
+                self.clean = min(self.clean, index)
+                relevant |= event.negative and now - self.reach < index <= now
+            if series.detailed != detailed:  # every window now has stories and voices
+                self.clean = 0
             if not relevant or (end is not None and arrived > end):
                 continue
             series.extend_to(now)
             # every bucket still waiting for its final judgement, oldest first, up to the
             # poll's own: the first that makes the case opens the episode (and dates it)
-            for bucket in range(self.done, now + 1):
+            first = self.done if self.observe is not None else max(self.done, self.clean)
+            self.clean = now + 1
+            for bucket in range(first, now + 1):
                 opened = [Judged(t, arrived) for t in monitor.judge_early(bucket)]
                 yield from opened
                 if self.observe is not None:
                     for finding in monitor.last:
                         self.observe(arrived, finding)
                 if opened:
+                    self.clean = 0
                     break
 
     def advance(self, until: datetime) -> Iterator[Judged]:
@@ -272,6 +283,7 @@ class Replay:
             if until is not None and (judged_at >= until if strict else judged_at > until):
                 return
             series.extend_to(self.done)
+            self.clean = 0  # records and episodes move on
             for transition in monitor.judge(self.done):
                 yield Judged(transition, judged_at)
             if self.observe is not None:
@@ -287,6 +299,7 @@ class Replay:
             return
         keep, detail = self.horizons()
         dropped = series.drop_days((self.done - keep) // series.per_day)
+        self.clean = 0
         if dropped:
             self.done -= dropped
             self.monitor.shift(dropped, dropped // series.per_day)
