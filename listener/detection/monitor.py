@@ -295,6 +295,7 @@ class Replay:
         """Forget the whole days before what any judgement still to come reads, and the detail
         (stories, voices, domains) before the longest window that reads it."""
         series = self.series
+        series.cache.clear()  # derived values: recomputed when needed, not kept between runs
         if not series.per_day:
             return
         keep, detail = self.horizons()

@@ -21,13 +21,15 @@ Rules:
 from __future__ import annotations
 
 import itertools
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 _NONE: dict[str, int] = {}  # the detail of a bucket without negative mentions: never mutated
-_NO_DOMAINS: set[str] = set()
+_NO_DOMAINS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,20 +52,22 @@ class Series:
             raise ValueError("bucket width must be positive")
         self.width = width
         self._set_start(start.astimezone(UTC))
-        self.negative: list[int] = []
-        self.total: list[int] | None = [] if with_total else None
-        # among negative mentions: mentions per story and per voice, and the domains
-        self.stories: list[dict[str, int]] = []
-        self.voices: list[dict[str, int]] = []
-        self.domains: list[set[str]] = []
+        # compact arrays: a brand's state is kept between runs, a thousand brands in one process
+        self.negative: array[int] = array("i")
+        self.total: array[int] | None = array("i") if with_total else None
+        # among negative mentions, by bucket (only buckets with some): mentions per story and
+        # per voice, and the domains
+        self.stories: dict[int, dict[str, int]] = {}
+        self.voices: dict[int, dict[str, int]] = {}
+        self.domains: dict[int, set[str]] = {}
         per_hour = HOUR / width
         self.per_coarse = int(per_hour) if per_hour >= 1 and per_hour == int(per_hour) else 1
         per_day = DAY / width
         self.per_day = int(per_day) if per_day >= 1 and per_day == int(per_day) else 0
         # coarse buckets per day, at least 1; the time-of-day profile needs ``per_day`` > 0 too
         self.coarse_per_day = max(1, round(DAY / (width * self.per_coarse)))
-        self.coarse_negative: list[int] = []
-        self.coarse_total: list[int] = []
+        self.coarse_negative: array[int] = array("i")
+        self.coarse_total: array[int] = array("i")
         self.first_data: int | None = None  # index of the first bucket with any mention
         self.detailed = False  # True once events with stories/voices were added
         self.edits = 0  # counts every change, so that derived values can be cached safely
@@ -91,7 +95,9 @@ class Series:
         del self.negative[:n]
         if self.total is not None:
             del self.total[:n]
-        del self.stories[:n], self.voices[:n], self.domains[:n]
+        self.stories = {i - n: d for i, d in self.stories.items() if i >= n}
+        self.voices = {i - n: d for i, d in self.voices.items() if i >= n}
+        self.domains = {i - n: d for i, d in self.domains.items() if i >= n}
         coarse = n // self.per_coarse
         del self.coarse_negative[:coarse], self.coarse_total[:coarse]
         if self.first_data is not None:
@@ -105,8 +111,9 @@ class Series:
 
     def forget_detail(self, before: int) -> None:
         """Drop the stories, voices and domains of the buckets before ``before``."""
-        for i in range(self.detail_from, min(before, len(self.negative))):
-            self.stories[i], self.voices[i], self.domains[i] = _NONE, _NONE, _NO_DOMAINS
+        for detail in (self.stories, self.voices, self.domains):
+            for i in [i for i in detail if i < before]:
+                del detail[i]
         self.detail_from = max(self.detail_from, before)
 
     @classmethod
@@ -133,18 +140,14 @@ class Series:
         missing = index + 1 - len(self.negative)
         if missing <= 0:
             return
-        self.negative.extend([0] * missing)
+        self.negative.extend(itertools.repeat(0, missing))
         if self.total is not None:
-            self.total.extend([0] * missing)
-        # empty buckets share one empty dict and set; ``add`` gives a bucket its own
-        self.stories.extend(itertools.repeat(_NONE, missing))
-        self.voices.extend(itertools.repeat(_NONE, missing))
-        self.domains.extend(itertools.repeat(_NO_DOMAINS, missing))
+            self.total.extend(itertools.repeat(0, missing))
         coarse = len(self.negative) // self.per_coarse + 1
         grow = coarse - len(self.coarse_negative)
         if grow > 0:
-            self.coarse_negative.extend([0] * grow)
-            self.coarse_total.extend([0] * grow)
+            self.coarse_negative.extend(itertools.repeat(0, grow))
+            self.coarse_total.extend(itertools.repeat(0, grow))
 
     def add_count(self, index: int, negative: int, total: int) -> None:
         if index < 0:
@@ -174,19 +177,14 @@ class Series:
             self.anonymous += 1
             story = event.story or f"\0{self.anonymous}"
             voice = event.voice or f"\0{self.anonymous}"
-            stories, voices = self.stories[index], self.voices[index]
-            if stories is _NONE:
-                stories = self.stories[index] = {}
-            if voices is _NONE:
-                voices = self.voices[index] = {}
+            stories = self.stories.setdefault(index, {})
+            voices = self.voices.setdefault(index, {})
             stories[story] = stories.get(story, 0) + 1
             voices[voice] = voices.get(voice, 0) + 1
             if event.domain:
-                if self.domains[index] is _NO_DOMAINS:
-                    self.domains[index] = set()
-                self.domains[index].add(event.domain)
+                self.domains.setdefault(index, set()).add(event.domain)
 
-    def window_sum(self, values: list[int], end: int, length: int) -> int:
+    def window_sum(self, values: Sequence[int], end: int, length: int) -> int:
         """Sum of ``values`` over the ``length`` buckets ending at ``end`` (inclusive)."""
         lo = max(0, end - length + 1)
         return sum(values[lo : end + 1]) if end >= 0 else 0
@@ -199,7 +197,7 @@ class Series:
         stories, voices = self._merged(end, length)
         domains: set[str] = set()
         for i in range(max(0, end - length + 1), end + 1):
-            domains |= self.domains[i]
+            domains |= self.domains.get(i, _NO_DOMAINS)
         return len(stories), len(voices), len(domains)
 
     def effective(self, end: int, length: int, cap: int) -> int | None:
@@ -216,9 +214,9 @@ class Series:
         stories: dict[str, int] = {}
         voices: dict[str, int] = {}
         for i in range(max(0, end - length + 1), end + 1):
-            for key, n in self.stories[i].items():
+            for key, n in self.stories.get(i, _NONE).items():
                 stories[key] = stories.get(key, 0) + n
-            for key, n in self.voices[i].items():
+            for key, n in self.voices.get(i, _NONE).items():
                 voices[key] = voices.get(key, 0) + n
         return stories, voices
 

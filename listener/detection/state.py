@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -40,10 +41,11 @@ def fingerprint(
 def dump(replay: Replay) -> dict[str, Any]:
     """The replay as JSON values."""
     series, monitor = replay.series, replay.monitor
+    buckets = sorted({*series.stories, *series.voices, *series.domains})
     detail = [
-        [i, series.stories[i], series.voices[i], sorted(series.domains[i])]
-        for i in range(series.detail_from, len(series))
-        if series.stories[i] or series.voices[i] or series.domains[i]
+        [i, series.stories.get(i, {}), series.voices.get(i, {}), sorted(series.domains.get(i, ()))]
+        for i in buckets
+        if i >= series.detail_from
     ]
     trackers = {}
     for name, tracker in monitor.trackers.items():
@@ -118,9 +120,13 @@ def _load(
     series.detail_from = int(data["detail_from"])
     series.anonymous = int(data["anonymous"])
     for i, stories, voices, domains in data["detail"]:
-        series.stories[i] = {str(k): int(v) for k, v in stories.items()}
-        series.voices[i] = {str(k): int(v) for k, v in voices.items()}
-        series.domains[i] = {str(d) for d in domains}
+        i = int(i)
+        if stories:
+            series.stories[i] = {str(k): int(v) for k, v in stories.items()}
+        if voices:
+            series.voices[i] = {str(k): int(v) for k, v in voices.items()}
+        if domains:
+            series.domains[i] = {str(d) for d in domains}
     monitor = replay.monitor
     for name, stored in data["trackers"].items():
         tracker = monitor.trackers[name]
@@ -155,7 +161,7 @@ def decode(blob: bytes) -> dict[str, Any]:
     return data
 
 
-def _sparse(values: list[int]) -> list[int]:
+def _sparse(values: Sequence[int]) -> list[int]:
     out: list[int] = []
     for i, n in enumerate(values):
         if n:
