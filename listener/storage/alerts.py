@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from listener.models import Evidence, StoredAlert
@@ -47,6 +47,12 @@ _ALERT_COLUMNS = (
     Alert.explanation,
     Alert.acked_by,
     Alert.ack_note,
+)
+_OPEN_FOR = (  # built once: every detection run asks it of every brand
+    select(*_ALERT_COLUMNS)
+    .join(Brand, Brand.id == Alert.brand_id)
+    .where(Alert.state.in_(("firing", "pending")), Brand.name == bindparam("brand"))
+    .order_by(Alert.id)
 )
 
 
@@ -281,12 +287,7 @@ def count_by_state(engine: Engine) -> dict[str, int]:
 
 def open_for(conn: Connection, brand: str) -> tuple[list[StoredAlert], list[StoredAlert]]:
     """The brand's firing and pending alerts (one query)."""
-    rows = conn.execute(
-        select(*_ALERT_COLUMNS)
-        .join(Brand, Brand.id == Alert.brand_id)
-        .where(Alert.state.in_(("firing", "pending")), Brand.name == brand)
-        .order_by(Alert.id)
-    )
+    rows = conn.execute(_OPEN_FOR, {"brand": brand})
     found = [_alert(row) for row in rows]
     return [a for a in found if a.state == "firing"], [a for a in found if a.state == "pending"]
 

@@ -17,12 +17,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine, bindparam, delete, select
 from sqlalchemy.engine import Connection
 
 from listener.storage.queries import DetectionRow
 from listener.storage.sql import dialect_insert, guard, transaction
-from listener.storage.tables import Brand, DetectionState, MentionBrand
+from listener.storage.tables import Brand, DetectionState, MentionBrand, UTCDateTime
 from listener.storage.tables import Mention as MentionRow
 
 
@@ -57,21 +57,19 @@ def load(engine: Engine, brand: str) -> StoredState | None:
     return guard("cannot read the detection state", work)
 
 
+_MARKER = (
+    select(DetectionState.fingerprint, DetectionState.judged_until, DetectionState.updated_at)
+    .join(Brand, Brand.id == DetectionState.brand_id)
+    .where(Brand.name == bindparam("brand"))
+)  # built once: a run asks it of every brand
+
+
 def marker(engine: Engine, brand: str) -> tuple[str, datetime, datetime] | None:
     """The brand's stored (fingerprint, judged_until, updated_at), without the state itself."""
 
     def work() -> tuple[str, datetime, datetime] | None:
-        stmt = (
-            select(
-                DetectionState.fingerprint,
-                DetectionState.judged_until,
-                DetectionState.updated_at,
-            )
-            .join(Brand, Brand.id == DetectionState.brand_id)
-            .where(Brand.name == brand)
-        )
         with engine.connect() as conn:
-            row = conn.execute(stmt).one_or_none()
+            row = conn.execute(_MARKER, {"brand": brand}).one_or_none()
         return (row[0], row[1], row[2]) if row is not None else None
 
     return guard("cannot read the detection state", work)
@@ -117,34 +115,37 @@ def forget(engine: Engine, brands: Iterable[str] | None = None) -> int:
         return conn.execute(stmt).rowcount or 0
 
 
+_NEW_ROWS = (
+    select(
+        MentionRow.event_at,
+        MentionRow.fetched_at,
+        MentionRow.sentiment,
+        MentionRow.story_id,
+        MentionRow.author,
+        MentionRow.domain,
+        MentionRow.id,
+    )
+    .join(MentionBrand, MentionBrand.mention_id == MentionRow.id)
+    .join(Brand, Brand.id == MentionBrand.brand_id)
+    .where(
+        Brand.name == bindparam("brand"),
+        MentionBrand.mention_id > bindparam("after"),
+        MentionRow.fetched_at <= bindparam("until", type_=UTCDateTime),
+    )
+    .order_by(MentionRow.fetched_at, MentionRow.id)
+)
+
+
 def new_rows(engine: Engine, brand: str, *, after: int, until: datetime) -> list[DetectionRow]:
     """The brand's mentions with id above ``after`` fetched at or before ``until``, in arrival
     order."""
 
     def work() -> list[DetectionRow]:
-        stmt = (
-            select(
-                MentionRow.event_at,
-                MentionRow.fetched_at,
-                MentionRow.sentiment,
-                MentionRow.story_id,
-                MentionRow.author,
-                MentionRow.domain,
-                MentionRow.id,
-            )
-            .join(MentionBrand, MentionBrand.mention_id == MentionRow.id)
-            .join(Brand, Brand.id == MentionBrand.brand_id)
-            .where(
-                Brand.name == brand,
-                MentionBrand.mention_id > after,
-                MentionRow.fetched_at <= until,
-            )
-            .order_by(MentionRow.fetched_at, MentionRow.id)
-        )
+        params = {"brand": brand, "after": after, "until": until}
         with engine.connect() as conn:
             return [
                 DetectionRow(row[0], row[1], row[2] == "negative", *row[3:])
-                for row in conn.execute(stmt)
+                for row in conn.execute(_NEW_ROWS, params)
             ]
 
     return guard("cannot read mentions", work)
