@@ -384,3 +384,24 @@ def test_evaluate_opens_one_alert_per_episode_with_state_kept_or_restored(
         rows_ = conn.execute(select(DetectionState.brand_id)).all()
     assert len(alerts) == len(set(alerts)) >= 1
     assert len(rows_) == 1
+
+
+def test_retention_leaves_the_state_and_a_rebuild_uses_what_is_left(tmp_path: Path) -> None:
+    from listener.storage import retention
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    engine = dbengine.connect(url)
+    dbengine.upgrade(engine)
+    Store(engine).write(history(6, 20))
+    now = START + timedelta(days=20)
+    settings = settings_for(url)
+    detect(engine, States(), settings, now)
+    before = detection_state.load(engine, "Velora")
+    pruned = retention.prune(engine, {"Velora": START + timedelta(days=10)})
+    assert pruned.mentions > 0
+    assert detection_state.load(engine, "Velora") == before  # the state is left alone
+    detection_state.forget(engine, ["Velora"])
+    rebuilt = detect(engine, States(), settings, now + timedelta(minutes=5))
+    assert detection_state.load(engine, "Velora") is not None
+    assert all(j.transition.started >= START + timedelta(days=10) for j in rebuilt)
+    engine.dispose()
