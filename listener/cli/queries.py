@@ -20,7 +20,7 @@ from listener.matching import Matcher
 from listener.matching.query import QuerySyntaxError, parse_query
 from listener.models import Item
 from listener.service.parse import document
-from listener.storage import store
+from listener.storage import detection_state, store
 
 
 def _doc(row: store.MatchInput) -> Any:
@@ -149,6 +149,8 @@ def rematch(app: App, brand: str | None) -> None:
                 orphaned += store.count_unlinked(conn, list(matches))
             added, removed = added + plus, removed + minus
             progress.advance(task, len(batch))
+    # the history of these brands changed: their detection states are rebuilt on the next run
+    detection_state.forget(engine, [r[0] for r in rules])
     names = ", ".join(r[0] for r in rules)
     click.echo(
         f"Rematched {total} mentions against {names}: {added} links added, "

@@ -16,7 +16,7 @@ from listener.enrichment.sentiment import Scorer, window
 from listener.errors import ConfigError
 from listener.models import Score
 from listener.service.parse import load_scorer
-from listener.storage import store
+from listener.storage import detection_state, store
 from listener.untrusted import escape_json_unsafe, for_terminal
 
 LANGS = click.Choice(["en", "de"])
@@ -120,4 +120,6 @@ def rescore(app: App, since: str | None, brand: str | None) -> None:
                 store.update_sentiments(conn, scores)
             changed += len(scores)
             progress.advance(task, len(batch))
+    if changed:  # history changed (for every brand a mention belongs to): states are rebuilt
+        detection_state.forget(engine)
     click.echo(f"Rescored {changed} mentions with {scorer.version}.")

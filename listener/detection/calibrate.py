@@ -42,6 +42,10 @@ class Peaks:
         if score > self.peaks.get(day, -1.0):
             self.peaks[day] = score
 
+    def shift(self, days: int) -> None:
+        """The series forgot its first ``days`` days: day numbers move down with it."""
+        self.peaks = {day - days: score for day, score in self.peaks.items()}
+
     def bar(self, index: int, days: int, budget: float) -> float | None:
         """The score to beat at bucket ``index`` (see the module docstring), or None without a
         week of record or with ``budget`` 0 (calibration off)."""

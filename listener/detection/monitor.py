@@ -27,12 +27,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from listener.detection import calibrate, storm
+from listener.detection import calibrate, registry, storm
 from listener.detection.calibrate import Peaks
 from listener.detection.episodes import Tracker, Transition
+from listener.detection.explain import explain as explain  # re-exported
 from listener.detection.registry import REGISTRY
 from listener.detection.registry import DetectionParams as DetectionParams  # re-exported
-from listener.detection.series import Event, Series
+from listener.detection.series import DAY, Event, Series
 from listener.models import Finding
 
 
@@ -77,6 +78,13 @@ class Monitor:
                 if transition.kind == "resolved":
                     self.last_episode[finding.detector] = (transition.at, transition.peak.score)
         return transitions
+
+    def shift(self, buckets: int, days: int) -> None:
+        """The series forgot its first ``buckets`` buckets (``days`` whole days)."""
+        for tracker in self.trackers.values():
+            tracker.opened -= buckets
+        for record in (*self.peaks.values(), *self.sizes.values()):
+            record.shift(days)
 
     def judge_early(self, now: int) -> list[Transition]:
         """An early judgement of bucket ``now`` (still open, or waiting for late mentions) by
@@ -178,6 +186,145 @@ class Judged:
     judged_at: datetime  # when the decision was taken: arrival (early) or bucket end + lateness
 
 
+class Replay:
+    """A resumable replay of one brand's mentions through its detectors (see ``replay``).
+
+    ``feed`` takes arrival batches (sorted by arrival), ``advance`` moves the clock on and
+    judges what is due by then; fed in pieces or at once, the verdicts are the same. A mention
+    that arrives before the replay's position (it became visible after the replay moved past
+    its arrival) is fed at the position: the one way an incremental replay can differ from a
+    replay of the complete history. ``trim`` forgets whole days no detector reads any more,
+    which changes no verdict."""
+
+    def __init__(
+        self,
+        *,
+        start: datetime,
+        width: timedelta,
+        lateness: timedelta,
+        params: DetectionParams,
+        with_total: bool = True,
+        observe: Callable[[datetime, Finding], None] | None = None,
+    ) -> None:
+        self.series = Series(start, width, with_total=with_total)
+        self.monitor = Monitor(self.series, params)
+        self.params = params
+        self.lateness = lateness
+        self.observe = observe
+        # the buckets an early judgement looks at: the storm's longest window
+        self.reach = max(storm.window_lengths(self.series, params.storm))
+        self.done = 0  # the next bucket to judge finally
+        self.position: datetime | None = None  # the latest arrival fed, or time advanced to
+        # buckets ``done .. clean-1`` were judged early, without opening, on the very counts,
+        # records and episodes they have now: judging them early again would say the same
+        self.clean = 0
+
+    def feed(self, events: Iterable[Event], *, end: datetime | None = None) -> Iterator[Judged]:
+        """Add mentions sorted by arrival: the buckets due before each arrival batch are judged
+        finally first, then the batch is added and judged early. With ``end``, buckets from
+        ``end`` on are never judged and arrivals after it are not judged early."""
+        floor = self.position
+        last = self.series.index_of(end) if end is not None else None
+
+        def arrival(event: Event) -> datetime:
+            at = event.arrived or event.at
+            return at if floor is None or at >= floor else floor
+
+        series, monitor = self.series, self.monitor
+        for arrived, batch in itertools.groupby(events, key=arrival):
+            yield from self._final(arrived, last, strict=True)
+            self.position = arrived
+            now = series.index_of(arrived - _TICK)  # the bucket the poll happened in
+            relevant = False  # negative mentions for a bucket an early judgement sees
+            detailed = series.detailed
+            for event in batch:
+                series.add(event)
+                index = series.index_of(event.at)
+                self.clean = min(self.clean, index)
+                relevant |= event.negative and now - self.reach < index <= now
+            if series.detailed != detailed:  # every window now has stories and voices
+                self.clean = 0
+            if not relevant or (end is not None and arrived > end):
+                continue
+            series.extend_to(now)
+            # every bucket still waiting for its final judgement, oldest first, up to the
+            # poll's own: the first that makes the case opens the episode (and dates it)
+            first = self.done if self.observe is not None else max(self.done, self.clean)
+            self.clean = now + 1
+            for bucket in range(first, now + 1):
+                opened = [Judged(t, arrived) for t in monitor.judge_early(bucket)]
+                yield from opened
+                if self.observe is not None:
+                    for finding in monitor.last:
+                        self.observe(arrived, finding)
+                if opened:
+                    self.clean = 0
+                    break
+
+    def advance(self, until: datetime) -> Iterator[Judged]:
+        """Judge finally every bucket due by ``until`` (its end + lateness), after the mentions
+        arrived by then (fed before)."""
+        yield from self._final(until, None)
+        if self.position is None or until > self.position:
+            self.position = until
+
+    def finish(self, end: datetime) -> Iterator[Judged]:
+        """Judge finally every bucket before ``end``'s, whenever due (the end of a backtest)."""
+        yield from self._final(None, self.series.index_of(end))
+
+    def _final(
+        self, until: datetime | None, last: int | None, *, strict: bool = False
+    ) -> Iterator[Judged]:
+        """Final judgements of the buckets due by ``until`` (before it when ``strict``) and
+        before bucket ``last``; at least one of them is given."""
+        series, monitor = self.series, self.monitor
+        while last is None or self.done < last:
+            judged_at = series.time_of(self.done + 1) + self.lateness
+            if until is not None and (judged_at >= until if strict else judged_at > until):
+                return
+            series.extend_to(self.done)
+            self.clean = 0  # records and episodes move on
+            for transition in monitor.judge(self.done):
+                yield Judged(transition, judged_at)
+            if self.observe is not None:
+                for finding in monitor.last:
+                    self.observe(judged_at, finding)
+            self.done += 1
+
+    def trim(self) -> None:
+        """Forget the whole days before what any judgement still to come reads, and the detail
+        (stories, voices, domains) before the longest window that reads it."""
+        series = self.series
+        series.cache.clear()  # derived values: recomputed when needed, not kept between runs
+        if not series.per_day:
+            return
+        keep, detail = self.horizons()
+        dropped = series.drop_days((self.done - keep) // series.per_day)
+        self.clean = 0
+        if dropped:
+            self.done -= dropped
+            self.monitor.shift(dropped, dropped // series.per_day)
+        if self.done - detail > series.detail_from:
+            series.forget_detail(self.done - detail)
+
+    def horizons(self) -> tuple[int, int]:
+        """Buckets before the next judged one that the detectors read: counts, and detail."""
+        series, params = self.series, self.params
+        width = series.width
+        longest = max(self.reach, 1)
+        needed = max(
+            registry.history_needed(params),
+            timedelta(days=params.storm.cold_start_days),
+            timedelta(days=params.smoulder.min_history_days),
+        )
+        margin = self.lateness + DAY
+        keep = math.ceil((needed + margin) / width) + longest
+        per = series.per_coarse
+        smoulder_span = round(params.smoulder.window_days * series.coarse_per_day) * per + per
+        detail = max(longest, smoulder_span) + math.ceil(margin / width)
+        return keep, detail
+
+
 def replay(
     events: Iterable[Event],
     *,
@@ -195,83 +342,16 @@ def replay(
     Besides, whenever mentions arrive (one poll's worth: the same arrival time), the bucket they
     arrive in is judged early, which can only open an episode: late arrivals can only add to a
     bucket, so what already makes the case stays made. ``observe`` sees every judged finding."""
-    series = Series(start, width, with_total=with_total)
-    monitor = Monitor(series, params)
-    last = series.index_of(end)  # buckets 0 .. last-1 are judged
-    # the buckets an early judgement looks at: the storm's longest window
-    reach = max(storm.window_lengths(series, params.storm))
-    done = 0  # the next bucket to judge finally
-
-    def final(before: datetime | None) -> Iterator[Judged]:
-        nonlocal done
-        while done < last:
-            judged_at = series.time_of(done + 1) + lateness
-            if before is not None and judged_at >= before:
-                return
-            series.extend_to(done)
-            for transition in monitor.judge(done):
-                yield Judged(transition, judged_at)
-            if observe is not None:
-                for finding in monitor.last:
-                    observe(judged_at, finding)
-            done += 1
-
-    for arrived, batch in itertools.groupby(events, key=lambda e: e.arrived or e.at):
-        yield from final(arrived)
-        now = series.index_of(arrived - _TICK)  # the bucket the poll happened in
-        relevant = False  # negative mentions for a bucket an early judgement sees
-        for event in batch:
-            series.add(event)
-            relevant |= event.negative and now - reach < series.index_of(event.at) <= now
-        if not relevant or arrived > end:
-            continue
-        series.extend_to(now)
-        # every bucket still waiting for its final judgement, oldest first, up to the poll's own:
-        # the first that makes the case opens the episode (and dates it)
-        for bucket in range(done, now + 1):
-            opened = [Judged(t, arrived) for t in monitor.judge_early(bucket)]
-            yield from opened
-            if observe is not None:
-                for finding in monitor.last:
-                    observe(arrived, finding)
-            if opened:
-                break
-    yield from final(None)
+    state = Replay(
+        start=start,
+        width=width,
+        lateness=lateness,
+        params=params,
+        with_total=with_total,
+        observe=observe,
+    )
+    yield from state.feed(events, end=end)
+    yield from state.finish(end)
 
 
 _TICK = timedelta(microseconds=1)
-
-
-def explain(finding: Finding) -> str:
-    """One paragraph a person can act on: observed vs expected, factor, probability, voices."""
-    span = finding.window_end - finding.window_start
-    text = (
-        f"{finding.observed} negative mentions in {_span(span)} "
-        f"({finding.window_start:%Y-%m-%d %H:%M}–{finding.window_end:%H:%M} UTC), "
-        f"expected {finding.expected:.1f}"
-    )
-    if finding.expected > 0:
-        text += f" ({finding.factor:.1f}x)"
-    if finding.probability is not None:
-        text += f"; probability under the baseline {finding.probability:.1g}"
-    elif finding.detector == "smoulder":
-        text += f"; CUSUM {finding.score:.1f}"
-    if finding.stories is not None:
-        text += f"; {finding.stories} stories, {finding.voices} voices, {finding.domains} domains"
-    if finding.share is not None and finding.expected_share is not None:
-        text += f"; negative share {finding.share:.0%} (usually {finding.expected_share:.0%})"
-    if finding.cold_start:
-        text += "; little history yet (cold start)"
-    if finding.reason:
-        text += f"; {finding.reason}"
-    return text
-
-
-def _span(span: timedelta) -> str:
-    minutes = int(span.total_seconds() // 60)
-    if minutes < 120:
-        return f"{minutes} min"
-    hours = minutes / 60
-    if hours < 48:
-        return f"{hours:.0f} h"
-    return f"{hours / 24:.1f} days"

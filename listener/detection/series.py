@@ -8,6 +8,11 @@ Rules:
   the mentions per story and per voice (author, or the domain when the author is unknown) and the
   domains, so that a detector can ask how many different people a rise comes from, and count a
   rise with at most a few mentions per story and per voice (``effective``).
+- A long-running series forgets whole days no detector reads any more (``drop_days``): indices
+  shift, ``first_data`` is clamped to 0 (history before it existed), and a late mention for a
+  forgotten bucket only says that there was history. The per-bucket detail (stories, voices,
+  domains) of buckets older than any window that reads it may be forgotten first
+  (``forget_detail``).
 - The roll-up ("hour") is ``max(width, 1h)`` when that is a whole number of buckets, else the
   bucket itself; smoulder works on it. ``total`` is ``None`` for a series of negative counts only
   (``listener backtest --series``).
@@ -15,11 +20,16 @@ Rules:
 
 from __future__ import annotations
 
+import itertools
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
+_NONE: dict[str, int] = {}  # the detail of a bucket without negative mentions: never mutated
+_NO_DOMAINS: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,32 +50,71 @@ class Series:
     def __init__(self, start: datetime, width: timedelta, *, with_total: bool = True) -> None:
         if width <= timedelta(0):
             raise ValueError("bucket width must be positive")
-        self.start = start.astimezone(UTC)
         self.width = width
-        self.negative: list[int] = []
-        self.total: list[int] | None = [] if with_total else None
-        # among negative mentions: mentions per story and per voice, and the domains
-        self.stories: list[dict[str, int]] = []
-        self.voices: list[dict[str, int]] = []
-        self.domains: list[set[str]] = []
+        self._set_start(start.astimezone(UTC))
+        # compact arrays: a brand's state is kept between runs, a thousand brands in one process
+        self.negative: array[int] = array("i")
+        self.total: array[int] | None = array("i") if with_total else None
+        # among negative mentions, by bucket (only buckets with some): mentions per story and
+        # per voice, and the domains
+        self.stories: dict[int, dict[str, int]] = {}
+        self.voices: dict[int, dict[str, int]] = {}
+        self.domains: dict[int, set[str]] = {}
         per_hour = HOUR / width
         self.per_coarse = int(per_hour) if per_hour >= 1 and per_hour == int(per_hour) else 1
         per_day = DAY / width
         self.per_day = int(per_day) if per_day >= 1 and per_day == int(per_day) else 0
         # coarse buckets per day, at least 1; the time-of-day profile needs ``per_day`` > 0 too
         self.coarse_per_day = max(1, round(DAY / (width * self.per_coarse)))
-        self.coarse_negative: list[int] = []
-        self.coarse_total: list[int] = []
+        self.coarse_negative: array[int] = array("i")
+        self.coarse_total: array[int] = array("i")
         self.first_data: int | None = None  # index of the first bucket with any mention
         self.detailed = False  # True once events with stories/voices were added
         self.edits = 0  # counts every change, so that derived values can be cached safely
         self.cache: dict[object, object] = {}
-        monday = (self.start - timedelta(days=self.start.weekday())).replace(
+        self.dropped = 0  # buckets forgotten at the start (``drop_days``)
+        self.detail_from = 0  # buckets before it may have lost their detail
+        self.anonymous = 0  # mentions without a story or voice so far (each its own key)
+
+    def _set_start(self, start: datetime) -> None:
+        self.start = start
+        monday = (start - timedelta(days=start.weekday())).replace(
             hour=0, minute=0, second=0, microsecond=0
         )
-        self._week_offset = (self.start - monday).total_seconds()
-        self._width_seconds = width.total_seconds()
-        self._anonymous = 0
+        self._week_offset = (start - monday).total_seconds()
+        self._width_seconds = self.width.total_seconds()
+
+    def drop_days(self, days: int) -> int:
+        """Forget the first ``days`` whole days (needs a whole number of buckets and of
+        roll-up buckets a day); returns the buckets dropped (0 when it cannot)."""
+        if days <= 0 or not self.per_day or self.per_day % self.per_coarse:
+            return 0
+        n = days * self.per_day
+        if n >= len(self.negative):
+            return 0
+        del self.negative[:n]
+        if self.total is not None:
+            del self.total[:n]
+        self.stories = {i - n: d for i, d in self.stories.items() if i >= n}
+        self.voices = {i - n: d for i, d in self.voices.items() if i >= n}
+        self.domains = {i - n: d for i, d in self.domains.items() if i >= n}
+        coarse = n // self.per_coarse
+        del self.coarse_negative[:coarse], self.coarse_total[:coarse]
+        if self.first_data is not None:
+            self.first_data = max(0, self.first_data - n)
+        self.detail_from = max(0, self.detail_from - n)
+        self.dropped += n
+        self._set_start(self.start + n * self.width)
+        self.edits += 1
+        self.cache.clear()
+        return n
+
+    def forget_detail(self, before: int) -> None:
+        """Drop the stories, voices and domains of the buckets before ``before``."""
+        for detail in (self.stories, self.voices, self.domains):
+            for i in [i for i in detail if i < before]:
+                del detail[i]
+        self.detail_from = max(self.detail_from, before)
 
     @classmethod
     def from_counts(
@@ -91,21 +140,19 @@ class Series:
         missing = index + 1 - len(self.negative)
         if missing <= 0:
             return
-        self.negative.extend([0] * missing)
+        self.negative.extend(itertools.repeat(0, missing))
         if self.total is not None:
-            self.total.extend([0] * missing)
-        for _ in range(missing):
-            self.stories.append({})
-            self.voices.append({})
-            self.domains.append(set())
+            self.total.extend(itertools.repeat(0, missing))
         coarse = len(self.negative) // self.per_coarse + 1
         grow = coarse - len(self.coarse_negative)
         if grow > 0:
-            self.coarse_negative.extend([0] * grow)
-            self.coarse_total.extend([0] * grow)
+            self.coarse_negative.extend(itertools.repeat(0, grow))
+            self.coarse_total.extend(itertools.repeat(0, grow))
 
     def add_count(self, index: int, negative: int, total: int) -> None:
         if index < 0:
+            if index >= -self.dropped and (negative or total):
+                self.first_data = 0  # a forgotten day had data: history began before
             return
         self.extend_to(index)
         self.edits += 1
@@ -121,21 +168,23 @@ class Series:
     def add(self, event: Event) -> None:
         """Count one mention in the bucket of its event time (dropped before ``start``)."""
         index = self.index_of(event.at)
-        if index < 0:
+        if index < -self.dropped:
             return
         self.add_count(index, 1 if event.negative else 0, 1)
         self.detailed = True
-        if event.negative:
+        if event.negative and index >= 0:
             # a mention without a story or voice is its own: it cannot be told apart
-            self._anonymous += 1
-            story = event.story or f"\0{self._anonymous}"
-            voice = event.voice or f"\0{self._anonymous}"
-            self.stories[index][story] = self.stories[index].get(story, 0) + 1
-            self.voices[index][voice] = self.voices[index].get(voice, 0) + 1
+            self.anonymous += 1
+            story = event.story or f"\0{self.anonymous}"
+            voice = event.voice or f"\0{self.anonymous}"
+            stories = self.stories.setdefault(index, {})
+            voices = self.voices.setdefault(index, {})
+            stories[story] = stories.get(story, 0) + 1
+            voices[voice] = voices.get(voice, 0) + 1
             if event.domain:
-                self.domains[index].add(event.domain)
+                self.domains.setdefault(index, set()).add(event.domain)
 
-    def window_sum(self, values: list[int], end: int, length: int) -> int:
+    def window_sum(self, values: Sequence[int], end: int, length: int) -> int:
         """Sum of ``values`` over the ``length`` buckets ending at ``end`` (inclusive)."""
         lo = max(0, end - length + 1)
         return sum(values[lo : end + 1]) if end >= 0 else 0
@@ -148,7 +197,7 @@ class Series:
         stories, voices = self._merged(end, length)
         domains: set[str] = set()
         for i in range(max(0, end - length + 1), end + 1):
-            domains |= self.domains[i]
+            domains |= self.domains.get(i, _NO_DOMAINS)
         return len(stories), len(voices), len(domains)
 
     def effective(self, end: int, length: int, cap: int) -> int | None:
@@ -165,9 +214,9 @@ class Series:
         stories: dict[str, int] = {}
         voices: dict[str, int] = {}
         for i in range(max(0, end - length + 1), end + 1):
-            for key, n in self.stories[i].items():
+            for key, n in self.stories.get(i, _NONE).items():
                 stories[key] = stories.get(key, 0) + n
-            for key, n in self.voices[i].items():
+            for key, n in self.voices.get(i, _NONE).items():
                 voices[key] = voices.get(key, 0) + n
         return stories, voices
 

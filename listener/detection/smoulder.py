@@ -28,6 +28,7 @@ Rules:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
@@ -157,7 +158,7 @@ def detect_smoulder(series: Series, now: int, params: SmoulderParams) -> Finding
 
 
 def _cusum(
-    counts: list[int], expected: list[float], ratio: float, cap: float, dispersion: float
+    counts: Sequence[int], expected: list[float], ratio: float, cap: float, dispersion: float
 ) -> tuple[float, int]:
     """Poisson CUSUM for "``ratio`` times expected": the statistic at the end, and the offset at
     which its current run began. ``S_n = max(0, S_n-1 + step_n)`` equals ``X_n - min(0, X_k<=n)``

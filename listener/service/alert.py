@@ -1,11 +1,12 @@
 """Alerts: detections -> episodes and outbox rows, for every configured brand; load, plan, apply.
 
 Rules:
-- ``evaluate`` replays each brand's recent stored history through its detectors (the same
-  replay as ``listener backtest``: causal in arrival time, so every run reaches the same
-  verdicts), loads what the brand's plan reads once (stored episodes, firing and pending alerts,
-  silences, the top mentions of each window a message is about), computes the pure plan
-  (``alerting.plan``) and applies it in one transaction, before anything is sent. The plan
+- ``evaluate`` runs each brand's detectors over what is new since the last run
+  (``service.detect``: the same verdicts as a replay of the stored history, as
+  ``listener backtest`` does, causal in arrival time), loads what the brand's plan reads once
+  (stored episodes, firing and pending alerts, silences, the top mentions of each window a
+  message is about), computes the pure plan (``alerting.plan``) and applies it, with the
+  brand's detection state, in one transaction, before anything is sent. The plan
   rules (history, pending, silences, inhibition, quiet hours) are in ``alerting.plan``.
 - Source health, repeats and digests (the daily/weekly summaries of digest routes) follow, in
   that order, each in its own transaction.
@@ -18,9 +19,9 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from itertools import takewhile
 from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
@@ -32,11 +33,11 @@ from listener.alerting.digest import BrandDigest, render_digest
 from listener.alerting.render import AlertMessage, MentionLine, render
 from listener.checks import routes
 from listener.config import BrandSettings, RunbookSettings, Settings
-from listener.detection.monitor import explain, replay
+from listener.detection.monitor import Judged, explain
 from listener.detection.registry import INHIBITORS
 from listener.matching import terms
 from listener.models import Evidence, Notification
-from listener.service.detect import detection_params, history_needed, replay_start, to_event
+from listener.service.detect import States
 from listener.storage import alerts as db
 from listener.storage import outbox, store
 from listener.storage import silences as silence_db
@@ -57,20 +58,34 @@ class Evaluation:
     held: list[str] = field(default_factory=list)  # why notifications were not written
 
 
-def evaluate(engine: Engine, settings: Settings, now: datetime) -> Evaluation:
+STATES = States()  # this process's detection states (``service.detect``)
+
+
+def evaluate(
+    engine: Engine, settings: Settings, now: datetime, states: States = STATES
+) -> Evaluation:
     """Run detection for every brand and record what changed (see the module docstring)."""
     result = Evaluation()
     policy = policy_of(settings)
     for brand in settings.brands:
-        inputs = load_brand(engine, settings, brand, now)
+        run = states.run(engine, settings, brand, now)
+        inputs = load_brand(engine, brand, now, run.judged)
         plan = planner.plan_brand(inputs, policy)
         if plan.windows:  # the same decisions, with the context of their messages
-            inputs = replace(inputs, contexts=load_contexts(engine, brand.name, plan.windows))
+            contexts = load_contexts(engine, brand.name, plan.windows)
+            hours = negative_hours(engine, brand.name, now)
+            inputs = replace(inputs, contexts=contexts, hours=hours)
             plan = planner.plan_brand(inputs, policy)
+        quiet = not (plan.steps or plan.sends or plan.held or run.saving)
+        if quiet and inputs.detection_started is not None:
+            run.keep()  # nothing to write
+            continue
         with transaction(engine, "cannot record alerts") as conn:
             if inputs.detection_started is None:
                 db.detection_started(conn, brand.name, now)
             apply(conn, plan, now, result)
+            run.save(conn, now)
+        run.keep()
     with transaction(engine, "cannot record alerts") as conn:
         sources = load_sources(conn, settings)
         down_after = timedelta(seconds=settings.alerts.source_down_after)
@@ -108,22 +123,10 @@ def _runbooks(runbook: RunbookSettings | None) -> planner.Runbooks:
 
 
 def load_brand(
-    engine: Engine, settings: Settings, brand: BrandSettings, now: datetime
+    engine: Engine, brand: BrandSettings, now: datetime, judged: Iterable[Judged]
 ) -> planner.BrandInputs:
-    """What one brand's plan reads: its judged changes and the stored state they meet."""
-    params = detection_params(settings, brand)
-    # whole UTC days: every run judges the same buckets and hours, so verdicts (and the episode
-    # keys they open) are the same whichever run sees them first
-    start = replay_start(now - history_needed(params))
-    rows = store.detection_rows(engine, brand.name, since=start, until=now)
-    judged = replay(
-        (to_event(row) for row in rows),
-        start=start,
-        end=now,
-        width=timedelta(seconds=settings.detection.bucket),
-        lateness=timedelta(seconds=settings.detection.lateness),
-        params=params,
-    )
+    """What one brand's plan reads: the changes judged in this run and the stored state they
+    meet (``hours``, the message sparkline, is left empty: see ``negative_hours``)."""
     changes = tuple(
         planner.Change(
             item.transition.kind,
@@ -141,27 +144,33 @@ def load_brand(
                 explanation=explain(item.transition.finding),
             ),
         )
-        for item in takewhile(lambda judged: judged.judged_at <= now, judged)
+        for item in judged
+        if item.judged_at <= now
     )
-    hours = [0] * 24
-    for row in rows:
-        ago = int((now - row.event_at).total_seconds() // 3600)
-        if row.negative and 0 <= ago < 24:
-            hours[23 - ago] += 1
     keys = {(c.detector, c.started) for c in changes}
     with transaction(engine, "cannot read alerts") as conn:
+        firing, pending = db.open_for(conn, brand.name)
         return planner.BrandInputs(
             brand=brand.name,
             now=now,
             detection_started=db.detection_started_at(conn, brand.name),
             changes=changes,
             episodes=tuple(db.episodes(conn, brand.name, keys).values()),
-            firing=tuple(db.firing_for(conn, brand.name)),
-            pending=tuple(db.pending(conn, brand.name)),
+            firing=tuple(firing),
+            pending=tuple(pending),
             silences=tuple(silence_db.active_silences(conn, now)),
-            hours=tuple(hours),
             runbook=_runbooks(brand.runbook),
         )
+
+
+def negative_hours(engine: Engine, brand: str, now: datetime) -> tuple[int, ...]:
+    """Negative mentions per hour over the last 24 hours, oldest first (the sparkline)."""
+    hours = [0] * 24
+    for row in store.detection_rows(engine, brand, since=now - timedelta(hours=24), until=now):
+        ago = int((now - row.event_at).total_seconds() // 3600)
+        if row.negative and 0 <= ago < 24:
+            hours[23 - ago] += 1
+    return tuple(hours)
 
 
 def load_contexts(

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select, update
+from sqlalchemy import Engine, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 
 from listener.models import Evidence, StoredAlert
@@ -47,6 +47,12 @@ _ALERT_COLUMNS = (
     Alert.explanation,
     Alert.acked_by,
     Alert.ack_note,
+)
+_OPEN_FOR = (  # built once: every detection run asks it of every brand
+    select(*_ALERT_COLUMNS)
+    .join(Brand, Brand.id == Alert.brand_id)
+    .where(Alert.state.in_(("firing", "pending")), Brand.name == bindparam("brand"))
+    .order_by(Alert.id)
 )
 
 
@@ -179,16 +185,6 @@ def notified(conn: Connection, alert_id: int, at: datetime) -> None:
     conn.execute(update(Alert).where(Alert.id == alert_id).values(last_notified_at=at))
 
 
-def pending(conn: Connection, brand: str) -> list[StoredAlert]:
-    rows = conn.execute(
-        select(*_ALERT_COLUMNS)
-        .outerjoin(Brand, Brand.id == Alert.brand_id)
-        .where(Alert.state == "pending", Brand.name == brand)
-        .order_by(Alert.id)
-    )
-    return [_alert(row) for row in rows]
-
-
 def promote(conn: Connection, alert_id: int) -> None:
     """A pending alert whose condition held long enough fires."""
     conn.execute(
@@ -289,9 +285,11 @@ def count_by_state(engine: Engine) -> dict[str, int]:
     return guard("cannot read alerts", work)
 
 
-def firing_for(conn: Connection, brand: str) -> list[StoredAlert]:
-    """The brand's firing alerts."""
-    return [a for a in firing(conn) if a.brand == brand]
+def open_for(conn: Connection, brand: str) -> tuple[list[StoredAlert], list[StoredAlert]]:
+    """The brand's firing and pending alerts (one query)."""
+    rows = conn.execute(_OPEN_FOR, {"brand": brand})
+    found = [_alert(row) for row in rows]
+    return [a for a in found if a.state == "firing"], [a for a in found if a.state == "pending"]
 
 
 def episodes(

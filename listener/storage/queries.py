@@ -347,6 +347,7 @@ class DetectionRow:
     story_id: int | None
     author: str | None
     domain: str | None
+    mention_id: int = 0
 
 
 def detection_rows(
@@ -363,6 +364,7 @@ def detection_rows(
                 MentionRow.story_id,
                 MentionRow.author,
                 MentionRow.domain,
+                MentionRow.id,
             )
             .where(_of_brand(brand), MentionRow.event_at >= since)
             .order_by(MentionRow.fetched_at, MentionRow.id)
@@ -371,7 +373,7 @@ def detection_rows(
             stmt = stmt.where(MentionRow.event_at < until)
         with engine.connect() as conn:
             return [
-                DetectionRow(row[0], row[1], row[2] == "negative", row[3], row[4], row[5])
+                DetectionRow(row[0], row[1], row[2] == "negative", *row[3:])
                 for row in conn.execute(stmt)
             ]
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -263,3 +264,19 @@ class DailyCount(Base):
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     mentions: Mapped[int] = mapped_column(Integer)
     negative: Mapped[int] = mapped_column(Integer)
+
+
+class DetectionState(Base):
+    """Per brand: the resumable detection state (``listener.detection.state``, zlib-compressed
+    JSON), what it is valid for, and which mentions it holds."""
+
+    __tablename__ = "detection_state"
+
+    brand_id: Mapped[int] = mapped_column(
+        ForeignKey("brands.id", ondelete="CASCADE"), primary_key=True
+    )
+    fingerprint: Mapped[str] = mapped_column(String(64))  # parameters, width, lateness, version
+    cursor: Mapped[str] = mapped_column(Text)  # JSON: the mentions already in the state
+    judged_until: Mapped[datetime] = mapped_column(UTCDateTime)
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
