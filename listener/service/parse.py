@@ -180,6 +180,7 @@ def domain_of(url: str | None) -> str | None:
 
 
 _worker: tuple[Matcher, SentimentScorer] | None = None
+IDLE_SECONDS = 120.0  # a worker pool without work this long ends; the next parse starts one
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 WATCH_SECONDS = 1.0
 
@@ -233,10 +234,18 @@ def _parse_items_in_worker(source: str, items: Sequence[Item]) -> Parsed:
 
 
 class Parser:
-    """Runs ``parse`` off the event loop: in ``workers`` processes, or a thread when 0."""
+    """Runs ``parse`` off the event loop: in ``workers`` processes, or a thread when 0.
+
+    Worker processes are started on first use and end after ``idle`` seconds without work
+    (their models are most of a resting daemon's memory); the next parse starts them again."""
 
     def __init__(
-        self, brands: Sequence[BrandRule], workers: int, spec: ScorerSpec = ("builtin", None)
+        self,
+        brands: Sequence[BrandRule],
+        workers: int,
+        spec: ScorerSpec = ("builtin", None),
+        *,
+        idle: float = IDLE_SECONDS,
     ) -> None:
         # in-process parses need these here; worker processes build their own
         self.matcher = Matcher(brands) if workers == 0 else None
@@ -248,9 +257,14 @@ class Parser:
         self._spec = spec
         self._brands = tuple(brands)
         self._workers = workers
-        self._executor: Executor = self._start()
+        self._idle = idle
+        self._executor: Executor | None = None
+        self._busy = 0  # parses in flight
+        self._retire_at: asyncio.TimerHandle | None = None
+        self.pools_started = 0  # for tests and benches
 
     def _start(self) -> Executor:
+        self.pools_started += 1
         if self._workers == 0:
             return ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
         return ProcessPoolExecutor(
@@ -261,27 +275,51 @@ class Parser:
             initargs=(self._brands, self._spec, os.getpid()),
         )
 
-    async def run(self, source: str, body: bytes, url: str, content_type: str | None) -> Parsed:
+    @property
+    def running(self) -> bool:
+        """Whether the worker pool (or thread) is up."""
+        return self._executor is not None
+
+    async def _call(
+        self, in_worker: Callable[..., Parsed], local: Callable[..., Parsed], *args: object
+    ) -> Parsed:
+        """``in_worker(*args)`` in a worker process, or ``local(matcher, scorer, *args)`` in
+        the thread; a pool whose worker died is replaced and the call tried once more."""
         loop = asyncio.get_running_loop()
-        if self._workers == 0:
-            assert self.matcher is not None and self.scorer is not None
-            return await loop.run_in_executor(
-                self._executor, parse, self.matcher, self.scorer, source, body, url, content_type
-            )
-        executor = self._executor
+        if self._retire_at is not None:
+            self._retire_at.cancel()
+            self._retire_at = None
+        self._busy += 1
         try:
-            return await loop.run_in_executor(
-                executor, _parse_in_worker, source, body, url, content_type
-            )
-        except BrokenProcessPool:
-            # A worker died (killed, out of memory): start new workers, try this body once more.
-            if self._executor is executor:
-                log.warning("a parser worker died; starting new workers")
-                executor.shutdown(wait=False, cancel_futures=True)
+            if self._executor is None:
                 self._executor = self._start()
-            return await loop.run_in_executor(
-                self._executor, _parse_in_worker, source, body, url, content_type
-            )
+            executor = self._executor
+            if self._workers == 0:
+                assert self.matcher is not None and self.scorer is not None
+                return await loop.run_in_executor(executor, local, self.matcher, self.scorer, *args)
+            try:
+                return await loop.run_in_executor(executor, in_worker, *args)
+            except BrokenProcessPool:
+                # A worker died (killed, out of memory): start new workers, try once more.
+                if self._executor is executor:
+                    log.warning("a parser worker died; starting new workers")
+                    executor.shutdown(wait=False, cancel_futures=True)
+                    self._executor = executor = self._start()
+                return await loop.run_in_executor(self._executor or executor, in_worker, *args)
+        finally:
+            self._busy -= 1
+            if self._busy == 0 and self._workers > 0 and self._executor is not None:
+                self._retire_at = loop.call_later(self._idle, self._retire)
+
+    def _retire(self) -> None:
+        """End idle worker processes (they exit as soon as they read the stop sentinel)."""
+        self._retire_at = None
+        if self._busy == 0 and self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
+
+    async def run(self, source: str, body: bytes, url: str, content_type: str | None) -> Parsed:
+        return await self._call(_parse_in_worker, parse, source, body, url, content_type)
 
     async def run_batches(
         self,
@@ -326,21 +364,12 @@ class Parser:
 
     async def run_items(self, source: str, items: Sequence[Item]) -> Parsed:
         """``parse_items`` off the event loop (API sources hand over items, not a body)."""
-        loop = asyncio.get_running_loop()
-        if self._workers == 0:
-            assert self.matcher is not None and self.scorer is not None
-            return await loop.run_in_executor(
-                self._executor, parse_items, self.matcher, self.scorer, source, items
-            )
-        executor = self._executor
-        try:
-            return await loop.run_in_executor(executor, _parse_items_in_worker, source, items)
-        except BrokenProcessPool:
-            if self._executor is executor:
-                log.warning("a parser worker died; starting new workers")
-                executor.shutdown(wait=False, cancel_futures=True)
-                self._executor = self._start()
-            return await loop.run_in_executor(self._executor, _parse_items_in_worker, source, items)
+        return await self._call(_parse_items_in_worker, parse_items, source, items)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        if self._retire_at is not None:
+            self._retire_at.cancel()
+            self._retire_at = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
