@@ -55,7 +55,7 @@ _MAX_CHARS = 100  # the language is settled well before this; longer texts cost 
 # Characters cleaned and checked for their script: a long text is cut at a space before this
 # (a URL or handle ends at a space, so the cleaned head is the start of the cleaned whole);
 # cleaning whole texts was a third of the time of a 600-character mention
-_SCAN = 4 * _MAX_CHARS
+_SCAN = 2 * _MAX_CHARS
 _HINT_PRIOR = 5.0  # log-score bonus for the language the feed declared
 
 VERSION = f"py3langid-{_dist_version('py3langid')}/en-de-12latin-hint5-100-v1"
@@ -94,7 +94,7 @@ def detect(text: str, hint: str | None = None) -> str:
     prior = _primary(hint)
     head = text
     if len(text) > _SCAN:
-        cut = text.rfind(" ", 2 * _MAX_CHARS, _SCAN)
+        cut = text.rfind(" ", _MAX_CHARS, _SCAN)
         head = text[: cut if cut > 0 else _SCAN]
     body = clean(head)
     letters = _NON_LETTERS.sub("", body)
