@@ -73,7 +73,7 @@ def test_an_idle_worker_pool_ends_and_starts_again_on_demand() -> None:
 
 
 def _alive(pid: int) -> bool:
-    """Whether process ``pid`` exists (workers are the forkserver's children: it reaps them)."""
+    """Whether process ``pid`` exists (the pool reaps its workers)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

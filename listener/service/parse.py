@@ -8,8 +8,10 @@ parsing and matching need (no database, no HTTP client).
 and matching were ~40% of a measured cold cycle and would otherwise share one core with the
 event loop), else in a thread. Either way the event loop that keeps timeouts honest never runs
 them itself. Worker processes end when the daemon ends, however it ends (kill -9 included): on
-Linux the kernel signals them when their parent (the forkserver, which exits with the daemon)
-dies, and everywhere a watch thread ends a worker whose daemon is gone.
+Linux the kernel signals them when their parent (the daemon: they are spawned, fresh
+interpreters that inherit no threads or sockets; a forkserver would be one more resting
+process of 14 MB) dies, and everywhere a watch thread ends a worker whose daemon is gone.
+They also end after ``IDLE_SECONDS`` without work: a resting daemon holds no models.
 """
 
 from __future__ import annotations
@@ -269,8 +271,8 @@ class Parser:
             return ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
         return ProcessPoolExecutor(
             max_workers=self._workers,
-            # forkserver: workers never inherit this process's threads or open sockets
-            mp_context=multiprocessing.get_context("forkserver"),
+            # spawn: workers never inherit this process's threads or open sockets
+            mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
             initargs=(self._brands, self._spec, os.getpid()),
         )
