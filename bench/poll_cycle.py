@@ -7,8 +7,11 @@ against a naive pipeline (httpx + feedparser, one feed at a time) measured in th
 --all-matching: every entry mentions a brand (search feeds, brand hashtags): the ingest
 throughput case; the cold line then also says how many new mentions per second were stored.
 
-Every measured step runs as its own process, so wall time includes start-up and the peak RSS is
-that process's own (os.wait4). Prints one line per measurement.
+Every measured step runs as its own process, so wall time includes start-up; the peak RSS is
+its process tree's (sampled from /proc) and the CPU its own plus its waited-for children's
+(os.wait4). Parser workers are the daemon's children since issue 16 part 2 and count; before,
+they were a forkserver's and their CPU was missing from the figure. Prints one line per
+measurement.
 """
 
 from __future__ import annotations

@@ -14,16 +14,23 @@ implementation. Rules:
 - Story assignment (``assign``): a key with a known story URL joins that story; else the
   closest fingerprint within the index's distance (any of equally close ones); else it starts a
   new story, numbered -1, -2, ... in order, which later keys of the same batch can join.
+- ``BandIndex`` answers for any fingerprint (17 probes of each band per lookup).
+  ``BatchIndex`` answers only for the fingerprints of one batch, known up front: it expands
+  their probes once, offers the probe values a database lookup needs, and then takes stored
+  candidates and answers lookups with four dictionary reads each (what storage runs: the
+  per-lookup probing was most of a big batch's store time).
 - Databases store BIGINT signed: ``to_signed64`` and ``from_signed64`` convert.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 __all__ = [
     "MAX_DISTANCE",
     "BandIndex",
+    "BatchIndex",
     "assign",
     "bands",
     "distance",
@@ -102,8 +109,71 @@ class BandIndex:
         return None if best is None else best[1]
 
 
+class Index(Protocol):
+    """What ``assign`` needs of an index: the nearest known key, and learning a new one."""
+
+    def nearest(self, fingerprint: int) -> int | None: ...
+
+    def add(self, key: int, fingerprint: int) -> None: ...
+
+
+class BatchIndex:
+    """Nearest-fingerprint lookups for the fingerprints of one batch only.
+
+    Built from the batch's fingerprints; ``probe_values(band)`` are the values of that band
+    within one bit of a batch fingerprint's (what to ask a database for); ``offer`` takes a
+    stored candidate (kept only when it is within ``max_distance`` of a batch fingerprint);
+    ``nearest`` and ``add`` work as BandIndex's for batch fingerprints (``nearest`` of any
+    other fingerprint is None)."""
+
+    def __init__(self, prints: Iterable[int], max_distance: int = MAX_DISTANCE) -> None:
+        if not 0 <= max_distance <= _PROBED:
+            raise ValueError(f"max_distance must be 0..{_PROBED}, got {max_distance}")
+        self.max_distance = max_distance
+        # per band: probe value -> the batch fingerprints with that band within one bit
+        self._probes: tuple[dict[int, list[int]], ...] = ({}, {}, {}, {})
+        # batch fingerprint -> (distance, key) of the nearest known key so far
+        self._best: dict[int, tuple[int, int]] = {}
+        masks = (0, *_BITS)
+        for fp in set(prints):
+            for table, value in zip(self._probes, bands(fp), strict=True):
+                for mask in masks:
+                    found = table.get(value ^ mask)
+                    if found is None:
+                        table[value ^ mask] = [fp]
+                    else:
+                        found.append(fp)
+
+    def probe_values(self, band: int) -> list[int]:
+        """The values of ``band`` (0-3) a stored fingerprint near the batch may have."""
+        return list(self._probes[band])
+
+    def offer(self, key: int, fingerprint: int, band_values: Sequence[int | None]) -> None:
+        """A known key; kept where it is the nearest yet of a batch fingerprint."""
+        p0, p1, p2, p3 = self._probes
+        b0, b1, b2, b3 = band_values
+        groups = (p0.get(b0), p1.get(b1), p2.get(b2), p3.get(b3))  # type: ignore[arg-type]
+        if groups != (None, None, None, None):
+            self._learn(key, fingerprint, groups)
+
+    def add(self, key: int, fingerprint: int) -> None:
+        self.offer(key, fingerprint, bands(fingerprint))
+
+    def nearest(self, fingerprint: int) -> int | None:
+        best = self._best.get(fingerprint)
+        return None if best is None else best[1]
+
+    def _learn(self, key: int, fingerprint: int, groups: Iterable[list[int] | None]) -> None:
+        best = self._best
+        for group in groups:
+            for other in group or ():
+                gap = distance(fingerprint, other)
+                if gap <= self.max_distance and (other not in best or gap < best[other][0]):
+                    best[other] = (gap, key)
+
+
 def assign(
-    keys: Sequence[tuple[str | None, int | None]], by_url: dict[str, int], index: BandIndex
+    keys: Sequence[tuple[str | None, int | None]], by_url: dict[str, int], index: Index
 ) -> list[int]:
     """The story of each (story URL, fingerprint), by the module's rules. ``by_url`` and
     ``index`` hold the known stories and learn the batch's (a new story gets a negative id:

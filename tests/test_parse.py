@@ -70,3 +70,34 @@ def test_a_stop_does_not_wait_for_a_busy_worker() -> None:
         return stopped_while_busy
 
     assert asyncio.run(go())
+
+
+def test_an_idle_worker_pool_ends_and_starts_again_on_demand() -> None:
+    async def go() -> tuple[list[int], int, int]:
+        parser = Parser(BRANDS, 1, idle=0.2)
+        try:
+            await parser.run("s", BODY, "https://x.example/feed", None)
+            pids = list(parser._executor._processes)  # type: ignore[union-attr]
+            for _ in range(200):  # the retirement timer fires on this loop after 0.2 s
+                if not parser.running and not any(_alive(pid) for pid in pids):
+                    break
+                await asyncio.sleep(0.05)
+            gone = [pid for pid in pids if not _alive(pid)]
+            assert not parser.running
+            result = await parser.run("s", BODY, "https://x.example/feed", None)
+            return gone, len(result.mentions), parser.pools_started
+        finally:
+            parser.close()
+
+    gone, mentions, pools = asyncio.run(go())
+    assert gone  # the idle worker process ended
+    assert (mentions, pools) == (1, 2)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (the pool reaps its workers)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

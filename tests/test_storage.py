@@ -336,6 +336,41 @@ def test_fingerprints_up_to_six_bits_apart_are_one_story(engine: Engine) -> None
     assert len({stories[k] for k in ("sk0", "sk2", "sk3", "sk4")}) == 4  # 7 and 8 bits: not
 
 
+@pytest.mark.parametrize("crowd", [0, 700], ids=["probed", "window-read"])
+def test_story_lookup_finds_near_stored_stories_in_small_and_big_batches(
+    engine: Engine, crowd: int
+) -> None:
+    """A small batch probes the bands of its fingerprints, a big one (``crowd`` unrelated
+    fingerprints more) reads the window: both join exactly the stored stories within 6 bits."""
+    import random
+
+    rng = random.Random(16)
+    source = setup_source(engine)
+    stored = [rng.getrandbits(64) for _ in range(300)]
+
+    def poll(mentions: list[Mention]) -> None:
+        with store.transaction(engine, "test") as conn:
+            store.record_successes(
+                conn,
+                [store.PollSuccess(source, NOW, NOW, None, None, mentions=mentions)],
+            )
+
+    poll([story_mention(i, url=None, fp=fp) for i, fp in enumerate(stored)])
+    six = (0x0003_0003_0001_0001, 0x8000_0000_0000_001F, 0x0000_0000_0000_0000)
+    seven = (0x0003_0003_0003_0001, 0x0000_0000_0000_007F)
+    near = [(1000 + n, stored[n * 7] ^ flip) for n, flip in enumerate(six)]
+    far = [(1100 + n, stored[n * 11 + 1] ^ flip) for n, flip in enumerate(seven)]
+    crowding = [(2000 + n, rng.getrandbits(64)) for n in range(crowd)]
+    poll([story_mention(i, url=None, fp=fp) for i, fp in (*near, *far, *crowding)])
+    with engine.connect() as conn:
+        story = dict(conn.execute(text("SELECT dedup_key, story_id FROM mentions")).all())
+    for n, (key, _) in enumerate(near):
+        assert story[f"sk{key}"] == story[f"sk{n * 7}"]
+    for n, (key, _) in enumerate(far):
+        assert story[f"sk{key}"] != story[f"sk{n * 11 + 1}"]
+    assert len(set(story.values())) == len(stored) + len(far) + crowd
+
+
 def test_stored_bands_are_the_fingerprint_bands(engine: Engine) -> None:
     """The band columns that candidate lookups probe hold ``listener.simhash.bands``."""
     from listener import simhash

@@ -12,9 +12,10 @@ A body is bytes or the file it was spooled to (``Response.file``); a worker is h
 file's path and reads its piece itself, so the daemon never holds a big body, and a worker
 holds one piece of it at a time (a piece whose file is deleted under it, the poll having been
 cancelled, fails and is not awaited). Worker processes end when the daemon ends, however it
-ends (kill -9 included): on Linux the kernel signals them when their parent (the forkserver,
-which exits with the daemon) dies, and everywhere a watch thread ends a worker whose daemon
-is gone.
+ends (kill -9 included): on Linux the kernel signals them when their parent (the daemon: they
+are spawned, fresh interpreters that inherit no threads or sockets; a forkserver would be one
+more resting process of 14 MB) dies, and everywhere a watch thread ends a worker whose daemon
+is gone. They also end after ``IDLE_SECONDS`` without work: a resting daemon holds no models.
 """
 
 from __future__ import annotations
@@ -188,6 +189,7 @@ def domain_of(url: str | None) -> str | None:
 
 
 _worker: tuple[Matcher, SentimentScorer] | None = None
+IDLE_SECONDS = 120.0  # a worker pool without work this long ends; the next parse starts one
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 WATCH_SECONDS = 1.0
 
@@ -196,7 +198,7 @@ def _exit_with(daemon: int) -> None:
     """End this worker process when the daemon (pid ``daemon``) or its own parent ends."""
     parent = os.getppid()
     if sys.platform.startswith("linux"):
-        try:  # the kernel signals us when our parent (the forkserver) dies
+        try:  # the kernel signals us when our parent (the daemon) dies
             libc = ctypes.CDLL(None, use_errno=True)
             libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
         except (OSError, AttributeError):
@@ -266,10 +268,18 @@ def _parse_items(tools: Tools | None, source: str, items: Sequence[Item]) -> Par
 
 
 class Parser:
-    """Runs ``parse`` off the event loop: in ``workers`` processes, or a thread when 0."""
+    """Runs ``parse`` off the event loop: in ``workers`` processes, or a thread when 0.
+
+    Worker processes are started on first use and end after ``idle`` seconds without work
+    (their models are most of a resting daemon's memory); the next parse starts them again."""
 
     def __init__(
-        self, brands: Sequence[BrandRule], workers: int, spec: ScorerSpec = ("builtin", None)
+        self,
+        brands: Sequence[BrandRule],
+        workers: int,
+        spec: ScorerSpec = ("builtin", None),
+        *,
+        idle: float = IDLE_SECONDS,
     ) -> None:
         # in-process parses need these here; worker processes build their own
         self.matcher = Matcher(brands) if workers == 0 else None
@@ -281,32 +291,61 @@ class Parser:
         self._spec = spec
         self._brands = tuple(brands)
         self._workers = workers
-        self._executor: Executor = self._start()
+        self._idle = idle
+        self._executor: Executor | None = None
+        self._busy = 0  # calls in flight
+        self._retire_at: asyncio.TimerHandle | None = None
+        self.pools_started = 0  # for tests and benches
 
     def _start(self) -> Executor:
+        self.pools_started += 1
         if self._workers == 0:
             return ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
         return ProcessPoolExecutor(
             max_workers=self._workers,
-            # forkserver: workers never inherit this process's threads or open sockets
-            mp_context=multiprocessing.get_context("forkserver"),
+            # spawn: workers never inherit this process's threads or open sockets
+            mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
             initargs=(self._brands, self._spec, os.getpid()),
         )
 
+    @property
+    def running(self) -> bool:
+        """Whether the worker pool (or thread) is up."""
+        return self._executor is not None
+
     async def _call(self, function: Callable[..., T], *args: Any) -> T:
-        """``function(*args)`` in a worker process, or the thread when there are none."""
+        """``function(*args)`` in a worker process, or the thread when there are none; a pool
+        whose worker died is replaced and the call tried once more."""
         loop = asyncio.get_running_loop()
-        executor = self._executor
+        if self._retire_at is not None:
+            self._retire_at.cancel()
+            self._retire_at = None
+        self._busy += 1
         try:
-            return await loop.run_in_executor(executor, function, *args)
-        except BrokenProcessPool:
-            # A worker died (killed, out of memory): start new workers, try this once more.
-            if self._executor is executor:
-                log.warning("a parser worker died; starting new workers")
-                executor.shutdown(wait=False, cancel_futures=True)
+            if self._executor is None:
                 self._executor = self._start()
-            return await loop.run_in_executor(self._executor, function, *args)
+            executor = self._executor
+            try:
+                return await loop.run_in_executor(executor, function, *args)
+            except BrokenProcessPool:
+                # A worker died (killed, out of memory): start new workers, try this once more.
+                if self._executor is executor:
+                    log.warning("a parser worker died; starting new workers")
+                    executor.shutdown(wait=False, cancel_futures=True)
+                    self._executor = executor = self._start()
+                return await loop.run_in_executor(self._executor or executor, function, *args)
+        finally:
+            self._busy -= 1
+            if self._busy == 0 and self._workers > 0 and self._executor is not None:
+                self._retire_at = loop.call_later(self._idle, self._retire)
+
+    def _retire(self) -> None:
+        """End idle worker processes (they exit as soon as they read the stop sentinel)."""
+        self._retire_at = None
+        if self._busy == 0 and self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
     @property
     def _own_tools(self) -> Tools | None:
@@ -388,4 +427,9 @@ class Parser:
     def close(self, wait: bool = True) -> None:
         """Stop the workers. ``wait=False`` (the daemon's stop) does not wait for a worker
         still starting or parsing: it holds nothing to keep, and ends with the daemon."""
-        self._executor.shutdown(wait=wait, cancel_futures=True)
+        if self._retire_at is not None:
+            self._retire_at.cancel()
+            self._retire_at = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=wait, cancel_futures=True)
+            self._executor = None

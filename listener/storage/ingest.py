@@ -15,6 +15,7 @@ Rules:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -232,53 +233,72 @@ def _link(conn: Connection, ids: dict[str, int], brands_of: dict[str, set[str]])
 
 STORY_WINDOW = timedelta(days=7)
 STORY_MAX_DISTANCE = simhash.MAX_DISTANCE  # see listener.simhash for the measurement
-# Probes per band above which a batch reads every story of the window instead (1/16 of the
-# 65,536 band values: about 240 fingerprints, 17 probes each)
-_MAX_PROBES = 4096
+# Probes per band above which a batch reads every story of the window instead: 1/8 of the
+# 65,536 band values (about 480 fingerprints, 17 probes each), where the probes would find
+# about 40% of the window's stories anyway and an index search per probe costs more than a scan
+_MAX_PROBES = 8192
+_PROBES_EACH = 17  # a band value and the 16 values one bit away
+# One statement text per dialect and shape (so SQLAlchemy compiles each once): the probes of
+# each band go in as one parameter, a JSON array (SQLite) or an integer array (PostgreSQL)
+_NEAR_COLUMNS = "SELECT id, fingerprint, band0, band1, band2, band3 FROM stories"
+_NEAR_WINDOW = text("SELECT id, fingerprint FROM stories WHERE first_seen_at >= :since").bindparams(
+    bindparam("since", type_=UTCDateTime())
+)
+_PROBE_SQL = {
+    "sqlite": "band{0} IN (SELECT value FROM json_each(:p{0}))",
+    "postgresql": "band{0} = ANY(CAST(:p{0} AS INTEGER[]))",
+}
+_NEAR_PROBES = {
+    dialect: text(
+        f"{_NEAR_COLUMNS} WHERE first_seen_at >= :since AND ("
+        + " OR ".join(probe.format(band) for band in range(4))
+        + ")"
+    ).bindparams(bindparam("since", type_=UTCDateTime()))
+    for dialect, probe in _PROBE_SQL.items()
+}
+
+
+def _near_stories(conn: Connection, prints: Sequence[int], since: datetime) -> simhash.Index:
+    """An index of the batch's fingerprints ``prints`` and of the stories first seen since
+    ``since`` that may be near them; one statement, whatever the batch size.
+
+    A batch with few distinct probes asks for the stories whose band is within one bit of one
+    of its own (the pigeonhole rule of ``listener.simhash``; each probe band is one parameter)
+    and keeps only the rows within STORY_MAX_DISTANCE bits of a batch fingerprint. A big batch,
+    whose probes would find most stories anyway, reads the window into a BandIndex instead."""
+    dialect = conn.dialect.name
+    if len(set(prints)) * _PROBES_EACH > _MAX_PROBES or dialect not in _PROBE_SQL:
+        everything = simhash.BandIndex(STORY_MAX_DISTANCE)
+        add, unsigned = everything.add, simhash.from_signed64
+        for ident, stored in conn.execute(_NEAR_WINDOW, {"since": since}):
+            if stored is not None:
+                add(ident, unsigned(stored))
+        return everything
+    index = simhash.BatchIndex(prints, STORY_MAX_DISTANCE)
+    encode = json.dumps if dialect == "sqlite" else list
+    params = {f"p{band}": encode(index.probe_values(band)) for band in range(4)}
+    offer, unsigned = index.offer, simhash.from_signed64
+    for ident, stored, *band_values in conn.execute(
+        _NEAR_PROBES[dialect], {"since": since, **params}
+    ):
+        if stored is not None:
+            offer(ident, unsigned(stored), band_values)
+    return index
 
 
 def _assign_stories(
     conn: Connection, keys: Sequence[tuple[str | None, int | None, str]], now: datetime
 ) -> list[int]:
     """Story id for each (story_url, fingerprint, title): the story with the same URL, else a
-    recent story whose fingerprint is within STORY_MAX_DISTANCE bits, else a new story. Three
+    recent story whose fingerprint is within STORY_MAX_DISTANCE bits, else a new story. Two
     set-based lookups and one bulk insert per batch, whatever its size."""
     urls = sorted({url for url, _, _ in keys if url})
     by_url: dict[str, int] = {}
     for chunk in chunks(urls):
         found = conn.execute(select(Story.url, Story.id).where(Story.url.in_(chunk)))
         by_url.update({row.url: row.id for row in found if row.url})
-    index = simhash.BandIndex()
     prints = [fp for url, fp, _ in keys if fp is not None and not (url and url in by_url)]
-    if prints:  # recent stories that come within one bit of a band of the batch
-        probes = [
-            sorted({p for fp in prints for p in simhash.probes(simhash.bands(fp)[band])})
-            for band in range(4)
-        ]
-        if max(len(values) for values in probes) > _MAX_PROBES:
-            # a big batch probes most band values anyway: read the window's stories instead
-            # of compiling a statement with tens of thousands of literals for every batch
-            near = text("SELECT id, fingerprint FROM stories WHERE first_seen_at >= :since")
-        else:
-            # Hundreds of integer probes: written into the SQL as literals (they are ints we
-            # made, so this is safe), which saves SQLAlchemy coercing each as a bound parameter.
-            bands_sql = " OR ".join(
-                f"band{band} IN ({','.join(map(str, values))})"
-                for band, values in enumerate(probes)
-            )
-            near = text(
-                "SELECT id, fingerprint FROM stories"  # noqa: S608 (only our own integers inside)
-                f" WHERE first_seen_at >= :since AND ({bands_sql})"
-            )
-        near = near.bindparams(bindparam("since", type_=UTCDateTime()))
-        # one-off text: not kept in the compiled cache (SQLAlchemy takes this option per
-        # execution or per connection, not on the statement)
-        found = conn.execute(
-            near, {"since": now - STORY_WINDOW}, execution_options={"compiled_cache": None}
-        )
-        for row in found:
-            if row.fingerprint is not None:
-                index.add(row.id, simhash.from_signed64(row.fingerprint))
+    index = _near_stories(conn, prints, now - STORY_WINDOW) if prints else simhash.BatchIndex(())
     # story ids; negative: the n-th new story of this batch
     assigned = simhash.assign([(url, fp) for url, fp, _ in keys], by_url, index)
     fresh: list[dict[str, Any]] = []
