@@ -19,8 +19,11 @@ Rules:
   at once (a new poller is prepared before the old one is retired); an invalid one is logged in
   one line and the old configuration keeps running.
 - Several instances (PostgreSQL): each poll is claimed in the database first, so exactly one
-  instance polls a source per interval; one instance, holding the leader lock, runs detection
-  and delivery; every instance writes a heartbeat. On SQLite a second daemon is refused.
+  instance polls a source per interval; the brands are shared among the live instances by
+  leases (``sharing``), each evaluating its share every bucket; one instance, holding the
+  leader lock, runs what is about every brand (source health, repeats, digests) and delivery
+  (also every ``OUTBOX_SECONDS``, for what the others wrote); every instance writes a
+  heartbeat. On SQLite a second daemon is refused.
 - Time: job times are re-anchored when the wall clock jumps (``clock.Scheduler``), together
   with the poll times this instance stored; a source is never polled before the time its
   backoff or Retry-After set (checked in the database and, for this process's own polls, on
@@ -59,6 +62,7 @@ from listener.daemon.dbhealth import DatabaseHealth
 from listener.daemon.lifecycle import GRACE_SECONDS, drain, watch
 from listener.daemon.metrics import Metrics, serve
 from listener.daemon.notify import monotonic_usec, notify
+from listener.daemon.sharing import Sharing
 from listener.errors import ListenerError
 from listener.service.poll import Poller, http_settings
 from listener.sources.client import Client
@@ -68,6 +72,7 @@ from listener.storage.sql import outage
 log = logging.getLogger(__name__)
 CLEANUP_SECONDS = 2.0
 HEARTBEAT_SECONDS = 30.0
+OUTBOX_SECONDS = 15.0  # PostgreSQL: how often the leader delivers what followers wrote
 
 
 @dataclass
@@ -76,6 +81,7 @@ class _Runtime:
     poller: Poller
     me: str
     leadership: instances.Leadership
+    sharing: Sharing
     running: set[asyncio.Task[object]] = field(default_factory=set)
     last_cycle_at: datetime | None = None
     metrics: Metrics = field(default_factory=Metrics)
@@ -124,12 +130,14 @@ async def run_daemon(settings: Settings, engine: Engine) -> int:
         poller = Poller(settings, engine, client)
         await poller.prepare()
         me = instances.instance_id(started)
-        runtime = _Runtime(settings, poller, me, instances.Leadership(engine))
+        runtime = _Runtime(settings, poller, me, instances.Leadership(engine), Sharing(engine, me))
         poller.on_outage = runtime.database.failed
         runtime.metrics.database_problem = runtime.database.problem
         await asyncio.to_thread(
             instances.heartbeat, engine, me, started=started, now=started, leader=False
         )
+        first_run = started + timedelta(seconds=_first_detection(settings))
+        await asyncio.to_thread(runtime.sharing.enlist, settings, started, first_run)
 
         def on_jump(seconds: float) -> None:
             try:  # one short UPDATE, before any job runs on the moved clock
@@ -173,6 +181,7 @@ async def run_daemon(settings: Settings, engine: Engine) -> int:
         with contextlib.suppress(ListenerError, TimeoutError):
             async with asyncio.timeout(CLEANUP_SECONDS):  # a locked or lost database: give up
                 await asyncio.to_thread(instances.release_all, engine, me)
+                await asyncio.to_thread(runtime.sharing.release)
                 await asyncio.to_thread(instances.forget, engine, me)
         runtime.leadership.release()
     if single is not None:
@@ -183,6 +192,11 @@ async def run_daemon(settings: Settings, engine: Engine) -> int:
 
 def _enabled(settings: Settings) -> list[SourceSettings]:
     return [s for s in settings.sources if s.enabled]
+
+
+def _first_detection(settings: Settings) -> float:
+    """Seconds from start to the first detection run."""
+    return min(60.0, settings.detection.bucket)
 
 
 def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) -> None:
@@ -292,15 +306,18 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
 
         current = runtime.settings
 
-        def work() -> None:
+        def work(leading: bool) -> None:
             from listener.storage import alerts as alert_store
             from listener.storage import outbox as outbox_store
 
             moment = datetime.now(UTC)
+            brands = runtime.sharing.brands(current, moment)  # all, or our share (PostgreSQL)
             with runtime.metrics.detector_seconds.time():
                 done = detect_and_deliver(
-                    engine, current, moment, stop=runtime.stopping, delivering=runtime.delivering
-                )
+                    engine, current, moment, stop=runtime.stopping, delivering=runtime.delivering,
+                    brands=brands, leading=leading,
+                )  # fmt: skip
+            runtime.sharing.evaluated(brands, moment)
             result, report = done.evaluation, done.delivery
             runtime.metrics.count_alerts(
                 alert_store.count_by_state(engine), outbox_store.backlog(engine)
@@ -315,10 +332,11 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
         async def run() -> None:
             if runtime.database.waiting() or runtime.stopping.is_set():
                 return
-            if not await asyncio.to_thread(runtime.leadership.try_lead):
+            leading = await asyncio.to_thread(runtime.leadership.try_lead)
+            if not leading and not runtime.sharing.shared:
                 return  # another instance leads detection and delivery
-            try:
-                await asyncio.to_thread(work)
+            try:  # followers evaluate their share of the brands; the leader the rest too
+                await asyncio.to_thread(work, leading)
             except ListenerError as exc:
                 runtime.storage_failed("alerting", exc)
 
@@ -420,9 +438,15 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
         await tracked(run())
 
     if settings.routes:
+        # PostgreSQL: the leader also delivers between its runs what the others' wrote
+        trigger = (
+            IntervalTrigger(seconds=OUTBOX_SECONDS, timezone=UTC)
+            if runtime.sharing.shared
+            else DateTrigger(now + timedelta(seconds=2), timezone=UTC)
+        )
         scheduler.add_job(
-            outbox_job, DateTrigger(now + timedelta(seconds=2), timezone=UTC), id="outbox",
-            name="deliver the outbox", max_instances=1, misfire_grace_time=None,
+            outbox_job, trigger, id="outbox", name="deliver the outbox", max_instances=1,
+            coalesce=True, misfire_grace_time=None, next_run_time=now + timedelta(seconds=2),
         )  # fmt: skip
     if settings.brands:
         scheduler.add_job(
@@ -432,7 +456,7 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
             name="detect and deliver",
             max_instances=1,
             coalesce=True,
-            next_run_time=now + timedelta(seconds=min(60.0, settings.detection.bucket)),
+            next_run_time=now + timedelta(seconds=_first_detection(settings)),
         )
 
 
