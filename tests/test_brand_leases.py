@@ -89,8 +89,8 @@ def test_an_instance_joining_gets_its_share_from_the_others(pg: Engine) -> None:
     live(pg, "a", "b")
     a0, b0 = run(pg, "a", NOW), run(pg, "b", NOW)
     assert (len(a0.held), len(b0.held)) == (15, 15)
-    leases.evaluated(pg, "a", a0.held, NOW)
-    leases.evaluated(pg, "b", b0.held, NOW)
+    leases.evaluated(pg, "a", a0.held, NOW, NOW + LEASE)
+    leases.evaluated(pg, "b", b0.held, NOW, NOW + LEASE)
     joined = NOW + timedelta(seconds=30)
     live(pg, "c", at=joined)
     c0 = run(pg, "c", joined)
@@ -109,7 +109,7 @@ def test_released_brands_wait_a_bucket_after_their_last_evaluation(pg: Engine) -
     live(pg, "a", "b")
     a0 = run(pg, "a", NOW)
     assert len(a0.held) == 15  # b has not run yet: a takes only its share
-    leases.evaluated(pg, "a", a0.held, NOW)
+    leases.evaluated(pg, "a", a0.held, NOW, NOW + LEASE)
     live(pg, "c", at=NOW + timedelta(seconds=10))
     a1 = run(pg, "a", NOW + timedelta(seconds=20))  # an early run (late one before it)
     assert len(a1.released) == 5

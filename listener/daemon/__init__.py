@@ -32,9 +32,10 @@ Rules:
   STOPPING=1 on shutdown, WATCHDOG=1 every half WatchdogSec but only while the event loop runs
   and the database answers.
 
-Size: about 470 lines on purpose: the run loop, the job factories and reload all work on one
+Size: about 500 lines on purpose: the run loop, the job factories and reload all work on one
 ``Runtime`` (scheduler, poller, leadership, database health) and change together; the parts that
-stand alone live beside it (``lifecycle``, ``dbhealth``, ``clock``, ``metrics``, ``notify``).
+stand alone live beside it (``lifecycle``, ``dbhealth``, ``clock``, ``metrics``, ``notify``,
+``sharing``).
 """
 
 from __future__ import annotations
@@ -317,7 +318,7 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
                     engine, current, moment, stop=runtime.stopping, delivering=runtime.delivering,
                     brands=brands, leading=leading,
                 )  # fmt: skip
-            runtime.sharing.evaluated(brands, moment)
+            runtime.sharing.evaluated(current, brands, moment, datetime.now(UTC))
             result, report = done.evaluation, done.delivery
             runtime.metrics.count_alerts(
                 alert_store.count_by_state(engine), outbox_store.backlog(engine)

@@ -4,10 +4,11 @@ Rules:
 - SQLite has one daemon per database: it evaluates every brand at every detection run.
 - PostgreSQL: every live instance takes part. At each detection run (every bucket) it renews
   its brand leases, releases those above its fair share and takes free ones up to it, in one
-  transaction (``storage.leases``), then evaluates what it holds. A lease lasts one bucket plus
-  ``margin`` (half a bucket, at most a minute): long enough that a late run does not lose it,
-  short enough that a dead instance's brands are taken at the survivors' first run after it
-  ran out, within a bucket and a half of its last run.
+  transaction (``storage.leases``), then evaluates what it holds, and renews again when the run
+  ends (a run longer than a bucket makes the scheduler skip the next). A lease lasts one bucket
+  plus a margin (half a bucket, at most a minute): long enough that a late run does not lose
+  it, short enough that a dead instance's brands are taken at the survivors' first run after
+  it ran out, within a bucket and a half of its last run.
 - A clean stop releases every lease at once; the others take the brands at their next run.
 - Log: one info line when the set of brands held changes, one debug line per run naming the
   brands evaluated and the run's moment.
@@ -83,9 +84,13 @@ class Sharing:
         )
         return mine
 
-    def evaluated(self, brands: Sequence[BrandSettings], at: datetime) -> None:
+    def evaluated(
+        self, settings: Settings, brands: Sequence[BrandSettings], at: datetime, end: datetime
+    ) -> None:
+        """The run at ``at`` ended at ``end``: its leases last from there."""
         if self.shared:
-            leases.evaluated(self.engine, self.me, [b.name for b in brands], at)
+            until = end + lease_length(settings.detection.bucket)
+            leases.evaluated(self.engine, self.me, [b.name for b in brands], at, until)
 
     def release(self) -> None:
         if self.shared:

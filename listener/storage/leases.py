@@ -13,7 +13,8 @@ Rules:
 - A released brand becomes free one bucket after its last evaluation, and an expired one
   only after its lease (longer than a bucket) has run out: the next instance's first run of it
   is never within a bucket of the previous instance's last.
-- ``evaluated`` records who evaluated a brand last, and the moment of that run.
+- ``evaluated`` records who evaluated a brand last, and the moment of that run, and renews
+  the leases from the end of the run (a run longer than a bucket makes the next one wait).
 - ``release`` (a clean stop) frees this instance's brands at once.
 - SQLite has one daemon per database, which evaluates every brand: no leases there.
 """
@@ -144,17 +145,21 @@ def _brand_ids(conn: Connection, brands: Sequence[str]) -> dict[str, int]:
     return ids
 
 
-def evaluated(engine: Engine, me: str, brands: Sequence[str], at: datetime) -> None:
-    """This instance's run at ``at`` evaluated ``brands`` (those it still holds are marked)."""
-    if not brands:
-        return
+def evaluated(
+    engine: Engine, me: str, brands: Sequence[str], at: datetime, until: datetime
+) -> None:
+    """This instance's run at ``at`` evaluated ``brands``: mark those it still holds, and renew
+    them and its detection heartbeat until ``until`` (a run longer than a bucket makes the
+    scheduler skip the next one: its leases must outlast the wait for the one after)."""
     with transaction(engine, "cannot record evaluated brands") as conn:
-        ids = select(Brand.id).where(Brand.name.in_(list(brands))).scalar_subquery()
-        conn.execute(
-            update(BrandLease)
-            .where(BrandLease.brand_id.in_(ids), BrandLease.held_by == me)
-            .values(evaluated_by=me, evaluated_at=at)
-        )
+        if brands:
+            ids = select(Brand.id).where(Brand.name.in_(list(brands))).scalar_subquery()
+            conn.execute(
+                update(BrandLease)
+                .where(BrandLease.brand_id.in_(ids), BrandLease.held_by == me)
+                .values(evaluated_by=me, evaluated_at=at, held_until=until)
+            )
+        conn.execute(update(Instance).where(Instance.id == me).values(detecting_until=until))
 
 
 def release(engine: Engine, me: str) -> None:
