@@ -4,11 +4,13 @@ and two instances evaluating one brand at once write one alert and one notificat
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, create_engine, make_url, text
@@ -148,3 +150,28 @@ def test_concurrent_claims_never_hold_one_brand_twice(pg: Engine) -> None:
     held = [b for c in results.values() for b in c.held]
     assert len(held) == len(set(held)) == 30
     assert all(len(c.held) == 5 for c in results.values())
+
+
+def test_status_shows_the_brands_each_instance_evaluates(pg: Engine, tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    import listener.cli.ops  # noqa: F401  (registers the command)
+    from listener.cli import cli
+
+    now = datetime.now(UTC)
+    live(pg, "host:1:a", "host:2:b", at=now)
+    run(pg, "host:1:a", now)
+    run(pg, "host:2:b", now)
+    leases.release(pg, "host:2:b")  # a clean stop: nothing held any more
+    config = tmp_path / "listener.toml"
+    url = pg.url.render_as_string(hide_password=False)
+    config.write_text(f'[database]\nurl = "{url}"\n', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["status", "--config", str(config), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    [record] = json.loads(result.stdout)
+    assert {d["instance"]: d["brands"] for d in record["daemons"]} == {
+        "host:1:a": 15,
+        "host:2:b": 0,
+    }
+    result = CliRunner().invoke(cli, ["status", "--config", str(config), "--format", "table"])
+    assert "daemon host:1:a: follower, 15 brands" in result.stdout
