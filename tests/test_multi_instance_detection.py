@@ -306,8 +306,9 @@ def test_three_daemons_share_30_brands_and_take_over_after_kill_9(
         f"episodes: {len(episodes)} ({len(news)} news), "
         f"alerts per episode: {sorted(set(episodes.values()))}; "
         f"notifications per (alert, kind, route): {sorted(set(per_route.values()))}; "
-        f"received per key: chat {sorted(set(keys['chat'].values()))}, "
-        f"ops {sorted(set(keys['ops'].values()))}"
+        f"received: chat {len(keys['chat'])} messages, each "
+        f"{sorted(set(keys['chat'].values()))} time(s); ops {len(keys['ops'])}, each "
+        f"{sorted(set(keys['ops'].values()))} time(s)"
     )
     assert sorted(before) == [10, 10, 10] and sorted(after) == [15, 15]
     assert episodes and set(episodes.values()) == {1}
