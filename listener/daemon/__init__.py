@@ -319,6 +319,7 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
                     brands=brands, leading=leading,
                 )  # fmt: skip
             runtime.sharing.evaluated(current, brands, moment, datetime.now(UTC))
+            runtime.metrics.brands.set(len(brands))
             result, report = done.evaluation, done.delivery
             runtime.metrics.count_alerts(
                 alert_store.count_by_state(engine), outbox_store.backlog(engine)
