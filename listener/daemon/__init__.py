@@ -20,7 +20,8 @@ Rules:
   one line and the old configuration keeps running.
 - Several instances (PostgreSQL): each poll is claimed in the database first, so exactly one
   instance polls a source per interval; the brands are shared among the live instances by
-  leases (``sharing``), each evaluating its share every bucket; one instance, holding the
+  leases (``sharing``: renewed by a light job every few seconds, which also evaluates brands
+  just taken over at once), each evaluating its share every bucket; one instance, holding the
   leader lock, runs what is about every brand (source health, repeats, digests) and delivery
   (also every ``OUTBOX_SECONDS``, for what the others wrote); every instance writes a
   heartbeat. On SQLite a second daemon is refused.
@@ -63,7 +64,7 @@ from listener.daemon.dbhealth import DatabaseHealth
 from listener.daemon.lifecycle import GRACE_SECONDS, drain, watch
 from listener.daemon.metrics import Metrics, serve
 from listener.daemon.notify import monotonic_usec, notify
-from listener.daemon.sharing import Sharing
+from listener.daemon.sharing import Sharing, renew_interval
 from listener.errors import ListenerError
 from listener.service.poll import Poller, http_settings
 from listener.sources.client import Client
@@ -137,8 +138,7 @@ async def run_daemon(settings: Settings, engine: Engine) -> int:
         await asyncio.to_thread(
             instances.heartbeat, engine, me, started=started, now=started, leader=False
         )
-        first_run = started + timedelta(seconds=_first_detection(settings))
-        await asyncio.to_thread(runtime.sharing.enlist, settings, started, first_run)
+        await asyncio.to_thread(runtime.sharing.enlist, settings, started)
 
         def on_jump(seconds: float) -> None:
             try:  # one short UPDATE, before any job runs on the moved clock
@@ -318,7 +318,6 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
                     engine, current, moment, stop=runtime.stopping, delivering=runtime.delivering,
                     brands=brands, leading=leading,
                 )  # fmt: skip
-            runtime.sharing.evaluated(current, brands, moment, datetime.now(UTC))
             runtime.metrics.brands.set(len(brands))
             result, report = done.evaluation, done.delivery
             runtime.metrics.count_alerts(
@@ -341,6 +340,32 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
                 await asyncio.to_thread(work, leading)
             except ListenerError as exc:
                 runtime.storage_failed("alerting", exc)
+
+        await tracked(run())
+
+    async def lease_job() -> None:
+        """PostgreSQL: renew and rebalance the brand leases; evaluate brands just taken over."""
+        from listener.service.alert import evaluate_brands
+
+        current = runtime.settings
+
+        def work() -> None:
+            moment = datetime.now(UTC)
+            brands = runtime.sharing.takeover(current, moment)
+            if brands:
+                result = evaluate_brands(engine, current, moment, brands)
+                log.info(
+                    "detection: evaluated %d brands just taken over: %d fired, %d escalated, "
+                    "%d resolved", len(brands), result.fired, result.escalated, result.resolved,
+                )  # fmt: skip
+
+        async def run() -> None:
+            if runtime.database.waiting() or runtime.stopping.is_set():
+                return
+            try:
+                await asyncio.to_thread(work)
+            except ListenerError as exc:
+                runtime.storage_failed("leases", exc)
 
         await tracked(run())
 
@@ -449,6 +474,13 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
         scheduler.add_job(
             outbox_job, trigger, id="outbox", name="deliver the outbox", max_instances=1,
             coalesce=True, misfire_grace_time=None, next_run_time=now + timedelta(seconds=2),
+        )  # fmt: skip
+    if settings.brands and runtime.sharing.shared:
+        renew = renew_interval(settings.detection.bucket)
+        scheduler.add_job(
+            lease_job, IntervalTrigger(seconds=renew, timezone=UTC), id="leases",
+            name="brand leases", max_instances=1, coalesce=True,
+            next_run_time=now + timedelta(seconds=renew),
         )  # fmt: skip
     if settings.brands:
         scheduler.add_job(

@@ -2,19 +2,21 @@
 
 Rules:
 - Every instance that takes part in detection says until when in ``instances.detecting_until``
-  (each detection run renews it to the end of its leases); the live instances are those whose
-  time has not passed. An instance that dies stops being live when its leases expire, so the
-  survivors' fair share grows exactly when its brands become free.
-- ``claim`` (one transaction, at the start of each detection run): renew this instance's
-  leases, release those above its fair share (``ceil(brands / live instances)``: an instance
-  joined), then take expired or free brands up to the share. Taking is one UPDATE of rows
-  whose lease has expired, picked with ``FOR UPDATE SKIP LOCKED`` and checked again by the
-  UPDATE itself, so two instances never hold one brand at once.
-- A released brand becomes free one bucket after its last evaluation, and an expired one
-  only after its lease (longer than a bucket) has run out: the next instance's first run of it
-  is never within a bucket of the previous instance's last.
-- ``evaluated`` records who evaluated a brand last, and the moment of that run, and renews
-  the leases from the end of the run (a run longer than a bucket makes the next one wait).
+  (renewed with its leases); the live instances are those whose time has not passed. An
+  instance that dies stops being live when its leases expire, so the survivors' fair share
+  grows exactly when its brands become free.
+- ``claim`` (one transaction; the daemon's lease job every few seconds, and each detection
+  run): renew this instance's leases, release those above its fair share (``ceil(brands /
+  live instances)``: an instance joined) at once, then take expired or free brands up to the
+  share. Taking is one UPDATE of rows whose lease has expired, picked with ``FOR UPDATE SKIP
+  LOCKED`` and checked again by the UPDATE itself, so two instances never hold one brand.
+- Once per bucket: the same transaction reserves the brands to evaluate now with one UPDATE
+  of ``evaluated_at`` guarded by ``evaluated_at < start of the current bucket`` (buckets are
+  aligned to the epoch, as the detectors' are). A brand is evaluated at most once per bucket,
+  whoever holds it and however often the holder changes. ``due="all"`` (a detection run)
+  reserves every brand held; ``due="taken"`` (the lease job) only those another instance
+  evaluated last: brands just taken over are evaluated as soon as their bucket allows, not at
+  the next detection run.
 - ``release`` (a clean stop) frees this instance's brands at once.
 - SQLite has one daemon per database, which evaluates every brand: no leases there.
 """
@@ -24,9 +26,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
-from sqlalchemy import DateTime, Engine, func, or_, select, type_coerce, update
+from sqlalchemy import Engine, func, or_, select, update
 from sqlalchemy.engine import Connection
 
 from listener.storage.sql import dialect_insert, guard, transaction
@@ -35,14 +37,15 @@ from listener.storage.tables import Brand, BrandLease, Instance
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    """What one detection run of one instance holds: the brands to evaluate (names, in
-    brand order), what it took and released in this claim, and the live instances."""
+    """What one claim of one instance holds (names, in brand order), what it reserved to
+    evaluate now, what it took and released, and the live instances."""
 
     held: tuple[str, ...]
     taken: tuple[str, ...]
     released: tuple[str, ...]
     live: int
     share: int
+    due: tuple[str, ...] = ()
 
 
 def enlist(engine: Engine, me: str, until: datetime) -> None:
@@ -59,9 +62,10 @@ def claim(
     now: datetime,
     until: datetime,
     bucket: timedelta,
+    due: Literal["all", "taken"] = "all",
 ) -> Claim:
-    """Renew, release above the fair share, take free brands up to it (see the module
-    docstring); the leases held and taken last until ``until``."""
+    """Renew, release above the fair share, take free brands up to it, reserve what is due
+    (see the module docstring); the leases held and taken last until ``until``."""
     with transaction(engine, "cannot claim brands for detection") as conn:
         ids = _brand_ids(conn, brands)
         conn.execute(update(Instance).where(Instance.id == me).values(detecting_until=until))
@@ -79,16 +83,11 @@ def claim(
             ).scalars()
         )
         kept, released = mine[:share], mine[share:]
-        if released:  # free one bucket after our last evaluation of it
+        if released:  # free at once: the bucket guard keeps their evaluations apart
             conn.execute(
                 update(BrandLease)
                 .where(BrandLease.brand_id.in_(released), BrandLease.held_by == me)
-                .values(
-                    held_by=None,
-                    held_until=func.coalesce(
-                        type_coerce(BrandLease.evaluated_at, DateTime(timezone=True)) + bucket, now
-                    ),
-                )
+                .values(held_by=None, held_until=now)
             )
         if kept:  # what we still hold (an expired lease of ours may have been taken)
             kept = list(
@@ -117,6 +116,7 @@ def claim(
                     .returning(BrandLease.brand_id)
                 ).scalars()
             )
+        reserved = _reserve(conn, me, set(kept) | set(taken), now, bucket, due)
     names = {brand_id: name for name, brand_id in ids.items()}
     held = set(kept) | set(taken)
     return Claim(
@@ -125,6 +125,40 @@ def claim(
         released=tuple(names[i] for i in released),
         live=live,
         share=share,
+        due=tuple(name for name in brands if ids.get(name) in reserved),
+    )
+
+
+def bucket_start(now: datetime, bucket: timedelta) -> datetime:
+    """The start of the bucket ``now`` is in (buckets aligned to the epoch)."""
+    seconds = bucket.total_seconds()
+    return datetime.fromtimestamp(now.timestamp() // seconds * seconds, tz=now.tzinfo)
+
+
+def _reserve(
+    conn: Connection,
+    me: str,
+    held: set[int],
+    now: datetime,
+    bucket: timedelta,
+    due: Literal["all", "taken"],
+) -> set[int]:
+    """Mark ``held`` brands not yet evaluated in the current bucket as evaluated by ``me`` at
+    ``now`` (only those another instance evaluated last, for ``due="taken"``): the guard that
+    keeps a brand to one evaluation per bucket. Returns the ids reserved."""
+    if not held:
+        return set()
+    start = bucket_start(now, bucket)
+    pending = or_(BrandLease.evaluated_at.is_(None), BrandLease.evaluated_at < start)
+    if due == "taken":
+        pending = (BrandLease.evaluated_at < start) & (BrandLease.evaluated_by != me)
+    return set(
+        conn.execute(
+            update(BrandLease)
+            .where(BrandLease.brand_id.in_(list(held)), BrandLease.held_by == me, pending)
+            .values(evaluated_by=me, evaluated_at=now)
+            .returning(BrandLease.brand_id)
+        ).scalars()
     )
 
 
@@ -143,23 +177,6 @@ def _brand_ids(conn: Connection, brands: Sequence[str]) -> dict[str, int]:
             .on_conflict_do_nothing(index_elements=["brand_id"])
         )
     return ids
-
-
-def evaluated(
-    engine: Engine, me: str, brands: Sequence[str], at: datetime, until: datetime
-) -> None:
-    """This instance's run at ``at`` evaluated ``brands``: mark those it still holds, and renew
-    them and its detection heartbeat until ``until`` (a run longer than a bucket makes the
-    scheduler skip the next one: its leases must outlast the wait for the one after)."""
-    with transaction(engine, "cannot record evaluated brands") as conn:
-        if brands:
-            ids = select(Brand.id).where(Brand.name.in_(list(brands))).scalar_subquery()
-            conn.execute(
-                update(BrandLease)
-                .where(BrandLease.brand_id.in_(ids), BrandLease.held_by == me)
-                .values(evaluated_by=me, evaluated_at=at, held_until=until)
-            )
-        conn.execute(update(Instance).where(Instance.id == me).values(detecting_until=until))
 
 
 def release(engine: Engine, me: str) -> None:
