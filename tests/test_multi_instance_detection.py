@@ -256,6 +256,7 @@ def test_three_daemons_share_30_brands_and_take_over_after_kill_9(
         procs[victim].send_signal(signal.SIGKILL)
         killed = datetime.now(UTC)
         procs[victim].wait(timeout=60)
+        into_run = killed - runs(logs[victim])[-1][0]
         seen = [r for log in logs for r in runs(log) if r[0] <= killed]
         last = {n: max((at for at, names in seen if n in names), default=None) for n in orphans}
         survivors = [i for i in range(3) if i != victim]
@@ -326,7 +327,8 @@ def test_three_daemons_share_30_brands_and_take_over_after_kill_9(
         f"after: { {i: after[i] for i in survivors} }; "
         f"takeover after SIGKILL: {takeover.total_seconds():.1f} s (bucket {BUCKET:.0f} s; "
         f"buckets from the victim's last evaluation to the survivors' first: "
-        f"{sorted(Counter(gaps).items())}); "
+        f"{sorted(Counter(gaps).items())}; killed {into_run.total_seconds():.1f} s after the "
+        f"victim's last run began); "
         f"episodes: {len(episodes)} ({len(news)} news), "
         f"alerts per episode: {sorted(set(episodes.values()))}; "
         f"notifications per (alert, kind, route): {sorted(set(per_route.values()))}; "
