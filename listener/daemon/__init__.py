@@ -33,7 +33,7 @@ Rules:
   STOPPING=1 on shutdown, WATCHDOG=1 every half WatchdogSec but only while the event loop runs
   and the database answers.
 
-Size: about 500 lines on purpose: the run loop, the job factories and reload all work on one
+Size: about 530 lines on purpose: the run loop, the job factories and reload all work on one
 ``Runtime`` (scheduler, poller, leadership, database health) and change together; the parts that
 stand alone live beside it (``lifecycle``, ``dbhealth``, ``clock``, ``metrics``, ``notify``,
 ``sharing``).
