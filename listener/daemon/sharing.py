@@ -9,7 +9,8 @@ Rules:
   lose it). Brands it just took over are evaluated by that job at once when their bucket
   allows (another instance evaluated them in an earlier bucket), not at the next detection
   run: a dead instance's brands are taken half a bucket after its last renewal at most, and
-  none misses a bucket. The detection run (every bucket) evaluates the rest of what it holds.
+  evaluated in the bucket after its last evaluation (a run cut short by the death counts: its
+  brands were reserved). The detection run (every bucket) evaluates the rest of what it holds.
 - Every evaluation is reserved in the database first (``evaluated_at`` against the start of
   the current bucket), so no brand is evaluated twice in one bucket, by one instance or two.
 - A clean stop releases every lease at once; the others take the brands at their next job.
