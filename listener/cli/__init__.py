@@ -87,8 +87,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "status": (
         "ops",
-        "Daemons (heartbeats, leader, last cycle), sources, firing alerts, outbox, database "
-        "size and health (exit 1 when the database fails a read or a rolled-back write).",
+        "Daemons (heartbeats, leader, brands evaluated, last cycle), sources, firing alerts, "
+        "outbox, database size and health (exit 1 when the database fails a read or a "
+        "rolled-back write).",
     ),
     "stories": (
         "stories",

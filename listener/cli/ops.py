@@ -19,7 +19,7 @@ from listener.cli.commands import parse_when
 from listener.cli.output import emit, format_option, iso, resolve_format, table_width
 from listener.errors import ConfigError, StorageError
 from listener.storage import alerts as alert_store
-from listener.storage import instances, store
+from listener.storage import instances, leases, store
 from listener.storage import outbox as outbox_store
 from listener.storage.engine import probe
 from listener.untrusted import escape_json_unsafe, for_terminal
@@ -30,8 +30,9 @@ from listener.untrusted import escape_json_unsafe, for_terminal
 @format_option
 @pass_app
 def status(app: App, fmt: str | None) -> None:
-    """Daemons (heartbeats, leader, last cycle), sources, firing alerts, outbox, database size
-    and health (exit 1 when the database fails a read or a rolled-back write)."""
+    """Daemons (heartbeats, leader, brands evaluated, last cycle), sources, firing alerts,
+    outbox, database size and health (exit 1 when the database fails a read or a rolled-back
+    write)."""
     engine = app.engine()
     now = datetime.now(UTC)
     found = probe(engine)
@@ -48,10 +49,13 @@ def status(app: App, fmt: str | None) -> None:
 
 
 def _status(engine: Any, now: datetime, problem: str | None, output: str) -> None:
+    # PostgreSQL: the brands each instance holds a detection lease of; SQLite: all (None)
+    held = leases.held(engine, now) if engine.dialect.name == "postgresql" else None
     daemons = [
         {
             "instance": row.id,
             "leader": row.leader,
+            "brands": held.get(row.id, 0) if held is not None else None,
             "seen": f"{int((now - row.seen_at).total_seconds())} s ago",
             "last_cycle_at": iso(row.last_cycle_at),
             "started_at": iso(row.started_at),
@@ -87,8 +91,9 @@ def _status(engine: Any, now: datetime, problem: str | None, output: str) -> Non
         click.echo("daemons: none running (no heartbeat in the last day)")
     for d in daemons:
         role = "leader" if d["leader"] else "follower"
+        brands = "all brands" if d["brands"] is None else f"{d['brands']} brands"
         click.echo(
-            f"daemon {for_terminal(d['instance'])}: {role}, seen {d['seen']}, "
+            f"daemon {for_terminal(d['instance'])}: {role}, {brands}, seen {d['seen']}, "
             f"last cycle {d['last_cycle_at'] or '-'}"
         )
     click.echo(

@@ -23,8 +23,12 @@ Rules:
   at once (a new poller is prepared before the old one is retired); an invalid one is logged in
   one line and the old configuration keeps running.
 - Several instances (PostgreSQL): each poll is claimed in the database first, so exactly one
-  instance polls a source per interval; one instance, holding the leader lock, runs detection
-  and delivery; every instance writes a heartbeat. On SQLite a second daemon is refused.
+  instance polls a source per interval; the brands are shared among the live instances by
+  leases (``sharing``: renewed by a light job every few seconds, which also evaluates brands
+  just taken over at once), each evaluating its share every bucket; one instance, holding the
+  leader lock, runs what is about every brand (source health, repeats, digests) and delivery
+  (also every ``OUTBOX_SECONDS``, for what the others wrote); every instance writes a
+  heartbeat. On SQLite a second daemon is refused.
 - Time: job times are re-anchored when the wall clock jumps (``clock.Scheduler``), together
   with the poll times this instance stored; a source is never polled before the time its
   backoff or Retry-After set (checked in the database and, for this process's own polls, on
@@ -33,9 +37,10 @@ Rules:
   STOPPING=1 on shutdown, WATCHDOG=1 every half WatchdogSec but only while the event loop runs
   and the database answers.
 
-Size: about 470 lines on purpose: the run loop, the job factories and reload all work on one
+Size: about 530 lines on purpose: the run loop, the job factories and reload all work on one
 ``Runtime`` (scheduler, poller, leadership, database health) and change together; the parts that
-stand alone live beside it (``lifecycle``, ``dbhealth``, ``clock``, ``metrics``, ``notify``).
+stand alone live beside it (``lifecycle``, ``dbhealth``, ``clock``, ``metrics``, ``notify``,
+``sharing``).
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ from listener.daemon.dbhealth import DatabaseHealth
 from listener.daemon.lifecycle import GRACE_SECONDS, drain, watch
 from listener.daemon.metrics import Metrics, serve
 from listener.daemon.notify import monotonic_usec, notify
+from listener.daemon.sharing import Sharing, renew_interval
 from listener.errors import ListenerError
 from listener.service.poll import Poller, http_settings
 from listener.sources.client import Client
@@ -73,6 +79,7 @@ log = logging.getLogger(__name__)
 CLEANUP_SECONDS = 2.0
 WRITER_SECONDS = 1.0
 HEARTBEAT_SECONDS = 30.0
+OUTBOX_SECONDS = 15.0  # PostgreSQL: how often the leader delivers what followers wrote
 
 
 @dataclass
@@ -81,6 +88,7 @@ class _Runtime:
     poller: Poller
     me: str
     leadership: instances.Leadership
+    sharing: Sharing
     running: set[asyncio.Task[object]] = field(default_factory=set)
     last_cycle_at: datetime | None = None
     metrics: Metrics = field(default_factory=Metrics)
@@ -129,12 +137,13 @@ async def run_daemon(settings: Settings, engine: Engine) -> int:
         poller = Poller(settings, engine, client)
         await poller.prepare()
         me = instances.instance_id(started)
-        runtime = _Runtime(settings, poller, me, instances.Leadership(engine))
+        runtime = _Runtime(settings, poller, me, instances.Leadership(engine), Sharing(engine, me))
         poller.on_outage = runtime.database.failed
         runtime.metrics.database_problem = runtime.database.problem
         await asyncio.to_thread(
             instances.heartbeat, engine, me, started=started, now=started, leader=False
         )
+        await asyncio.to_thread(runtime.sharing.enlist, settings, started)
 
         def on_jump(seconds: float) -> None:
             try:  # one short UPDATE, before any job runs on the moved clock
@@ -183,6 +192,7 @@ async def run_daemon(settings: Settings, engine: Engine) -> int:
         with contextlib.suppress(ListenerError, TimeoutError):
             async with asyncio.timeout(CLEANUP_SECONDS):  # a locked or lost database: give up
                 await asyncio.to_thread(instances.release_all, engine, me)
+                await asyncio.to_thread(runtime.sharing.release)
                 await asyncio.to_thread(instances.forget, engine, me)
                 await asyncio.to_thread(runtime.leadership.release)
     if single is not None:
@@ -193,6 +203,11 @@ async def run_daemon(settings: Settings, engine: Engine) -> int:
 
 def _enabled(settings: Settings) -> list[SourceSettings]:
     return [s for s in settings.sources if s.enabled]
+
+
+def _first_detection(settings: Settings) -> float:
+    """Seconds from start to the first detection run."""
+    return min(60.0, settings.detection.bucket)
 
 
 def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) -> None:
@@ -302,15 +317,18 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
 
         current = runtime.settings
 
-        def work() -> None:
+        def work(leading: bool) -> None:
             from listener.storage import alerts as alert_store
             from listener.storage import outbox as outbox_store
 
             moment = datetime.now(UTC)
+            brands = runtime.sharing.brands(current, moment)  # all, or our share (PostgreSQL)
             with runtime.metrics.detector_seconds.time():
                 done = detect_and_deliver(
-                    engine, current, moment, stop=runtime.stopping, delivering=runtime.delivering
-                )
+                    engine, current, moment, stop=runtime.stopping, delivering=runtime.delivering,
+                    brands=brands, leading=leading,
+                )  # fmt: skip
+            runtime.metrics.brands.set(len(brands))
             result, report = done.evaluation, done.delivery
             runtime.metrics.count_alerts(
                 alert_store.count_by_state(engine), outbox_store.backlog(engine)
@@ -325,12 +343,39 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
         async def run() -> None:
             if runtime.database.waiting() or runtime.stopping.is_set():
                 return
-            if not await asyncio.to_thread(runtime.leadership.try_lead):
+            leading = await asyncio.to_thread(runtime.leadership.try_lead)
+            if not leading and not runtime.sharing.shared:
                 return  # another instance leads detection and delivery
+            try:  # followers evaluate their share of the brands; the leader the rest too
+                await asyncio.to_thread(work, leading)
+            except ListenerError as exc:
+                runtime.storage_failed("alerting", exc)
+
+        await tracked(run())
+
+    async def lease_job() -> None:
+        """PostgreSQL: renew and rebalance the brand leases; evaluate brands just taken over."""
+        from listener.service.alert import evaluate_brands
+
+        current = runtime.settings
+
+        def work() -> None:
+            moment = datetime.now(UTC)
+            brands = runtime.sharing.takeover(current, moment)
+            if brands:
+                result = evaluate_brands(engine, current, moment, brands)
+                log.info(
+                    "detection: evaluated %d brands just taken over: %d fired, %d escalated, "
+                    "%d resolved", len(brands), result.fired, result.escalated, result.resolved,
+                )  # fmt: skip
+
+        async def run() -> None:
+            if runtime.database.waiting() or runtime.stopping.is_set():
+                return
             try:
                 await asyncio.to_thread(work)
             except ListenerError as exc:
-                runtime.storage_failed("alerting", exc)
+                runtime.storage_failed("leases", exc)
 
         await tracked(run())
 
@@ -430,9 +475,22 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
         await tracked(run())
 
     if settings.routes:
+        # PostgreSQL: the leader also delivers between its runs what the others' wrote
+        trigger = (
+            IntervalTrigger(seconds=OUTBOX_SECONDS, timezone=UTC)
+            if runtime.sharing.shared
+            else DateTrigger(now + timedelta(seconds=2), timezone=UTC)
+        )
         scheduler.add_job(
-            outbox_job, DateTrigger(now + timedelta(seconds=2), timezone=UTC), id="outbox",
-            name="deliver the outbox", max_instances=1, misfire_grace_time=None,
+            outbox_job, trigger, id="outbox", name="deliver the outbox", max_instances=1,
+            coalesce=True, misfire_grace_time=None, next_run_time=now + timedelta(seconds=2),
+        )  # fmt: skip
+    if settings.brands and runtime.sharing.shared:
+        renew = renew_interval(settings.detection.bucket)
+        scheduler.add_job(
+            lease_job, IntervalTrigger(seconds=renew, timezone=UTC), id="leases",
+            name="brand leases", max_instances=1, coalesce=True,
+            next_run_time=now + timedelta(seconds=renew),
         )  # fmt: skip
     if settings.brands:
         scheduler.add_job(
@@ -442,7 +500,7 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
             name="detect and deliver",
             max_instances=1,
             coalesce=True,
-            next_run_time=now + timedelta(seconds=min(60.0, settings.detection.bucket)),
+            next_run_time=now + timedelta(seconds=_first_detection(settings)),
         )
 
 

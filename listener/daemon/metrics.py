@@ -4,7 +4,8 @@ Rules:
 - Off unless ``[metrics] listen`` is set; bound to 127.0.0.1 by default (the config refuses
   nothing, but the example and docs say why a public address needs a proxy with auth).
 - ``GET /metrics``: Prometheus text format (prometheus_client): polls, errors and latency per
-  source, mentions ingested, alerts by state, outbox backlog, detector run time.
+  source, mentions ingested, alerts by state, outbox backlog, detector run time, brands
+  evaluated by this instance.
 - ``GET /healthz``: 200 "ok" while the scheduler loop runs and the database answered within
   the last two watchdog intervals, else 503 with the reason ("database failing (locked) for
   40 s: database is locked" while jobs or the probe see a database fault). Never a secret in either.
@@ -53,6 +54,12 @@ class Metrics:
             "listener_detection_seconds",
             "Run time of detection and delivery for all brands",
             buckets=(0.1, 0.5, 1, 2, 5, 10, 30, 60, 120),
+            registry=registry,
+        )
+        self.brands = Gauge(
+            "listener_brands_evaluated",
+            "Brands this instance evaluated at its last detection run (all on SQLite, its "
+            "share on PostgreSQL)",
             registry=registry,
         )
         self.healthy_at = time.monotonic()

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -65,9 +65,24 @@ def evaluate(
     engine: Engine, settings: Settings, now: datetime, states: States = STATES
 ) -> Evaluation:
     """Run detection for every brand and record what changed (see the module docstring)."""
-    result = Evaluation()
+    result = evaluate_brands(engine, settings, now, settings.brands, states=states)
+    evaluate_overall(engine, settings, now, result)
+    return result
+
+
+def evaluate_brands(
+    engine: Engine,
+    settings: Settings,
+    now: datetime,
+    brands: Sequence[BrandSettings],
+    result: Evaluation | None = None,
+    states: States = STATES,
+) -> Evaluation:
+    """Detection for ``brands`` (every brand, or an instance's share of them on PostgreSQL):
+    each brand's episodes and notifications, in one transaction per brand."""
+    result = result if result is not None else Evaluation()
     policy = policy_of(settings)
-    for brand in settings.brands:
+    for brand in brands:
         run = states.run(engine, settings, brand, now)
         inputs = load_brand(engine, brand, now, run.judged)
         plan = planner.plan_brand(inputs, policy)
@@ -86,6 +101,13 @@ def evaluate(
             apply(conn, plan, now, result)
             run.save(conn, now)
         run.keep()
+    return result
+
+
+def evaluate_overall(engine: Engine, settings: Settings, now: datetime, result: Evaluation) -> None:
+    """What is not about one brand: source health, repeats and digests (the leader's part when
+    several instances share detection)."""
+    policy = policy_of(settings)
     with transaction(engine, "cannot record alerts") as conn:
         sources = load_sources(conn, settings)
         down_after = timedelta(seconds=settings.alerts.source_down_after)
@@ -96,7 +118,6 @@ def evaluate(
         plan = planner.plan_repeats(firing, silences, policy, now, lambda b: runbooks(settings, b))
         apply(conn, plan, now, result)
     _digests(engine, settings, policy.routes, now, result)
-    return result
 
 
 def policy_of(settings: Settings) -> planner.Policy:
@@ -232,7 +253,9 @@ def load_sources(conn: Connection, settings: Settings) -> list[planner.SourceInp
 
 def apply(conn: Connection, plan: planner.Plan, now: datetime, result: Evaluation) -> None:
     """Write ``plan`` in the caller's transaction: episode changes in order, then one rendered
-    outbox row per send; count what was done into ``result``."""
+    outbox row per send; count what was done into ``result``. A change another instance made
+    first (``storage.alerts``: each is conditional) drops the rest of that episode's plan and
+    its sends: one notification per transition, whoever evaluates the brand."""
     ids: dict[planner.Key, int] = {}
     lost: set[planner.Key] = set()  # opened meanwhile by someone else: theirs to notify
 
@@ -264,17 +287,23 @@ def apply(conn: Connection, plan: planner.Plan, now: datetime, result: Evaluatio
         alert_id = id_of(step.key, step.alert_id)
         if step.action == "escalate":
             assert step.evidence is not None
-            db.escalate(conn, alert_id, step.evidence)
+            rank = lifecycle.RANK.get(step.evidence.severity, 0)
+            below = [name for name, other in lifecycle.RANK.items() if other < rank]
+            changed = db.escalate(conn, alert_id, step.evidence, below)
         elif step.action == "resolve":
             assert step.at is not None
-            db.resolve(conn, alert_id, step.at)
+            changed = db.resolve(conn, alert_id, step.at)
         elif step.action == "promote":
-            db.promote(conn, alert_id)
+            changed = db.promote(conn, alert_id)
         elif step.action == "unhide":
-            db.unhide(conn, alert_id)
+            changed = db.unhide(conn, alert_id)
         else:
             assert step.at is not None
             db.notified(conn, alert_id, step.at)
+            changed = True
+        if not changed:  # another instance made this change: its notifications are written
+            lost.add(step.key)
+            log.info("alert %s: %s done meanwhile elsewhere", alert_id, step.action)
     for send in plan.sends:
         if send.key in lost:
             continue
@@ -285,6 +314,8 @@ def apply(conn: Connection, plan: planner.Plan, now: datetime, result: Evaluatio
         outbox.enqueue(conn, alert_id, [note], now)
         result.queued += 1
     for held in plan.held:
+        if held.key in lost or (held.by in lost and held.by_id is None):
+            continue  # not ours to explain
         alert_id = id_of(held.key, held.alert_id)
         if held.reason == "silenced":
             assert held.until is not None

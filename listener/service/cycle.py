@@ -6,7 +6,11 @@ schedules), ``listener poll --once`` and ``listener demo`` all run their cycles 
 
 Rules:
 - Detection runs only when brands are configured; delivery follows detection in the same call,
-  with the same ``now``, so what a cycle decided is sent in that cycle.
+  with the same ``now``, so what a cycle decided is sent in that cycle. Several instances on
+  PostgreSQL: each evaluates its share of the brands; the leader also runs what is about every
+  brand (source health, repeats, digests) and delivers the outbox, the rows every instance
+  wrote (delivery stays on one instance: the outbox lease is not a claim, and ``max_per_hour``
+  counts one sender's deliveries).
 - ``stop`` (the daemon's shutdown) reaches delivery: no new send starts once it is set.
 - ``delivering`` (the daemon's lock) is held while the outbox is sent, so a shutdown can wait
   for a send in flight.
@@ -18,15 +22,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine
 
-from listener.config import Settings
-from listener.service.alert import Evaluation, evaluate
+from listener.config import BrandSettings, Settings
+from listener.service.alert import Evaluation, evaluate_brands, evaluate_overall
 from listener.service.deliver import DeliveryReport, deliver
 from listener.service.poll import Poller, PollOutcome
 
@@ -56,10 +60,20 @@ def detect_and_deliver(
     *,
     stop: threading.Event | None = None,
     delivering: AbstractContextManager[object] | None = None,
+    brands: Sequence[BrandSettings] | None = None,
+    leading: bool = True,
 ) -> Alerted:
-    """Detection for every brand (episodes, outbox rows), then delivery of the due outbox."""
+    """Detection for every brand (episodes, outbox rows), then delivery of the due outbox.
+
+    Several instances on PostgreSQL: ``brands`` is this instance's share; only the leader
+    (``leading``) runs the rest of detection (source health, repeats, digests) and delivery."""
     now = now or datetime.now(UTC)
-    evaluation = evaluate(engine, settings, now)
+    evaluation = evaluate_brands(
+        engine, settings, now, settings.brands if brands is None else brands
+    )
+    if not leading:
+        return Alerted(evaluation, DeliveryReport())
+    evaluate_overall(engine, settings, now, evaluation)
     with delivering if delivering is not None else nullcontext():
         delivery = deliver(engine, settings, now, stop=stop)
     return Alerted(evaluation, delivery)

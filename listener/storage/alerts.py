@@ -3,6 +3,11 @@
 Rules:
 - An episode is keyed by (brand, detector, started_at): opening it twice is a no-op, so a replay
   of the same history, a restart or a second instance never opens the same episode again.
+- Every later change is conditional on the state it changes (escalate an open alert of a lower
+  severity, resolve an open one, promote a pending one, unhide a historic one not announced)
+  and says whether it happened: of two instances evaluating one brand at once, exactly one
+  makes each change (PostgreSQL re-checks the condition after the other's commit), and only
+  that one writes its notifications.
 - Functions that write take the caller's connection: a state change and the notifications it
   causes are written in one transaction (the caller's), so a crash loses neither, and nothing is
   sent that was not first written.
@@ -70,14 +75,17 @@ def _evidence(evidence: Evidence) -> dict[str, Any]:
 
 
 def detection_started(conn: Connection, brand: str, now: datetime) -> datetime:
-    """When detection first ran for the brand (set to ``now`` on the first call)."""
-    row = conn.execute(
-        select(Brand.id, Brand.detection_started_at).where(Brand.name == brand)
-    ).one()
-    if row.detection_started_at is None:
-        conn.execute(update(Brand).where(Brand.id == row.id).values(detection_started_at=now))
-        return now
-    started: datetime = row.detection_started_at
+    """When detection first ran for the brand (set to ``now`` on the first call; a second
+    instance's first call at the same time keeps the first one's)."""
+    conn.execute(
+        update(Brand)
+        .where(Brand.name == brand, Brand.detection_started_at.is_(None))
+        .values(detection_started_at=now)
+    )
+    started = conn.execute(
+        select(Brand.detection_started_at).where(Brand.name == brand)
+    ).scalar_one()
+    assert isinstance(started, datetime)
     return started
 
 
@@ -168,28 +176,52 @@ def firing_source_alert(conn: Connection, detector: str) -> StoredAlert | None:
     return _alert(row) if row is not None else None
 
 
-def escalate(conn: Connection, alert_id: int, evidence: Evidence) -> None:
-    conn.execute(update(Alert).where(Alert.id == alert_id).values(**_evidence(evidence)))
+def escalate(conn: Connection, alert_id: int, evidence: Evidence, below: Iterable[str]) -> bool:
+    """Raise an open alert whose severity is one of ``below``; False when it is not (another
+    instance raised or resolved it meanwhile)."""
+    done = conn.execute(
+        update(Alert)
+        .where(
+            Alert.id == alert_id,
+            Alert.state.in_(("firing", "pending")),
+            Alert.severity.in_(list(below)),
+        )
+        .values(**_evidence(evidence))
+    )
+    return bool(done.rowcount)
 
 
-def resolve(conn: Connection, alert_id: int, at: datetime) -> None:
-    conn.execute(update(Alert).where(Alert.id == alert_id).values(state="resolved", resolved_at=at))
+def resolve(conn: Connection, alert_id: int, at: datetime) -> bool:
+    """Resolve an open alert; False when it is not open (resolved meanwhile elsewhere)."""
+    done = conn.execute(
+        update(Alert)
+        .where(Alert.id == alert_id, Alert.state.in_(("firing", "pending")))
+        .values(state="resolved", resolved_at=at)
+    )
+    return bool(done.rowcount)
 
 
-def unhide(conn: Connection, alert_id: int) -> None:
-    """A historic episode that turned out to be ongoing becomes news."""
-    conn.execute(update(Alert).where(Alert.id == alert_id).values(historic=False))
+def unhide(conn: Connection, alert_id: int) -> bool:
+    """A historic episode that turned out to be ongoing becomes news; False when it was
+    announced already."""
+    done = conn.execute(
+        update(Alert)
+        .where(Alert.id == alert_id, Alert.historic.is_(True), Alert.last_notified_at.is_(None))
+        .values(historic=False)
+    )
+    return bool(done.rowcount)
 
 
 def notified(conn: Connection, alert_id: int, at: datetime) -> None:
     conn.execute(update(Alert).where(Alert.id == alert_id).values(last_notified_at=at))
 
 
-def promote(conn: Connection, alert_id: int) -> None:
-    """A pending alert whose condition held long enough fires."""
-    conn.execute(
+def promote(conn: Connection, alert_id: int) -> bool:
+    """A pending alert whose condition held long enough fires; False when it is not pending."""
+    done = conn.execute(
         update(Alert).where(Alert.id == alert_id, Alert.state == "pending").values(state="firing")
     )
+    return bool(done.rowcount)
 
 
 def firing(conn: Connection) -> list[StoredAlert]:

@@ -251,6 +251,23 @@ class Instance(Base):
     leader: Mapped[bool] = mapped_column(Boolean)
     last_cycle_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     version: Mapped[str] = mapped_column(String(40))
+    # PostgreSQL: takes part in detection until then (renewed by each detection run)
+    detecting_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class BrandLease(Base):
+    """PostgreSQL, several instances: which instance evaluates the brand, until when; who
+    evaluated it last, at which run."""
+
+    __tablename__ = "brand_leases"
+
+    brand_id: Mapped[int] = mapped_column(
+        ForeignKey("brands.id", ondelete="CASCADE"), primary_key=True
+    )
+    held_by: Mapped[str | None] = mapped_column(String(200))
+    held_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    evaluated_by: Mapped[str | None] = mapped_column(String(200))
+    evaluated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class DailyCount(Base):
