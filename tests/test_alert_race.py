@@ -14,6 +14,7 @@ from test_backtest import fill_history
 from listener.alerting import plan as planner
 from listener.config import Settings
 from listener.service import alert as service
+from listener.service.detect import States
 from listener.storage.sql import transaction
 from listener.storage.tables import Alert, Outbox
 
@@ -39,7 +40,8 @@ def stale_plans(engine: Engine, settings: Settings, at: datetime) -> list[planne
     brand, policy = settings.brands[0], service.policy_of(settings)
     plans = []
     for _ in range(2):
-        inputs = service.load_brand(engine, settings, brand, at)
+        run = States().run(engine, settings, brand, at)  # each instance its own process
+        inputs = service.load_brand(engine, brand, at, run.judged)
         plans.append(planner.plan_brand(inputs, policy))
     return plans
 
@@ -95,7 +97,7 @@ def at_once(engine: Engine, settings: Settings, at: datetime) -> list[BaseExcept
     def evaluate() -> None:
         try:
             barrier.wait()
-            service.evaluate_brands(engine, settings, at, settings.brands)
+            service.evaluate_brands(engine, settings, at, settings.brands, states=States())
         except BaseException as exc:  # handed to the caller
             errors.append(exc)
 
