@@ -5,8 +5,9 @@ scripts/build_language_model.py from the model packaged in py3langid 0.4.0, BSD 
 listener/NOTICE) and scoring a text with it the way py3langid does:
 
 - the text is lower-cased if it is all upper case, NFC-normalised and encoded as UTF-8;
-- at every byte, the longest feature (a byte string of 2 to 6 bytes) ending there is counted
-  (what py3langid's DFA finds, here by dictionary lookups of the 6, 5, ... 2 bytes before it);
+- at every byte, the longest feature (a byte string of 2 to 5 bytes here, py3langid has a few
+  of 6) ending there is counted (what py3langid's DFA finds, here by dictionary lookups of the
+  5, 4, 3 and 2 bytes before it);
 - the score of a language is its prior plus the sum over features of log(1 + count) times
   log P(feature | language).
 
@@ -28,17 +29,19 @@ from __future__ import annotations
 import functools
 import gzip
 import math
+import struct
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib.resources import files
-from operator import mul
+from operator import itemgetter
 from unicodedata import normalize
 
-_FIELD = 64  # bits per language in a packed feature value
-_MASK = (1 << _FIELD) - 1
+_FIELD = 64  # bits per language in a packed feature value (struct "Q")
 _WEIGHT_SCALE = 1 << 20  # fixed point of log-probabilities (float16 in the source model)
 _COUNT_SCALE = 1 << 12  # fixed point of log(1 + count)
 _FILE = "language_model.tsv.gz"
+_SHORTEST, _LONGEST = 2, 5  # bytes of a feature (the scan in _features is unrolled for these)
+_PAD = b"\0" * (_LONGEST - _SHORTEST)
 
 
 @dataclass(frozen=True)
@@ -48,7 +51,11 @@ class Model:
     classes: tuple[str, ...]
     prior: tuple[float, ...]
     features: dict[bytes, int] = field(repr=False)
-    longest: int  # bytes of the longest feature
+
+    @property
+    def layout(self) -> str:
+        """The struct format of a packed value: one little-endian 64-bit field per language."""
+        return f"<{len(self.classes)}Q"
 
 
 def load(data: bytes | None = None) -> Model:
@@ -72,10 +79,13 @@ def load(data: bytes | None = None) -> Model:
             packed = 0
             for k, value in enumerate(logs):
                 packed |= round((top - value) * _WEIGHT_SCALE) << (_FIELD * k)
-            features[bytes.fromhex(key)] = packed
+            gram = bytes.fromhex(key)
+            if not _SHORTEST <= len(gram) <= _LONGEST or 0 in gram:
+                raise ValueError(f"{_FILE}: feature {key!r} is not 2-5 bytes without NUL")
+            features[gram] = packed
     if not classes or len(prior) != len(classes) or not features:
         raise ValueError(f"{_FILE}: no classes, priors or features")
-    return Model(classes, prior, features, max(map(len, features)))
+    return Model(classes, prior, features)
 
 
 @functools.cache
@@ -87,16 +97,19 @@ def _features(model: Model, text: str) -> Counter[bytes]:
     """How often each feature is the longest one ending at a byte of ``text``."""
     if text.isupper():
         text = text.lower()
-    data = normalize("NFC", text).encode("utf-8", "surrogatepass")
+    # NUL bytes in front (no feature holds one) let every window below be 5 bytes long
+    data = _PAD + normalize("NFC", text).encode("utf-8", "surrogatepass")
     table = model.features
-    widths = range(model.longest, 1, -1)
-    found = []
-    for end in range(2, len(data) + 1):
-        for width in widths:
-            if width <= end and (gram := data[end - width : end]) in table:
-                found.append(gram)
-                break
-    return Counter(found)
+    return Counter(
+        [
+            gram
+            for end in range(_LONGEST, len(data) + 1)
+            if (gram := data[end - _LONGEST : end]) in table
+            or (gram := gram[1:]) in table
+            or (gram := gram[1:]) in table
+            or (gram := gram[1:]) in table
+        ]
+    )
 
 
 def rank(model: Model, text: str) -> list[tuple[str, float]]:
@@ -105,16 +118,17 @@ def rank(model: Model, text: str) -> list[tuple[str, float]]:
     counts = _features(model, text)
     if not counts:
         return [(code, 0.0) for code in model.classes]
-    total = sum(
-        map(
-            mul,
-            map(model.features.__getitem__, counts.keys()),
-            map(_count_weight, counts.values()),
-        )
-    )
+    table = model.features
+    once = _count_weight(1)
+    # log(1 + count) is log 2 for most features: one multiplication for them all
+    total = sum(map(table.__getitem__, counts)) * once
+    for gram, count in counts.items():
+        if count > 1:
+            total += table[gram] * (_count_weight(count) - once)
+    fields = struct.unpack(model.layout, total.to_bytes(struct.calcsize(model.layout), "little"))
     scale = _WEIGHT_SCALE * _COUNT_SCALE
     scores = [
-        (code, prior - ((total >> (_FIELD * k)) & _MASK) / scale)
-        for k, (code, prior) in enumerate(zip(model.classes, model.prior, strict=True))
+        (code, prior - field / scale)
+        for code, prior, field in zip(model.classes, model.prior, fields, strict=True)
     ]
-    return sorted(scores, key=lambda pair: pair[1], reverse=True)
+    return sorted(scores, key=itemgetter(1), reverse=True)
