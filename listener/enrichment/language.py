@@ -1,10 +1,12 @@
 """Language of a mention: "en", "de" or "other", offline, fast and deterministic.
 
-Owns one decision per text. The classifier is py3langid (the maintained fork of langid.py: a
-byte n-gram naive Bayes whose model ships inside its wheel; nothing is ever downloaded),
-restricted to the twelve Latin-script languages in ``_CANDIDATES`` so that short English or
-German is not pulled to an exotic language while French, Dutch, Polish... still come out as
-"other". Rules, in order:
+Owns one decision per text. The classifier is py3langid's byte n-gram naive Bayes (the
+maintained fork of langid.py), restricted to the twelve Latin-script languages in
+``_CANDIDATES`` so that short English or German is not pulled to an exotic language while
+French, Dutch, Polish... still come out as "other". listener ships a light copy of its model
+(``language_model``: 30,000 of its 100,053 features, 0.6 MB, made by
+scripts/build_language_model.py; nothing is ever downloaded) instead of py3langid's 39 MB
+transition table and numpy. Rules, in order:
 
 1. URLs and @handles are removed, and the ``#`` of hashtags (the tag word stays: on the dev
    set dropping whole tags cost 0.35 points of German accuracy, they are often German words).
@@ -29,7 +31,12 @@ import + model load time, peak RSS of a fresh interpreter, installed size:
     pycld2 0.42            .992  .913  .990  .825    97,900  50,100 0.06 s  19 MiB   13 MiB
     cld3-py 3.1            .886  .843  .799  .705    13,100   6,500 0.05 s  19 MiB  1.4 MiB
     fastText lid.176.ftz   .983  .942  .968  .868    30,800  19,100 0.14 s  36 MiB  1.0 MiB
-    this module (detect)   .988  .971  .980  .924    24,700  16,400  0.6 s 133 MiB
+    this module, py3langid .988  .971  .980  .924    24,700  16,400  0.6 s 133 MiB
+    this module, light     .987  .971  .980  .924    17,100  11,700  0.2 s  31 MiB  0.6 MiB
+
+Back to back on the same busy machine (issue 16): the py3langid-based module 19,800 / 13,200
+texts/s, the light one 17,100-18,800 / 11,600-11,700; bench/ingest_stages.py's language stage
+56-57 us a mention before, 74-75 us after; a fresh interpreter that loads it 88 -> 28 MiB.
 
 All seven say "other" for the ten French/Spanish/Dutch/Italian/Portuguese/Polish sentences of the
 bench. py3langid restricted is the most accurate on German, where pycld2 and fastText (whose
