@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from listener.enrichment import language, language_model
@@ -180,3 +184,17 @@ def test_version_names_the_source_of_the_shipped_model() -> None:
     source = VERSION.split("/")[0].replace("-", " ")
     assert source in head
     assert "BSD 3-Clause" in gzip.decompress(raw).decode("ascii")
+
+
+def test_build_script_reproduces_the_shipped_model(tmp_path: Path) -> None:
+    # the shipped file is exactly what scripts/build_language_model.py makes of py3langid's model
+    pytest.importorskip("py3langid")
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "model.tsv.gz"
+    subprocess.run(
+        [sys.executable, str(root / "scripts" / "build_language_model.py"), "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    shipped = root / "listener" / "enrichment" / "language_model.tsv.gz"
+    assert out.read_bytes() == shipped.read_bytes()

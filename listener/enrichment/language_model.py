@@ -58,9 +58,9 @@ class Model:
         return f"<{len(self.classes)}Q"
 
 
-def load(data: bytes | None = None) -> Model:
-    """The model from the packaged file (or from ``data``, the file's gzip'd bytes)."""
-    raw = data if data is not None else files(__package__).joinpath(_FILE).read_bytes()
+def load() -> Model:
+    """The model from the packaged file."""
+    raw = files(__package__).joinpath(_FILE).read_bytes()
     classes: tuple[str, ...] = ()
     prior: tuple[float, ...] = ()
     features: dict[bytes, int] = {}
