@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
-from listener.enrichment import language
+from listener.enrichment import language, language_model
 from listener.enrichment.language import LANGUAGES, VERSION, detect
 
 ENGLISH = [
@@ -128,17 +132,69 @@ def test_contract() -> None:
     assert "/" in VERSION
 
 
-def test_streamed_model_is_the_one_py3langid_loads() -> None:
-    # langid_model reads the packaged model in chunks (for memory); it must be the same model
-    from listener.enrichment.langid_model import _fallback, load_identifier
+def test_shipped_model_loads_and_tells_languages_apart() -> None:
+    # the packaged file (built by scripts/build_language_model.py) has the twelve candidates
+    model = language_model.load()
+    assert set(model.classes) == set(language._CANDIDATES)
+    assert len(model.features) > 10_000
+    assert {len(gram) for gram in model.features} == {2, 3, 4, 5}
+    expected = {
+        "The delivery was late and the support never answered my emails.": "en",
+        "Die Lieferung kam zu spät und der Support hat nie geantwortet.": "de",
+        "La livraison est arrivée en retard et personne ne répond.": "fr",
+        "El pedido llegó tarde y nadie contesta los correos.": "es",
+        "great app": "en",
+        "echt schlecht": "de",
+    }
+    for text, code in expected.items():
+        assert language_model.rank(model, text)[0][0] == code, text
 
-    languages = ("en", "de", "fr", "nl")
-    ours, theirs = load_identifier(languages), _fallback(languages)
-    assert ours.nb_classes == theirs.nb_classes == ["de", "en", "fr", "nl"]
-    assert (ours.nb_ptc == theirs.nb_ptc).all() and ours.nb_ptc.dtype == theirs.nb_ptc.dtype
-    assert (ours.nb_pc == theirs.nb_pc).all()
-    assert ours.tk_nextmove == theirs.tk_nextmove
-    assert ours.tk_row == theirs.tk_row
-    assert ours.tk_output == theirs.tk_output
-    for text in ("Der Zug kam wieder zu spät", "the support never answered", "het is mooi weer"):
-        assert ours.rank(text) == theirs.rank(text)
+
+def test_scores_are_py3langids_up_to_a_constant() -> None:
+    # the light model keeps py3langid's log-probabilities of the features it keeps: on short
+    # everyday text it ranks the languages as py3langid (restricted to the candidates) does,
+    # with score differences close to py3langid's (the features left out are rare ones)
+    py3langid = pytest.importorskip("py3langid.langid")
+    theirs = py3langid.LanguageIdentifier.from_model_file(py3langid.MODEL_FILE)
+    theirs.set_languages(list(language._CANDIDATES))
+    model = language_model.load()
+    for text in ("the support never answered", "Der Zug kam wieder zu spät", "het is mooi"):
+        ours = dict(language_model.rank(model, text))
+        ref = dict(theirs.rank(text))
+        assert [code for code, _ in language_model.rank(model, text)][:3] == [
+            code for code, _ in theirs.rank(text)
+        ][:3]
+        gaps = [ours[c] - ours["en"] - (ref[c] - ref["en"]) for c in ours]
+        assert max(map(abs, gaps)) < 0.5, text
+
+
+def test_text_without_known_features() -> None:
+    model = language_model.load()
+    assert language_model.rank(model, "") == [(code, 0.0) for code in model.classes]
+    # upper-case text is judged as lower case, like py3langid does
+    assert language_model.rank(model, "DER ZUG IST SCHON WIEDER ZU SPÄT")[0][0] == "de"
+
+
+def test_version_names_the_source_of_the_shipped_model() -> None:
+    import gzip
+    from importlib.resources import files
+
+    raw = files("listener.enrichment").joinpath("language_model.tsv.gz").read_bytes()
+    head = gzip.decompress(raw).decode("ascii").splitlines()[0]
+    source = VERSION.split("/")[0].replace("-", " ")
+    assert source in head
+    assert "BSD 3-Clause" in gzip.decompress(raw).decode("ascii")
+
+
+def test_build_script_reproduces_the_shipped_model(tmp_path: Path) -> None:
+    # the shipped file is exactly what scripts/build_language_model.py makes of py3langid's model
+    pytest.importorskip("py3langid")
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "model.tsv.gz"
+    subprocess.run(
+        [sys.executable, str(root / "scripts" / "build_language_model.py"), "--out", str(out)],
+        check=True,
+        capture_output=True,
+    )
+    shipped = root / "listener" / "enrichment" / "language_model.tsv.gz"
+    assert out.read_bytes() == shipped.read_bytes()

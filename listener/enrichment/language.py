@@ -1,10 +1,12 @@
 """Language of a mention: "en", "de" or "other", offline, fast and deterministic.
 
-Owns one decision per text. The classifier is py3langid (the maintained fork of langid.py: a
-byte n-gram naive Bayes whose model ships inside its wheel; nothing is ever downloaded),
-restricted to the twelve Latin-script languages in ``_CANDIDATES`` so that short English or
-German is not pulled to an exotic language while French, Dutch, Polish... still come out as
-"other". Rules, in order:
+Owns one decision per text. The classifier is py3langid's byte n-gram naive Bayes (the
+maintained fork of langid.py), restricted to the twelve Latin-script languages in
+``_CANDIDATES`` so that short English or German is not pulled to an exotic language while
+French, Dutch, Polish... still come out as "other". listener ships a light copy of its model
+(``language_model``: 30,000 of its 100,053 features, 0.6 MB, made by
+scripts/build_language_model.py; nothing is ever downloaded) instead of py3langid's 39 MB
+transition table and numpy. Rules, in order:
 
 1. URLs and @handles are removed, and the ``#`` of hashtags (the tag word stays: on the dev
    set dropping whole tags cost 0.35 points of German accuracy, they are often German words).
@@ -29,7 +31,12 @@ import + model load time, peak RSS of a fresh interpreter, installed size:
     pycld2 0.42            .992  .913  .990  .825    97,900  50,100 0.06 s  19 MiB   13 MiB
     cld3-py 3.1            .886  .843  .799  .705    13,100   6,500 0.05 s  19 MiB  1.4 MiB
     fastText lid.176.ftz   .983  .942  .968  .868    30,800  19,100 0.14 s  36 MiB  1.0 MiB
-    this module (detect)   .988  .971  .980  .924    24,700  16,400  0.6 s 133 MiB
+    this module, py3langid .988  .971  .980  .924    24,700  16,400  0.6 s 133 MiB
+    this module, light     .987  .971  .980  .924    17,100  11,700  0.2 s  31 MiB  0.6 MiB
+
+Back to back on the same busy machine (issue 16): the py3langid-based module 19,800 / 13,200
+texts/s, the light one 17,100-18,800 / 11,600-11,700; bench/ingest_stages.py's language stage
+56-57 us a mention before, 74-75 us after; a fresh interpreter that loads it 88 -> 28 MiB.
 
 All seven say "other" for the ten French/Spanish/Dutch/Italian/Portuguese/Polish sentences of the
 bench. py3langid restricted is the most accurate on German, where pycld2 and fastText (whose
@@ -42,8 +49,8 @@ from __future__ import annotations
 
 import functools
 import re
-from importlib.metadata import version as _dist_version
-from typing import Any
+
+from listener.enrichment.language_model import Model, load, rank
 
 LANGUAGES = ("en", "de")
 OTHER = "other"
@@ -58,7 +65,8 @@ _MAX_CHARS = 100  # the language is settled well before this; longer texts cost 
 _SCAN = 2 * _MAX_CHARS
 _HINT_PRIOR = 5.0  # log-score bonus for the language the feed declared
 
-VERSION = f"py3langid-{_dist_version('py3langid')}/en-de-12latin-hint5-100-v1"
+# names the model (language_model.tsv.gz, derived from py3langid 0.4.0) and these rules
+VERSION = "py3langid-0.4.0/light30k/en-de-12latin-hint5-100-v2"
 
 _NOISE = re.compile(r"https?://\S+|www\.\S+|(?<![\w@])@\w[\w.]*|#(?=\w)")
 _SUBTAG = re.compile(r"[-_]")
@@ -67,14 +75,13 @@ _LATIN_LETTERS = re.compile(r"[A-Za-zªºÀ-ÖØ-öø-ɏḀ-ỿ]+")
 
 
 @functools.cache
-def _identifier() -> Any:  # py3langid's LanguageIdentifier (it ships no type hints)
-    """Load the packaged model once (about 0.5 s), keeping only the candidate languages.
-    py3langid (and numpy with it, ~11 MB) is imported here, on first use: a process that
-    never detects a language (the daemon's main process when workers parse) never holds it.
-    ``langid_model`` streams the file, so loading peaks no higher than the loaded model."""
-    from listener.enrichment.langid_model import load_identifier
-
-    return load_identifier(_CANDIDATES)
+def _model() -> Model:
+    """Load the packaged model once (about 0.2 s, 5 MB), on first use: a process that never
+    detects a language (the daemon's main process when workers parse) never holds it."""
+    model = load()
+    if set(model.classes) != set(_CANDIDATES):
+        raise ValueError(f"language model classes {model.classes} are not {_CANDIDATES}")
+    return model
 
 
 def _primary(hint: str | None) -> str | None:
@@ -106,10 +113,9 @@ def detect(text: str, hint: str | None = None) -> str:
     if not letters.isascii() and len(_LATIN_LETTERS.sub("", letters)) * 2 > len(letters):
         return OTHER  # mostly Cyrillic, Greek, CJK, Arabic... letters
     body = body[:_MAX_CHARS]
-    identifier = _identifier()
+    ranked = rank(_model(), body)
     if prior not in _CANDIDATES:
-        found: str = identifier.classify(body)[0]
+        found = ranked[0][0]
     else:
-        ranked: list[tuple[str, float]] = identifier.rank(body)
         found = max(ranked, key=lambda pair: pair[1] + (_HINT_PRIOR if pair[0] == prior else 0))[0]
     return found if found in LANGUAGES else OTHER
