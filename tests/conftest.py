@@ -60,6 +60,17 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     admin_url = request.getfixturevalue("pg_admin_url")
     template = request.getfixturevalue("pg_template")
+    yield from _copy_of(admin_url, template)
+
+
+@pytest.fixture
+def pg_database(pg_admin_url: str, pg_template: str) -> Iterator[str]:
+    """The URL of an empty, migrated PostgreSQL database (for tests of several daemons)."""
+    yield from _copy_of(pg_admin_url, pg_template)
+
+
+def _copy_of(admin_url: str, template: str) -> Iterator[str]:
+    """A database copied from ``template`` for one test, dropped after it."""
     name = f"listener_test_{os.getpid()}_{next(_counter)}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:

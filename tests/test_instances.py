@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from feeds import rss
-from sqlalchemy import create_engine, make_url, text
 
 from listener.storage import engine as dbengine
 from listener.storage import instances
@@ -49,19 +48,6 @@ def feeds() -> Iterator[tuple[str, Counter[str]]]:
     yield f"http://127.0.0.1:{server.server_address[1]}", hits
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture
-def pg_database(pg_admin_url: str, pg_template: str) -> Iterator[str]:
-    name = f"listener_instances_{os.getpid()}"
-    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
-    yield make_url(pg_admin_url).set(database=name).render_as_string(False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def config(tmp_path: Path, database: str, base: str) -> Path:

@@ -31,7 +31,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import pytest
-from sqlalchemy import create_engine, make_url, select, text
+from sqlalchemy import select
 
 from listener.config import load_config
 from listener.models import Item, Mention, Score
@@ -102,19 +102,6 @@ def world() -> Iterator[tuple[str, dict[str, list[dict[str, Any]]]]]:
     yield f"127.0.0.1:{server.server_address[1]}", hooks
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture
-def pg_database(pg_admin_url: str, pg_template: str) -> Iterator[str]:
-    name = f"listener_sharing_{os.getpid()}"
-    admin = create_engine(pg_admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
-    yield make_url(pg_admin_url).set(database=name).render_as_string(False)
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
 
 
 def write_config(tmp_path: Path, database: str, host: str) -> Path:

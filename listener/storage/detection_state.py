@@ -20,7 +20,7 @@ from datetime import datetime
 from sqlalchemy import Engine, bindparam, delete, select
 from sqlalchemy.engine import Connection
 
-from listener.storage.queries import DetectionRow
+from listener.storage.queries import DETECTION_COLUMNS, DetectionRow, detection_row
 from listener.storage.sql import dialect_insert, guard, transaction
 from listener.storage.tables import Brand, DetectionState, MentionBrand, UTCDateTime
 from listener.storage.tables import Mention as MentionRow
@@ -116,15 +116,7 @@ def forget(engine: Engine, brands: Iterable[str] | None = None) -> int:
 
 
 _NEW_ROWS = (
-    select(
-        MentionRow.event_at,
-        MentionRow.fetched_at,
-        MentionRow.sentiment,
-        MentionRow.story_id,
-        MentionRow.author,
-        MentionRow.domain,
-        MentionRow.id,
-    )
+    select(*DETECTION_COLUMNS)
     .join(MentionBrand, MentionBrand.mention_id == MentionRow.id)
     .join(Brand, Brand.id == MentionBrand.brand_id)
     .where(
@@ -143,9 +135,6 @@ def new_rows(engine: Engine, brand: str, *, after: int, until: datetime) -> list
     def work() -> list[DetectionRow]:
         params = {"brand": brand, "after": after, "until": until}
         with engine.connect() as conn:
-            return [
-                DetectionRow(row[0], row[1], row[2] == "negative", *row[3:])
-                for row in conn.execute(_NEW_ROWS, params)
-            ]
+            return [detection_row(row) for row in conn.execute(_NEW_ROWS, params)]
 
     return guard("cannot read mentions", work)

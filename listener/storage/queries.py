@@ -350,6 +350,23 @@ class DetectionRow:
     mention_id: int = 0
 
 
+# what detection reads of a mention, in ``DetectionRow``'s order (sentiment becomes ``negative``)
+DETECTION_COLUMNS = (
+    MentionRow.event_at,
+    MentionRow.fetched_at,
+    MentionRow.sentiment,
+    MentionRow.story_id,
+    MentionRow.author,
+    MentionRow.domain,
+    MentionRow.id,
+)
+
+
+def detection_row(row: Any) -> DetectionRow:
+    """A row of ``DETECTION_COLUMNS`` as detection sees it."""
+    return DetectionRow(row[0], row[1], row[2] == "negative", *row[3:])
+
+
 def detection_rows(
     engine: Engine, brand: str, *, since: datetime, until: datetime | None = None
 ) -> list[DetectionRow]:
@@ -357,25 +374,14 @@ def detection_rows(
 
     def work() -> list[DetectionRow]:
         stmt = (
-            select(
-                MentionRow.event_at,
-                MentionRow.fetched_at,
-                MentionRow.sentiment,
-                MentionRow.story_id,
-                MentionRow.author,
-                MentionRow.domain,
-                MentionRow.id,
-            )
+            select(*DETECTION_COLUMNS)
             .where(_of_brand(brand), MentionRow.event_at >= since)
             .order_by(MentionRow.fetched_at, MentionRow.id)
         )
         if until is not None:
             stmt = stmt.where(MentionRow.event_at < until)
         with engine.connect() as conn:
-            return [
-                DetectionRow(row[0], row[1], row[2] == "negative", *row[3:])
-                for row in conn.execute(stmt)
-            ]
+            return [detection_row(row) for row in conn.execute(stmt)]
 
     return guard("cannot read mentions", work)
 
