@@ -1,6 +1,7 @@
 """Bench: where the CPU of ingest goes, stage by stage, in one process (no HTTP, no workers).
 
     python bench/ingest_stages.py [--feeds 200] [--entries 50] [--match-share 1] [--profile N]
+                                  [--dump PATH] [--check PATH]
 
 Builds the bench feeds of feedserver.py in memory, then times on them: feed parsing, matching,
 language detection, sentiment, the dedup/story keys (fingerprint), and the database write
@@ -8,12 +9,18 @@ language detection, sentiment, the dedup/story keys (fingerprint), and the datab
 Prints CPU seconds, items (or mentions) per CPU second and CPU microseconds each, per stage;
 --profile N prints the N most expensive functions of a cProfile run of the whole parse + store
 path.
+--dump PATH writes every mention of the parse(all) stage (all its fields, sentiment and
+fingerprint included) and every stored mention and story row as JSON lines; --check PATH
+compares them with such a file (written by another version of the code) and exits 1, naming
+the first difference, when they differ: a speed change must not change any output.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import dataclasses
+import json
 import pstats
 import random
 import sys
@@ -21,11 +28,13 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from feedserver import BRANDS, make_feed  # noqa: E402
+from sqlalchemy import text  # noqa: E402
 
 from listener.checks import BrandRule  # noqa: E402
 from listener.enrichment.language import detect  # noqa: E402
@@ -41,12 +50,43 @@ def brands() -> list[BrandRule]:
     return [(name, parse_query(terms_query([name], [])), (), ()) for name in BRANDS]
 
 
+def _plain(value: object) -> object:
+    """JSON for what json cannot write: brand sets sorted, times as strings."""
+    return sorted(value) if isinstance(value, frozenset) else str(value)
+
+
+def outputs(parsed_docs: list[Any], engine: Any) -> list[str]:
+    """Every output of parse and store, one JSON line each (times as ISO strings)."""
+    lines = [
+        json.dumps(dataclasses.asdict(m), default=_plain, sort_keys=True)
+        for d in parsed_docs
+        for m in d.mentions
+    ]
+    with engine.connect() as conn:
+        for table in ("mentions", "stories", "mention_brands"):
+            rows = conn.execute(text(f"SELECT * FROM {table} ORDER BY 1, 2"))
+            lines += [json.dumps([table, *row], default=_plain) for row in rows]
+    return lines
+
+
+def compare(expected: list[str], got: list[str]) -> None:
+    """Exit 1 at the first line that differs from the reference file."""
+    for number, (want, have) in enumerate(zip(expected, got, strict=False), 1):
+        if want != have:
+            sys.exit(f"check: line {number} differs\n  was {want[:400]}\n  now {have[:400]}")
+    if len(expected) != len(got):
+        sys.exit(f"check: {len(got)} outputs, the reference has {len(expected)}")
+    print(f"check: all {len(got)} outputs (mentions, stored rows, stories) are identical")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--feeds", type=int, default=200)
     parser.add_argument("--entries", type=int, default=50)
     parser.add_argument("--match-share", type=float, default=1.0)
     parser.add_argument("--profile", type=int, default=0, help="print the N top functions")
+    parser.add_argument("--dump", type=Path, help="write every output as JSON lines")
+    parser.add_argument("--check", type=Path, help="compare every output with a --dump file")
     args = parser.parse_args()
     rng = random.Random(42)
     bodies = [make_feed(i, args.entries, rng, args.match_share) for i in range(args.feeds)]
@@ -116,6 +156,12 @@ def main() -> None:
                 store.ingest(conn, batches[start : start + 20])
 
     timed("store", mentions, write)
+    if args.dump or args.check:
+        lines = outputs(parsed_docs, engine)  # type: ignore[arg-type]
+        if args.dump:
+            args.dump.write_text("".join(line + "\n" for line in lines))
+        if args.check:
+            compare(args.check.read_text().splitlines(), lines)
     if args.profile:
         engine2 = db.connect(f"sqlite:///{work / 'profile.db'}")
         db.upgrade(engine2)

@@ -19,6 +19,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import repeat
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, text, update
@@ -26,6 +27,7 @@ from sqlalchemy.engine import Connection
 
 from listener import simhash
 from listener.models import Mention, StoreResult
+from listener.storage import story_window
 from listener.storage.sql import chunks, dialect_insert
 from listener.storage.tables import Brand, MentionBrand, Story, UTCDateTime
 from listener.storage.tables import Mention as MentionRow
@@ -291,36 +293,49 @@ def _assign_stories(
 ) -> list[int]:
     """Story id for each (story_url, fingerprint, title): the story with the same URL, else a
     recent story whose fingerprint is within STORY_MAX_DISTANCE bits, else a new story. Two
-    set-based lookups and one bulk insert per batch, whatever its size."""
+    set-based lookups and one bulk insert per batch, whatever its size (on SQLite the window's
+    fingerprints come from ``story_window``'s copy, checked against the table, instead)."""
     urls = sorted({url for url, _, _ in keys if url})
     by_url: dict[str, int] = {}
     for chunk in chunks(urls):
         found = conn.execute(select(Story.url, Story.id).where(Story.url.in_(chunk)))
         by_url.update({row.url: row.id for row in found if row.url})
     prints = [fp for url, fp, _ in keys if fp is not None and not (url and url in by_url)]
-    index = _near_stories(conn, prints, now - STORY_WINDOW) if prints else simhash.BatchIndex(())
-    # story ids; negative: the n-th new story of this batch
-    assigned = simhash.assign([(url, fp) for url, fp, _ in keys], by_url, index)
-    fresh: list[dict[str, Any]] = []
-    for (url, fingerprint, title), story in zip(keys, assigned, strict=True):
-        if story < 0 and -story > len(fresh):  # the first key of a new story
-            bands = simhash.bands(fingerprint) if fingerprint is not None else (None,) * 4
-            fresh.append(
-                {
-                    "url": url,
-                    "fingerprint": (
-                        simhash.to_signed64(fingerprint) if fingerprint is not None else None
-                    ),
-                    "band0": bands[0],
-                    "band1": bands[1],
-                    "band2": bands[2],
-                    "band3": bands[3],
-                    "title": title[:500],
-                    "first_seen_at": now,
-                }
-            )
-    if not fresh:
-        return assigned
-    stmt = insert(Story).returning(Story.id, sort_by_parameter_order=True)
-    new_ids = [row.id for row in conn.execute(stmt, fresh)]
+    with story_window.lock:
+        window = story_window.current(conn, now - STORY_WINDOW) if prints else None
+        index: simhash.Index
+        if window is not None:
+            index = window.view(now - STORY_WINDOW)
+        elif prints:
+            index = _near_stories(conn, prints, now - STORY_WINDOW)
+        else:
+            index = simhash.BatchIndex(())
+        # story ids; negative: the n-th new story of this batch
+        assigned = simhash.assign([(url, fp) for url, fp, _ in keys], by_url, index)
+        fresh: list[dict[str, Any]] = []
+        firsts: list[int | None] = []  # the unsigned fingerprint of each new story
+        for (url, fingerprint, title), story in zip(keys, assigned, strict=True):
+            if story < 0 and -story > len(fresh):  # the first key of a new story
+                bands = simhash.bands(fingerprint) if fingerprint is not None else (None,) * 4
+                firsts.append(fingerprint)
+                fresh.append(
+                    {
+                        "url": url,
+                        "fingerprint": (
+                            simhash.to_signed64(fingerprint) if fingerprint is not None else None
+                        ),
+                        "band0": bands[0],
+                        "band1": bands[1],
+                        "band2": bands[2],
+                        "band3": bands[3],
+                        "title": title[:500],
+                        "first_seen_at": now,
+                    }
+                )
+        if not fresh:
+            return assigned
+        stmt = insert(Story).returning(Story.id, sort_by_parameter_order=True)
+        new_ids = [row.id for row in conn.execute(stmt, fresh)]
+        if window is not None:
+            window.inserted(zip(new_ids, firsts, repeat(now)))
     return [new_ids[-story - 1] if story < 0 else story for story in assigned]
