@@ -38,6 +38,7 @@ MAX_STORIES = 100_000
 # stories that left the window are skipped by lookups until then, and cost memory)
 _SLACK = timedelta(days=1)
 Token = tuple[int, int, int, int, int, int]  # count, max id, sums of band0..band3
+_PROBE_MASKS = (0, *(1 << bit for bit in range(16)))
 Bands = tuple[dict[int, list[tuple[int, int]]], ...]  # per band: value -> [(id, fingerprint)]
 
 _TOKEN = text(
@@ -90,23 +91,22 @@ class Window:
         self._batch: Bands = ({}, {}, {}, {})
 
     def nearest(self, fingerprint: int) -> int | None:
-        best: tuple[int, int] | None = None  # (distance, key)
-        limit = simhash.MAX_DISTANCE
+        best_gap, best = simhash.MAX_DISTANCE + 1, None  # (the distance, the key) so far
         first_seen, since = self._window.first_seen, self._since
         for stored, batch, value in zip(
             self._window.bands, self._batch, simhash.bands(fingerprint), strict=True
         ):
-            for probe in simhash.probes(value):
-                for key, other in stored.get(probe, ()):
-                    gap = simhash.distance(fingerprint, other)
-                    fits = gap <= limit and (best is None or gap < best[0])
-                    if fits and first_seen[key] >= since:
-                        best = (gap, key)
-                for key, other in batch.get(probe, ()):
-                    gap = simhash.distance(fingerprint, other)
-                    if gap <= limit and (best is None or gap < best[0]):
-                        best = (gap, key)
-        return None if best is None else best[1]
+            stored_get, batch_get = stored.get, batch.get
+            for mask in _PROBE_MASKS:  # simhash.probes(value), in its order
+                for key, other in stored_get(value ^ mask, ()):
+                    gap = (fingerprint ^ other).bit_count()  # both unsigned 64-bit
+                    if gap < best_gap and first_seen[key] >= since:
+                        best_gap, best = gap, key
+                for key, other in batch_get(value ^ mask, ()):
+                    gap = (fingerprint ^ other).bit_count()
+                    if gap < best_gap:
+                        best_gap, best = gap, key
+        return best
 
     def add(self, key: int, fingerprint: int) -> None:
         for table, value in zip(self._batch, simhash.bands(fingerprint), strict=True):
