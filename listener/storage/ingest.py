@@ -19,7 +19,6 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import repeat
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, text, update
@@ -301,41 +300,63 @@ def _assign_stories(
         found = conn.execute(select(Story.url, Story.id).where(Story.url.in_(chunk)))
         by_url.update({row.url: row.id for row in found if row.url})
     prints = [fp for url, fp, _ in keys if fp is not None and not (url and url in by_url)]
+    since = now - STORY_WINDOW
     with story_window.lock:
-        window = story_window.current(conn, now - STORY_WINDOW) if prints else None
+        window = story_window.current(conn, since) if prints else None
         index: simhash.Index
         if window is not None:
-            index = window.view(now - STORY_WINDOW)
+            index = window.view(since)
         elif prints:
-            index = _near_stories(conn, prints, now - STORY_WINDOW)
+            index = _near_stories(conn, prints, since)
         else:
             index = simhash.BatchIndex(())
-        # story ids; negative: the n-th new story of this batch
-        assigned = simhash.assign([(url, fp) for url, fp, _ in keys], by_url, index)
-        fresh: list[dict[str, Any]] = []
-        firsts: list[int | None] = []  # the unsigned fingerprint of each new story
-        for (url, fingerprint, title), story in zip(keys, assigned, strict=True):
-            if story < 0 and -story > len(fresh):  # the first key of a new story
-                bands = simhash.bands(fingerprint) if fingerprint is not None else (None,) * 4
-                firsts.append(fingerprint)
-                fresh.append(
-                    {
-                        "url": url,
-                        "fingerprint": (
-                            simhash.to_signed64(fingerprint) if fingerprint is not None else None
-                        ),
-                        "band0": bands[0],
-                        "band1": bands[1],
-                        "band2": bands[2],
-                        "band3": bands[3],
-                        "title": title[:500],
-                        "first_seen_at": now,
-                    }
-                )
-        if not fresh:
-            return assigned
-        stmt = insert(Story).returning(Story.id, sort_by_parameter_order=True)
-        new_ids = [row.id for row in conn.execute(stmt, fresh)]
-        if window is not None:
-            window.inserted(zip(new_ids, firsts, repeat(now)))
+        try:
+            # story ids; negative: the n-th new story of this batch
+            assigned = simhash.assign([(url, fp) for url, fp, _ in keys], by_url, index)
+            firsts = _first_keys(keys, assigned)
+            new_ids = _insert_stories(conn, firsts, now)
+        except BaseException:
+            if isinstance(index, story_window.Window):  # it holds the batch's keys
+                story_window.forget(conn.engine)
+            raise
+        if isinstance(index, story_window.Window):
+            index.stored(new_ids, [fingerprint for _, fingerprint, _ in firsts], now)
     return [new_ids[-story - 1] if story < 0 else story for story in assigned]
+
+
+def _first_keys(
+    keys: Sequence[tuple[str | None, int | None, str]], assigned: Sequence[int]
+) -> list[tuple[str | None, int | None, str]]:
+    """The key that starts each new story of the batch (story -1, -2, ... in order)."""
+    firsts: list[tuple[str | None, int | None, str]] = []
+    for key, story in zip(keys, assigned, strict=True):
+        if story < 0 and -story > len(firsts):
+            firsts.append(key)
+    return firsts
+
+
+def _insert_stories(
+    conn: Connection, firsts: Sequence[tuple[str | None, int | None, str]], now: datetime
+) -> list[int]:
+    """Insert the new stories (url, unsigned fingerprint or None, title); their ids, in order."""
+    if not firsts:
+        return []
+    fresh: list[dict[str, Any]] = []
+    for url, fingerprint, title in firsts:
+        bands = simhash.bands(fingerprint) if fingerprint is not None else (None,) * 4
+        fresh.append(
+            {
+                "url": url,
+                "fingerprint": simhash.to_signed64(fingerprint)
+                if fingerprint is not None
+                else None,
+                "band0": bands[0],
+                "band1": bands[1],
+                "band2": bands[2],
+                "band3": bands[3],
+                "title": title[:500],
+                "first_seen_at": now,
+            }
+        )
+    stmt = insert(Story).returning(Story.id, sort_by_parameter_order=True)
+    return [row.id for row in conn.execute(stmt, fresh)]

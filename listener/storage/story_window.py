@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, select, text
@@ -66,51 +66,58 @@ class StoryWindow:
         """The index as of a batch whose window starts at ``since``."""
         return Window(self, since)
 
-    def inserted(self, rows: Iterable[tuple[int, int | None, datetime]]) -> None:
-        """Learn stories this process inserted (id, unsigned fingerprint or None, first seen);
-        the token follows, so the copy stays trusted once the transaction commits."""
-        count, high, s0, s1, s2, s3 = self.token
-        for ident, fingerprint, first_seen in rows:
-            count += 1
-            high = max(high, ident)
-            if fingerprint is not None:
-                b0, b1, b2, b3 = simhash.bands(fingerprint)
-                s0, s1, s2, s3 = s0 + b0, s1 + b1, s2 + b2, s3 + b3
-                self.add(ident, fingerprint, first_seen)
-        self.token = (count, high, s0, s1, s2, s3)
-
 
 class Window:
     """``simhash.Index`` over a StoryWindow for one batch: the stories first seen since its
-    window start, then the batch's own new stories (negative keys), as a BandIndex of the
-    window read fresh would answer (same candidates, same order, so the same ties)."""
+    window start, then the batch's own new stories (negative keys, added to the same lists
+    until ``stored`` names them), as a BandIndex of the window read fresh would answer (same
+    candidates in the same order, so the same ties)."""
 
     def __init__(self, window: StoryWindow, since: datetime) -> None:
         self._window = window
         self._since = since
-        self._batch: Bands = ({}, {}, {}, {})
+        self._added: list[tuple[int, int]] = []  # (negative key, fingerprint)
 
     def nearest(self, fingerprint: int) -> int | None:
-        best_gap, best = simhash.MAX_DISTANCE + 1, None  # (the distance, the key) so far
+        best: int | None = None  # the key of the nearest so far, and its distance
+        best_gap = simhash.MAX_DISTANCE + 1
         first_seen, since = self._window.first_seen, self._since
-        for stored, batch, value in zip(
-            self._window.bands, self._batch, simhash.bands(fingerprint), strict=True
-        ):
-            stored_get, batch_get = stored.get, batch.get
+        for table, value in zip(self._window.bands, simhash.bands(fingerprint), strict=True):
+            get = table.get
             for mask in _PROBE_MASKS:  # simhash.probes(value), in its order
-                for key, other in stored_get(value ^ mask, ()):
+                for key, other in get(value ^ mask, ()):
                     gap = (fingerprint ^ other).bit_count()  # both unsigned 64-bit
                     if gap < best_gap and first_seen[key] >= since:
-                        best_gap, best = gap, key
-                for key, other in batch_get(value ^ mask, ()):
-                    gap = (fingerprint ^ other).bit_count()
-                    if gap < best_gap:
                         best_gap, best = gap, key
         return best
 
     def add(self, key: int, fingerprint: int) -> None:
-        for table, value in zip(self._batch, simhash.bands(fingerprint), strict=True):
-            table.setdefault(value, []).append((key, fingerprint))
+        self._window.add(key, fingerprint, self._since)
+        self._added.append((key, fingerprint))
+
+    def stored(self, ids: Sequence[int], prints: Sequence[int | None], now: datetime) -> None:
+        """The batch's new stories were inserted as ``ids`` (the n-th new story, key -n, is
+        ``ids[n - 1]``; ``prints`` their unsigned fingerprints or None): their keys become
+        those ids, and the token counts them, so the copy stays trusted once the transaction
+        commits."""
+        window = self._window
+        first_seen, tables = window.first_seen, window.bands
+        for key, fingerprint in self._added:
+            ident = ids[-key - 1]
+            for table, value in zip(tables, simhash.bands(fingerprint), strict=True):
+                group = table[value]
+                group[group.index((key, fingerprint))] = (ident, fingerprint)
+            del first_seen[key]
+            first_seen[ident] = now
+        self._added.clear()
+        count, high, s0, s1, s2, s3 = window.token
+        for ident, printed in zip(ids, prints, strict=True):
+            count += 1
+            high = max(high, ident)
+            if printed is not None:
+                b0, b1, b2, b3 = simhash.bands(printed)
+                s0, s1, s2, s3 = s0 + b0, s1 + b1, s2 + b2, s3 + b3
+        window.token = (count, high, s0, s1, s2, s3)
 
 
 lock = threading.Lock()
@@ -152,6 +159,6 @@ def current(conn: Connection, since: datetime) -> StoryWindow | None:
 
 
 def forget(engine: Engine) -> None:
-    """Drop the engine's copy (the token check makes this unnecessary but for memory)."""
-    with lock:
-        _windows.pop(engine, None)
+    """Drop the engine's copy (after a failed batch, whose keys it may hold). The caller
+    holds ``lock``."""
+    _windows.pop(engine, None)
