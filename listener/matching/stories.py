@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import re
 import struct
+from collections import Counter
 from urllib.parse import urlsplit, urlunsplit
 
 import ahocorasick_rs
@@ -208,6 +209,7 @@ _FIELDS = struct.Struct(f"<64{'I' if _FIELD_BITS == 32 else 'Q'}")  # all 64 fie
 # word -> _weighted_spread(word); the hash of a word never changes, so the cache only saves time
 _SPREAD_CACHE: dict[str, tuple[int, int]] = {}
 _SPREAD_CACHE_SIZE = 200_000
+_BIT_CHARS = bytes.maketrans(b"\x00\x01", b"01")
 
 
 def _spread_table() -> tuple[tuple[int, ...], ...]:
@@ -270,15 +272,14 @@ def fingerprint(title: str, text: str) -> int | None:
     words = _content_words(text)[:MAX_WORDS]
     if len(words) < MIN_BODY_WORDS:
         return None
-    counts: dict[str, int] = {}
+    counts = Counter(words)  # counted in C; the sums below do not depend on the order
     for word in _WORD.findall(normalize(title))[:MAX_WORDS]:
-        counts[word] = counts.get(word, 0) + TITLE_WEIGHT
-    for word in words:
-        counts[word] = counts.get(word, 0) + 1
+        counts[word] += TITLE_WEIGHT
     acc = once = total = 0
+    cached, stopwords = _SPREAD_CACHE.get, _STOPWORDS
     for word, count in counts.items():
-        if word not in _STOPWORDS:
-            weight, spread = _weighted_spread(word)
+        if word not in stopwords:
+            weight, spread = cached(word) or _weighted_spread(word)
             if count == 1:  # most words: an addition instead of a 2,048-bit multiplication
                 once += spread
                 total += weight
@@ -286,8 +287,6 @@ def fingerprint(title: str, text: str) -> int | None:
                 acc += count * spread
                 total += count * weight
     fields = _FIELDS.unpack((acc + once).to_bytes(_FIELD_BYTES, "little"))
-    result = 0
-    for bit, field in enumerate(fields):
-        if 2 * field > total:
-            result |= 1 << bit
-    return result
+    # bit i is set when 2 * fields[i] > total, i.e. fields[i] > total // 2: one byte per
+    # field (0 or 1) made "0"/"1" characters, most significant first, read as base 2 in C
+    return int(bytes(map((total // 2).__lt__, fields)).translate(_BIT_CHARS)[::-1], 2)
