@@ -130,3 +130,27 @@ def test_stories_older_than_the_window_are_not_joined(sqlite_engine: Engine) -> 
     found = stories(sqlite_engine)
     assert found["sk2"] != found["sk0"]
     assert found["sk3"] == found["sk1"]
+
+
+def test_the_window_is_kept_across_batches_and_read_again_after_changes(
+    sqlite_engine: Engine,
+) -> None:
+    """Batches of this process (with or without fingerprints) keep the window; a story stored
+    behind its back makes the next batch read it again."""
+    source = setup_source(sqlite_engine)
+    poll(sqlite_engine, source, [story_mention(0, url=None, fp=0x0F0F_0F0F_0F0F_0F0F)])
+    kept = story_window._windows[sqlite_engine]
+    poll(sqlite_engine, source, [story_mention(1, url="https://a.example/1", fp=None)])
+    poll(sqlite_engine, source, [story_mention(2, url=None, fp=0x7070_7070_7070_7070)])
+    assert story_window._windows[sqlite_engine] is kept
+    with sqlite_engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO stories (url, title, first_seen_at)"
+                " VALUES ('https://b.example/1', 't', '2026-11-23 12:00:00')"
+            )
+        )
+    poll(sqlite_engine, source, [story_mention(3, url=None, fp=0x1234_0000_0000_4321)])
+    assert story_window._windows[sqlite_engine] is not kept
+    found = stories(sqlite_engine)
+    assert len(set(found.values())) == 4

@@ -301,8 +301,11 @@ def _assign_stories(
         by_url.update({row.url: row.id for row in found if row.url})
     prints = [fp for url, fp, _ in keys if fp is not None and not (url and url in by_url)]
     since = now - STORY_WINDOW
-    with story_window.lock:
-        window = story_window.current(conn, since) if prints else None
+    # Another thread's batch holding the window (it may be waiting for our transaction's
+    # write lock) is never waited for: this batch then reads the window as before.
+    owned = story_window.lock.acquire(blocking=False)
+    try:
+        window = story_window.current(conn, since, read=bool(prints)) if owned else None
         index: simhash.Index
         if window is not None:
             index = window.view(since)
@@ -321,6 +324,9 @@ def _assign_stories(
             raise
         if isinstance(index, story_window.Window):
             index.stored(new_ids, [fingerprint for _, fingerprint, _ in firsts], now)
+    finally:
+        if owned:
+            story_window.lock.release()
     return [new_ids[-story - 1] if story < 0 else story for story in assigned]
 
 

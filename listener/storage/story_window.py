@@ -131,11 +131,13 @@ def token(conn: Connection) -> Token:
     return (int(c), int(high), int(s0), int(s1), int(s2), int(s3))
 
 
-def current(conn: Connection, since: datetime) -> StoryWindow | None:
-    """The engine's story window, checked against the database (read again when it changed);
-    None when the database is not SQLite or holds more than MAX_STORIES stories. The caller
-    holds ``lock`` from here until it has told the window what it inserted."""
-    if conn.dialect.name != "sqlite":
+def current(conn: Connection, since: datetime, *, read: bool = True) -> StoryWindow | None:
+    """The engine's story window, checked against the database (read again when it changed;
+    with ``read`` False, None then: a batch without fingerprints to look up only keeps a
+    window it would not make stale); None when the database is not SQLite or holds more than
+    MAX_STORIES stories. The caller holds ``lock`` from here until it has told the window
+    what it inserted."""
+    if conn.dialect.name != "sqlite" or (not read and conn.engine not in _windows):
         return None
     now_token = token(conn)
     window = _windows.get(conn.engine)
@@ -145,6 +147,8 @@ def current(conn: Connection, since: datetime) -> StoryWindow | None:
         and window.since <= since <= window.since + _SLACK
     ):
         return window
+    if not read:
+        return None
     if now_token[0] > MAX_STORIES:
         _windows.pop(conn.engine, None)
         return None
