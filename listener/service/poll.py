@@ -354,7 +354,10 @@ class Poller:
             record = partial(
                 store.record_mentions, mentions=batch.mentions, source_id=state.id, now=now
             )
-            early.append(await self._writer.run(record))
+            stored = await self._writer.run(record)
+            # counts only: nothing reads an early batch's new ids, which would be held to the
+            # end of the poll (~40 KB per batch of 1,000, 2.4 MB for 60,000 entries)
+            early.append(replace(stored, new_ids=()))
 
         parsed = await self._parser.run_batches(
             source.name,
