@@ -34,6 +34,7 @@ the store path: 94 MB after a 304 poll, 148 MB at the end of the first).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import random
@@ -256,9 +257,13 @@ def main() -> None:
         + (str(args.workers) if args.workers is not None else "default")
     )
     env = {**os.environ, "LISTENER_CONFIG": ""}
-    try:
+    with contextlib.ExitStack() as stack:
+        stack.callback(server.shutdown)
         for kind in kinds:
-            work = Path(tempfile.mkdtemp(prefix="listener-bigfeed-"))
+            # removed at exit, failed runs included
+            work = Path(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="listener-bigfeed-"))
+            )
             database = work / "bench.db"
             lines = [
                 f'[database]\nurl = "sqlite:///{database}"\n[log]\nlevel = "warning"\n',
@@ -295,8 +300,6 @@ def main() -> None:
                 ]
                 for line in warnings[:5]:
                     print(f"    {line[:200]}")
-    finally:
-        server.shutdown()
 
 
 if __name__ == "__main__":
