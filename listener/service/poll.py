@@ -381,6 +381,8 @@ class Poller:
                 mentions=parsed.mentions,
             ),
         )
+        if response.file is not None:  # a big body's last batch too (not every small poll)
+            release_memory()
         outcome = PollOutcome(
             source.name,
             "ok",
