@@ -30,7 +30,7 @@ forkserver 14, resource tracker 13), CPU 86-102 s. With ``--workers 0`` (one pro
 The command grew ~0.7 MB per stored batch of 1,000: each batch read the whole story window
 (1,000 stories more each time) and the process kept the high-water mark in Python's
 small-object arenas. With the window streamed through the batch's index, malloc_trim after
-each piece and stored batch, and 100-row inserts, back to back at load 3-7: 241.4 -> 201.6 MB
+each piece and stored batch, and 100-row inserts, back to back at load 3-7: 241.4 -> 201.6-202 MB
 peak RSS (command 146 -> 113, flat from the fifth batch; worker 82 -> 81, its models; resource
 tracker 13).
 """
