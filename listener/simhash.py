@@ -18,7 +18,10 @@ implementation. Rules:
   ``BatchIndex`` answers only for the fingerprints of one batch, known up front: it expands
   their probes once, offers the probe values a database lookup needs, and then takes stored
   candidates and answers lookups with four dictionary reads each (what storage runs: the
-  per-lookup probing was most of a big batch's store time).
+  per-lookup probing was most of a big batch's store time). ``WindowIndex`` is a BatchIndex
+  that answers exactly as a BandIndex of the same stored fingerprints would, ties included,
+  while they are streamed through it: storage's scan of a story window for a big batch, in
+  memory bounded by the batch, not the window.
 - Databases store BIGINT signed: ``to_signed64`` and ``from_signed64`` convert.
 """
 
@@ -31,6 +34,7 @@ __all__ = [
     "MAX_DISTANCE",
     "BandIndex",
     "BatchIndex",
+    "WindowIndex",
     "assign",
     "bands",
     "distance",
@@ -169,6 +173,38 @@ class BatchIndex:
             for other in group or ():
                 gap = distance(fingerprint, other)
                 if gap <= self.max_distance and (other not in best or gap < best[other][0]):
+                    best[other] = (gap, key)
+
+
+class WindowIndex(BatchIndex):
+    """A BatchIndex that a whole window of stored fingerprints is streamed through (``add``, in
+    the order BandIndex would have been filled), answering exactly as that BandIndex would,
+    equal distances included: of the keys equally close, the one BandIndex meets first (the
+    lowest band within one bit, then its probe's position, then the earliest added). Memory
+    holds the batch's probes and one best key per batch fingerprint, not the window."""
+
+    def __init__(self, prints: Iterable[int], max_distance: int = MAX_DISTANCE) -> None:
+        super().__init__(prints, max_distance)
+        self._added = 0
+        # batch fingerprint -> (distance, band, probe position, order added) of its best key
+        self._rank: dict[int, tuple[int, int, int, int]] = {}
+
+    def _learn(self, key: int, fingerprint: int, groups: Iterable[list[int] | None]) -> None:
+        self._added += 1
+        best, rank, seen = self._best, self._rank, set()
+        own = bands(fingerprint)
+        for band, group in enumerate(groups):
+            for other in group or ():
+                if other in seen:  # BandIndex meets a key first in its lowest band
+                    continue
+                seen.add(other)
+                gap = distance(fingerprint, other)
+                if gap > self.max_distance:
+                    continue
+                # probes(value) lists the value, then the values one bit away, lowest bit first
+                place = (gap, band, (bands(other)[band] ^ own[band]).bit_length(), self._added)
+                if other not in rank or place < rank[other]:
+                    rank[other] = place
                     best[other] = (gap, key)
 
 

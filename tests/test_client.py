@@ -26,6 +26,7 @@ from pytest_httpserver import HTTPServer
 
 from listener import __version__
 from listener.errors import FetchError
+from listener.sources import wire
 from listener.sources.client import ACCEPT, Client, HttpSettings, Response, redact_url
 from listener.sources.wire import SPOOL_BYTES, remove_orphans
 
@@ -397,6 +398,41 @@ def test_bodies_spooled_by_a_process_that_is_gone_are_removed(spool_dir: Path) -
         (spool_dir / name).write_bytes(b"x")
     assert remove_orphans() == 2
     assert sorted(p.name for p in spool_dir.iterdir()) == sorted(names[2:])
+
+
+def test_bodies_spooled_by_versions_before_the_pid_are_removed_once_old(spool_dir: Path) -> None:
+    """Names without a pid (versions before it was added) cannot be told from a running older
+    daemon's by name: removed once unmodified for an hour, and only our own regular files with
+    exactly mkstemp's names; nothing outside the spool directory."""
+    outside = spool_dir.parent / "listener-body-abcd1234"
+    outside.write_bytes(b"x")
+    old_names = ["listener-body-abcd1234", "listener-body-k9_x0qz7.utf-8"]
+    fresh_names = ["listener-body-zyxw9876", "listener-body-zyxw9876.utf-8"]
+    other_names = [
+        "listener-body-abcd12345",  # not mkstemp's 8 characters
+        "listener-body-abc",
+        "listener-body-abcd1234.bak",
+        "listener-body-ABCD1234",
+        "other-abcd1234",
+    ]
+    for name in old_names + fresh_names + other_names:
+        (spool_dir / name).write_bytes(b"x")
+    (spool_dir / "listener-body-link0000").symlink_to(outside)
+    (spool_dir / "listener-body-dir00000").mkdir()
+    now = time.time()
+    hour_ago = now - wire.LEGACY_AGE - 1
+    for name in old_names + other_names + ["listener-body-dir00000"]:
+        os.utime(spool_dir / name, (hour_ago, hour_ago))
+    os.utime(outside, (hour_ago, hour_ago))
+    os.utime(spool_dir / "listener-body-link0000", (hour_ago, hour_ago), follow_symlinks=False)
+    assert remove_orphans(now) == len(old_names)
+    left = sorted(p.name for p in spool_dir.iterdir())
+    assert left == sorted(
+        [*fresh_names, *other_names, "listener-body-link0000", "listener-body-dir00000"]
+    )
+    assert outside.exists()
+    assert remove_orphans(now + wire.LEGACY_AGE) == len(fresh_names)  # an hour later
+    assert not any(p.name in fresh_names for p in spool_dir.iterdir())
 
 
 def _raw_deflate(data: bytes) -> bytes:

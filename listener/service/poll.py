@@ -40,7 +40,7 @@ from listener.checks import compile_brands
 from listener.config import Settings, SourceSettings
 from listener.errors import FetchError, ListenerError, ParseError, StorageError
 from listener.models import SourceState, StoreResult
-from listener.service.parse import Parsed, Parser
+from listener.service.parse import Parsed, Parser, release_memory
 from listener.sources import api, urls
 from listener.sources.client import Client, HttpSettings, Response, redact_url
 from listener.sources.wire import remove_orphans
@@ -354,7 +354,11 @@ class Poller:
             record = partial(
                 store.record_mentions, mentions=batch.mentions, source_id=state.id, now=now
             )
-            early.append(await self._writer.run(record))
+            stored = await self._writer.run(record)
+            # counts only: nothing reads an early batch's new ids, which would be held to the
+            # end of the poll (~40 KB per batch of 1,000, 2.4 MB for 60,000 entries)
+            early.append(replace(stored, new_ids=()))
+            release_memory()  # the batch's rows and buffers, before the next batch's
 
         parsed = await self._parser.run_batches(
             source.name,
@@ -377,6 +381,8 @@ class Poller:
                 mentions=parsed.mentions,
             ),
         )
+        if response.file is not None:  # a big body's last batch too (not every small poll)
+            release_memory()
         outcome = PollOutcome(
             source.name,
             "ok",

@@ -6,7 +6,8 @@ arrives (decompressed, still within the cap), so a big feed is never held whole 
 file (mode 0600, in the temporary directory: systemd's PrivateTmp) belongs to the caller, who
 deletes it. A body that fails (too large, broken, cancelled) leaves no file behind. A file's
 name carries the process id (``listener-body-<pid>-...``): files of a process that is gone
-(kill -9) are removed by ``remove_orphans``, which the orchestrator calls at start.
+(kill -9) are removed by ``remove_orphans``, which the orchestrator calls at start, and so
+are files named by versions before the pid was in the name, once they are an hour old.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import contextlib
 import os
 import re
 import ssl
+import stat
 import tempfile
+import time
 import zlib
 from pathlib import Path
 from typing import BinaryIO
@@ -28,21 +31,37 @@ __all__ = ["SPOOL_BYTES", "PerOriginTransport", "drain", "read_body", "remove_or
 
 SPOOL_BYTES = 1 << 20  # a body past this size goes to a temporary file (feed_split.SPLIT_BYTES)
 SPOOL_PREFIX = "listener-body-"
-_ORPHAN = re.compile(re.escape(SPOOL_PREFIX) + r"(\d+)-")
+# <prefix><pid>-<mkstemp's 8 characters>, and the transcoded copy: that name plus ".utf-8"
+_ORPHAN = re.compile(re.escape(SPOOL_PREFIX) + r"(\d+)-[a-z0-9_]+(?:\.utf-8)?")
+# the names of versions before the pid: <prefix><mkstemp's 8 characters>[.utf-8]
+_LEGACY = re.compile(re.escape(SPOOL_PREFIX) + r"[a-z0-9_]{8}(?:\.utf-8)?")
+LEGACY_AGE = 3600.0  # seconds unmodified after which a file named without a pid is left over
 
 
-def remove_orphans() -> int:
-    """Delete spooled bodies (and their copies) whose process is gone; return how many."""
+def remove_orphans(now: float | None = None) -> int:
+    """Delete spooled bodies (and their copies) whose process is gone, and those named by
+    versions before the pid was in the name once unmodified for LEGACY_AGE (a poll never
+    takes that long: an older daemon still running keeps its file); return how many. Only
+    regular files of ours, in the temporary directory, with exactly these names."""
     removed = 0
+    now = time.time() if now is None else now
     try:
         paths = list(Path(tempfile.gettempdir()).glob(f"{SPOOL_PREFIX}*"))
     except OSError:
         return 0
     for path in paths:
-        found = _ORPHAN.match(path.name)
-        if found is None or _alive(int(found.group(1))):
+        found = _ORPHAN.fullmatch(path.name)
+        if found is not None:
+            if _alive(int(found.group(1))):
+                continue
+        elif _LEGACY.fullmatch(path.name) is None:
             continue
         with contextlib.suppress(OSError):
+            info = path.lstat()
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid():
+                continue
+            if found is None and now - info.st_mtime < LEGACY_AGE:
+                continue
             path.unlink()
             removed += 1
     return removed

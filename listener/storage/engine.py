@@ -96,6 +96,9 @@ def _sqlite_problem(database: str | None) -> str | None:
     return None
 
 
+INSERT_PAGE_ROWS = 100  # rows per statement of a bulk insert on SQLite (see _sqlite_engine)
+
+
 def connect(url: str) -> Engine:
     """Create an engine for ``url``. Raises ConfigError for a bad URL, StorageError otherwise."""
     parsed, problem = _parse(url)
@@ -128,6 +131,10 @@ def _sqlite_engine(parsed: Any) -> Engine:
         pool_size=2,
         max_overflow=4,
         connect_args={"timeout": 30, "check_same_thread": False},
+        # A bulk insert with RETURNING goes in statements of this many rows (SQLAlchemy's
+        # default, 1,000, prepares one statement of ~27,000 parameters per big batch of
+        # mentions, kept in the statement cache: measured 3.6 MB more of the daemon's heap)
+        insertmanyvalues_page_size=INSERT_PAGE_ROWS,
     )
 
     @event.listens_for(engine, "connect")

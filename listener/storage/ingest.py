@@ -239,6 +239,7 @@ STORY_MAX_DISTANCE = simhash.MAX_DISTANCE  # see listener.simhash for the measur
 # about 40% of the window's stories anyway and an index search per probe costs more than a scan
 _MAX_PROBES = 8192
 _PROBES_EACH = 17  # a band value and the 16 values one bit away
+_WINDOW_ROWS = 2000  # rows of a streamed story window fetched at a time
 # One statement text per dialect and shape (so SQLAlchemy compiles each once): the probes of
 # each band go in as one parameter, a JSON array (SQLite) or an integer array (PostgreSQL)
 _NEAR_COLUMNS = "SELECT id, fingerprint, band0, band1, band2, band3 FROM stories"
@@ -266,15 +267,21 @@ def _near_stories(conn: Connection, prints: Sequence[int], since: datetime) -> s
     A batch with few distinct probes asks for the stories whose band is within one bit of one
     of its own (the pigeonhole rule of ``listener.simhash``; each probe band is one parameter)
     and keeps only the rows within STORY_MAX_DISTANCE bits of a batch fingerprint. A big batch,
-    whose probes would find most stories anyway, reads the window into a BandIndex instead."""
+    whose probes would find most stories anyway, streams the window through a WindowIndex
+    instead (the answers of a BandIndex of the whole window, without holding it: a window
+    read whole made each batch of a big feed's poll hold every story of the window, and the
+    process kept the growing high-water mark, ~0.7 MB per batch of 1,000)."""
     dialect = conn.dialect.name
     if len(set(prints)) * _PROBES_EACH > _MAX_PROBES or dialect not in _PROBE_SQL:
-        everything = simhash.BandIndex(STORY_MAX_DISTANCE)
-        add, unsigned = everything.add, simhash.from_signed64
-        for ident, stored in conn.execute(_NEAR_WINDOW, {"since": since}):
+        window = simhash.WindowIndex(prints, STORY_MAX_DISTANCE)
+        add, unsigned = window.add, simhash.from_signed64
+        streamed = {"yield_per": _WINDOW_ROWS}
+        for ident, stored in conn.execute(
+            _NEAR_WINDOW, {"since": since}, execution_options=streamed
+        ):
             if stored is not None:
                 add(ident, unsigned(stored))
-        return everything
+        return window
     index = simhash.BatchIndex(prints, STORY_MAX_DISTANCE)
     encode = json.dumps if dialect == "sqlite" else list
     params = {f"p{band}": encode(index.probe_values(band)) for band in range(4)}
