@@ -8,10 +8,11 @@ thousand hand-offs into a few dozen.
 
 Rules: operations are plain functions of a Connection; they run in submission order. Grouped
 operations (``run_grouped``) go further: every payload queued for the same group function is
-handed to one call, so a thousand polls' ingests become a few set-based statements. If a batch
-fails, each of its operations is retried alone in its own transaction, so one bad operation
-fails only its own caller and nothing already stored is lost. SQLAlchemy errors reach callers as
-StorageError.
+handed to one call, so a thousand polls' ingests become a few set-based statements; a batch
+that starts with a grouped job waits up to ``linger`` seconds for more to join it (not once a
+plain operation has joined: those are not kept waiting). If a batch fails, each of its
+operations is retried alone in its own transaction, so one bad operation fails only its own
+caller and nothing already stored is lost. SQLAlchemy errors reach callers as StorageError.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -36,14 +38,19 @@ Operation = Callable[[Connection], Any]
 Group = Callable[[Connection, list[Any]], list[Any]]
 # (operation, future, group, payload): a plain job has no group; a grouped job has no operation
 _Job = tuple[Operation | None, "Future[Any]", Group | None, Any]
+# Seconds a grouped job waits for others to share its transaction. Measured on 1,000 feeds
+# (10% matching, cold): 0 s: ~700 transactions, 5.8 s of CPU in this thread; 0.02 s: 315, 3.9 s;
+# 0.05 s: ~190, 3.4 s; 0.1 s: 101, 3.1 s.
+LINGER = 0.05
 
 
 class Writer:
     """Runs store operations in one thread, batching whatever is queued into one transaction."""
 
-    def __init__(self, engine: Engine, *, max_batch: int = 256) -> None:
+    def __init__(self, engine: Engine, *, max_batch: int = 256, linger: float = LINGER) -> None:
         self.engine = engine
         self.max_batch = max_batch
+        self.linger = linger
         self.transactions = 0  # for tests and metrics
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="listener-db-writer", daemon=True)
@@ -85,14 +92,21 @@ class Writer:
             if first is None:
                 break
             batch = [first]
+            # grouped jobs (polls' bookkeeping) wait a moment for others to share the
+            # transaction: its fixed cost (statements built, compiled, committed) is most of a
+            # small poll's store
+            deadline = time.monotonic() + self.linger if first[2] is not None else 0.0
             while len(batch) < self.max_batch:
                 try:
-                    job = self._queue.get_nowait()
+                    wait = deadline - time.monotonic()
+                    job = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if job is None:
                     stopping = True
                     break
+                if job[2] is None:  # a plain operation: commit what is here without waiting
+                    deadline = 0.0
                 batch.append(job)
             live = [job for job in batch if job[1].set_running_or_notify_cancel()]
             if live:
