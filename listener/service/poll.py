@@ -376,6 +376,7 @@ class Poller:
                 permanent_url=response.permanent_url,
                 mentions=parsed.mentions,
             ),
+            wait=bool(parsed.mentions),  # an ingest is worth sharing a transaction with others
         )
         outcome = PollOutcome(
             source.name,
