@@ -276,6 +276,7 @@ class Poller:
                 cursor=cursor,
                 note=f"partial: {fetched.note}" if fetched.note else None,
             ),
+            wait=bool(mentions),
         )
         outcome = PollOutcome(
             source.name,
