@@ -562,3 +562,34 @@ def test_a_writer_stop_with_a_timeout_does_not_wait_for_a_stuck_write(tmp_path: 
             locker.stdout.close()
     stuck.exception(timeout=60)  # once the lock is gone it runs; the test's process waits
     engine.dispose()
+
+
+def test_writer_grouped_jobs_wait_to_share_a_transaction(engine: Engine) -> None:
+    """A grouped job submitted with ``wait`` waits (``linger``) for others to join its
+    transaction; the batch commits as soon as it is full, so the test does not wait the linger
+    out; a job that is not to wait ends the wait."""
+    import threading
+
+    writer = Writer(engine, max_batch=3, linger=60.0)
+    calls: list[list[int]] = []
+
+    def group(conn: Connection, payloads: list[int]) -> list[int]:
+        calls.append(list(payloads))
+        return [p * 10 for p in payloads]
+
+    try:
+        first = writer.submit_grouped(group, 1, wait=True)
+        threading.Event().wait(0.2)  # the writer has taken the first job, waiting for company
+        second = writer.submit_grouped(group, 2, wait=True)
+        third = writer.submit_grouped(group, 3, wait=True)
+        assert [first.result(10), second.result(10), third.result(10)] == [10, 20, 30]
+        assert calls == [[1, 2, 3]] and writer.transactions == 1
+        # a plain operation, or a grouped job that is not to wait, ends the wait
+        grouped = writer.submit_grouped(group, 4, wait=True)
+        plain = writer.submit(lambda conn: "plain")
+        assert plain.result(10) == "plain" and grouped.result(10) == 40
+        grouped = writer.submit_grouped(group, 5, wait=True)
+        eager = writer.submit_grouped(group, 6)
+        assert [grouped.result(10), eager.result(10)] == [50, 60]
+    finally:
+        writer.close()

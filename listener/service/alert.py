@@ -241,12 +241,13 @@ def load_sources(conn: Connection, settings: Settings) -> list[planner.SourceInp
     """The health of every enabled source that has a stored state."""
     states = store.load_states(conn)
     created = store.source_created(conn)
+    firing = db.firing_source_alerts(conn)
     out = []
     for source in settings.sources:
         state = states.get(source.name)
         if state is None or not source.enabled:
             continue
-        open_alert = db.firing_source_alert(conn, f"source:{source.name}")
+        open_alert = firing.get(f"source:{source.name}")
         out.append(planner.SourceInputs(source.name, state, created.get(source.name), open_alert))
     return out
 

