@@ -18,6 +18,8 @@ Rules:
   row stays in the outbox marked uncertain and due at once, and is sent again after a restart.
 - Rows held by quiet hours that come due together go out as one catch-up summary.
 - ``max_per_hour`` per route: rows over the budget wait five minutes.
+- apprise (with requests, ~8 MB) is imported on the first due row, not before: a daemon that
+  has nothing to send never holds it.
 """
 
 from __future__ import annotations
@@ -27,19 +29,22 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
-from listener.alerting import deliver as channel
 from listener.alerting import lifecycle
 from listener.config import Settings
 from listener.models import OutboxItem
 from listener.storage import alerts, outbox
 from listener.storage.sql import transaction
 
+if TYPE_CHECKING:  # imported on the first send (see the module docstring)
+    from listener.alerting import deliver as channel
+
 log = logging.getLogger(__name__)
 
-Sender = Callable[..., channel.Delivery]
+Sender = Callable[..., "channel.Delivery"]
 PERMANENT_ATTEMPTS = 3  # a permanent refusal is tried this often before the row is dead
 IN_FLIGHT = "in flight:"  # last_error of a row whose send has started and not been recorded
 LEASE_MARGIN = timedelta(seconds=30)
@@ -56,6 +61,8 @@ class DeliveryReport:
 
 def outbox_key(items: list[OutboxItem]) -> str:
     """The idempotency key of one message: the same for every attempt of the same rows."""
+    from listener.alerting import deliver as channel
+
     return channel.idempotency_key(
         "outbox", *(f"{i.id}|{i.created_at.isoformat()}|{i.route}" for i in items)
     )
@@ -66,10 +73,11 @@ def deliver(
     settings: Settings,
     now: datetime,
     *,
-    send: Sender = channel.send,
+    send: Sender | None = None,
     stop: threading.Event | None = None,
 ) -> DeliveryReport:
-    """Send every due outbox row once (see the module docstring)."""
+    """Send every due outbox row once (see the module docstring); ``send`` defaults to
+    ``alerting.deliver.send``."""
     report = DeliveryReport()
     by_name = {r.name: r for r in settings.routes}
     batches: dict[str, list[OutboxItem]] = {}
@@ -91,6 +99,10 @@ def deliver(
         else:
             groups.extend([i] for i in held)
         url = route.urls[int(index)]
+        if send is None:
+            from listener.alerting import deliver as channel
+
+            send = channel.send
         for group in groups:
             if stop is not None and stop.is_set():
                 return report

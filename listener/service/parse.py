@@ -38,7 +38,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-from listener.enrichment.language import detect
+from listener import heap
+from listener.enrichment.language import detect, preload
 from listener.enrichment.sentiment import Scorer, Sentiment, window
 from listener.errors import ConfigError
 from listener.matching import (
@@ -228,6 +229,8 @@ def _init_worker(brands: Sequence[BrandRule], spec: ScorerSpec, daemon: int = 0)
     if daemon:
         _exit_with(daemon)
     _worker = (Matcher(brands), load_scorer(spec))
+    preload()  # the language model too: what loading them left free goes back to the OS now
+    heap.trim()
     # Ctrl-C reaches the whole process group; the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
