@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import time
+from multiprocessing import resource_tracker
 
 from feeds import rss
 
@@ -92,6 +93,30 @@ def test_an_idle_worker_pool_ends_and_starts_again_on_demand() -> None:
     gone, mentions, pools = asyncio.run(go())
     assert gone  # the idle worker process ended
     assert (mentions, pools) == (1, 2)
+
+
+def test_a_retired_pool_leaves_no_resource_tracker_behind() -> None:
+    """multiprocessing's resource tracker (a process spawned workers need) ends once an idle
+    pool's workers have exited; the next pool starts a new one and parses as before."""
+
+    async def go() -> tuple[bool, bool, int]:
+        parser = Parser(BRANDS, 1, idle=0.2)
+        try:
+            await parser.run("s", BODY, "https://x.example/feed", None)
+            tracker = resource_tracker._resource_tracker._pid  # type: ignore[attr-defined]
+            assert tracker is not None and _alive(tracker)
+            for _ in range(200):
+                if not parser.running and not _alive(tracker):
+                    break
+                await asyncio.sleep(0.05)
+            ended = not _alive(tracker)
+            result = await parser.run("s", BODY, "https://x.example/feed", None)
+            again = resource_tracker._resource_tracker._pid  # type: ignore[attr-defined]
+            return ended, again is not None and _alive(again), len(result.mentions)
+        finally:
+            parser.close()
+
+    assert asyncio.run(go()) == (True, True, 1)
 
 
 def _alive(pid: int) -> bool:

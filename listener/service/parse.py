@@ -15,7 +15,9 @@ cancelled, fails and is not awaited). Worker processes end when the daemon ends,
 ends (kill -9 included): on Linux the kernel signals them when their parent (the daemon: they
 are spawned, fresh interpreters that inherit no threads or sockets; a forkserver would be one
 more resting process of 14 MB) dies, and everywhere a watch thread ends a worker whose daemon
-is gone. They also end after ``IDLE_SECONDS`` without work: a resting daemon holds no models.
+is gone. They also end after ``IDLE_SECONDS`` without work: a resting daemon holds no models,
+and no resource tracker either (multiprocessing's helper process for spawned workers, stopped
+once a retired pool's workers have exited; the next pool starts it again).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import ctypes
+import gc
 import logging
 import multiprocessing
 import os
@@ -34,6 +37,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
+from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
@@ -344,11 +348,30 @@ class Parser:
                 self._retire_at = loop.call_later(self._idle, self._retire)
 
     def _retire(self) -> None:
-        """End idle worker processes (they exit as soon as they read the stop sentinel)."""
+        """End idle worker processes (they exit as soon as they read the stop sentinel), then
+        the resource tracker (see ``_end_tracker``)."""
         self._retire_at = None
         if self._busy == 0 and self._executor is not None:
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            self._executor = None
+            executor, self._executor = self._executor, None
+            if not isinstance(executor, ProcessPoolExecutor):
+                executor.shutdown(wait=False)
+                return
+            loop = asyncio.get_running_loop()
+
+            def end() -> None:  # off the event loop: waits for the workers to exit
+                executor.shutdown(wait=True, cancel_futures=True)
+                gc.collect()  # the pool's queues and their named semaphores, unregistered
+                loop.call_soon_threadsafe(self._end_tracker)
+
+            threading.Thread(target=end, name="parse-retire", daemon=True).start()
+
+    def _end_tracker(self) -> None:
+        """Stop multiprocessing's resource tracker, a process of its own (13 MB resident) that
+        spawned workers need and a retired pool does not; the next pool starts a new one. Only
+        while no pool runs (on the event loop, where pools start)."""
+        tracker = getattr(resource_tracker, "_resource_tracker", None)
+        if self._executor is None and tracker is not None and hasattr(tracker, "_stop"):
+            tracker._stop()
 
     @property
     def _own_tools(self) -> Tools | None:
