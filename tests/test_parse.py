@@ -6,12 +6,14 @@ import asyncio
 import os
 import signal
 import time
-from multiprocessing import resource_tracker
+from concurrent.futures.process import BrokenProcessPool
 
+import pytest
 from feeds import rss
 
 from listener.matching import parse_query
 from listener.service.parse import Parser
+from listener.workers import Pool
 
 BODY = rss(
     [
@@ -64,7 +66,7 @@ def test_a_stop_does_not_wait_for_a_busy_worker() -> None:
         await asyncio.sleep(0.5)  # handed to the worker
         workers = list(parser._executor._processes.values())  # type: ignore[attr-defined]
         parser.close(wait=False)
-        stopped_while_busy = all(process.is_alive() for process in workers)  # still sleeping
+        stopped_while_busy = all(process.poll() is None for process in workers)  # sleeping
         busy.cancel()
         for process in workers:
             process.kill()  # the test's process lives on: end the sleeper here
@@ -95,28 +97,56 @@ def test_an_idle_worker_pool_ends_and_starts_again_on_demand() -> None:
     assert (mentions, pools) == (1, 2)
 
 
-def test_a_retired_pool_leaves_no_resource_tracker_behind() -> None:
-    """multiprocessing's resource tracker (a process spawned workers need) ends once an idle
-    pool's workers have exited; the next pool starts a new one and parses as before."""
+def test_workers_need_no_helper_process() -> None:
+    """The pool's only processes are its workers: no resource tracker, no forkserver."""
 
-    async def go() -> tuple[bool, bool, int]:
-        parser = Parser(BRANDS, 1, idle=0.2)
+    async def go() -> tuple[set[int], set[int]]:
+        parser = Parser(BRANDS, 2)
         try:
             await parser.run("s", BODY, "https://x.example/feed", None)
-            tracker = resource_tracker._resource_tracker._pid  # type: ignore[attr-defined]
-            assert tracker is not None and _alive(tracker)
-            for _ in range(200):
-                if not parser.running and not _alive(tracker):
-                    break
-                await asyncio.sleep(0.05)
-            ended = not _alive(tracker)
-            result = await parser.run("s", BODY, "https://x.example/feed", None)
-            again = resource_tracker._resource_tracker._pid  # type: ignore[attr-defined]
-            return ended, again is not None and _alive(again), len(result.mentions)
+            started = set(parser._executor._processes)  # type: ignore[union-attr]
+            return started, _children() - before
         finally:
             parser.close()
 
-    assert asyncio.run(go()) == (True, True, 1)
+    before = _children()
+    workers, children = asyncio.run(go())
+    assert len(workers) == 2 and children == workers
+
+
+def test_a_failing_initializer_breaks_the_pool() -> None:
+    pool = Pool(1, _fail)
+    try:
+        with pytest.raises(BrokenProcessPool):
+            pool.submit(os.getpid).result(timeout=60)
+        with pytest.raises(BrokenProcessPool):
+            pool.submit(os.getpid)
+    finally:
+        pool.shutdown()
+
+
+def test_a_call_that_raises_leaves_the_worker_serving() -> None:
+    pool = Pool(1, os.getpid)
+    try:
+        with pytest.raises(ZeroDivisionError):
+            pool.submit(divmod, 1, 0).result(timeout=60)
+        assert pool.submit(divmod, 7, 2).result(timeout=60) == (3, 1)
+        assert pool.submit(os.getpid).result(timeout=60) in pool._processes
+    finally:
+        pool.shutdown()
+    assert all(process.returncode == 0 for process in pool._processes.values())
+
+
+def _fail() -> None:
+    raise RuntimeError("no models here")
+
+
+def _children() -> set[int]:
+    found: set[int] = set()
+    for task in os.listdir(f"/proc/{os.getpid()}/task"):
+        with open(f"/proc/{os.getpid()}/task/{task}/children") as children:
+            found.update(int(pid) for pid in children.read().split())
+    return found
 
 
 def _alive(pid: int) -> bool:

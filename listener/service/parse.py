@@ -13,11 +13,11 @@ file's path and reads its piece itself, so the daemon never holds a big body, an
 holds one piece of it at a time (a piece whose file is deleted under it, the poll having been
 cancelled, fails and is not awaited). Worker processes end when the daemon ends, however it
 ends (kill -9 included): on Linux the kernel signals them when their parent (the daemon: they
-are spawned, fresh interpreters that inherit no threads or sockets; a forkserver would be one
-more resting process of 14 MB) dies, and everywhere a watch thread ends a worker whose daemon
-is gone. They also end after ``IDLE_SECONDS`` without work: a resting daemon holds no models,
-and no resource tracker either (multiprocessing's helper process for spawned workers, stopped
-once a retired pool's workers have exited; the next pool starts it again).
+are fresh interpreters that inherit no threads or sockets, fed over pipes by
+``listener.workers.Pool``, which unlike a "spawn" ProcessPoolExecutor needs no resource tracker
+process of 13 MB, nor a forkserver of 14 MB) dies, and everywhere a watch thread ends a worker
+whose daemon is gone. They also end after ``IDLE_SECONDS`` without work: a resting daemon holds
+no models.
 """
 
 from __future__ import annotations
@@ -25,19 +25,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import ctypes
-import gc
 import logging
-import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
-from multiprocessing import resource_tracker
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
@@ -58,6 +55,7 @@ from listener.matching.stories import fingerprint, story_url
 from listener.models import Item, Mention, Score
 from listener.sources import feed_split
 from listener.sources.feed_split import Body, Split
+from listener.workers import Pool
 
 if TYPE_CHECKING:  # a type only: worker processes need neither the config nor pydantic
     from listener.checks import BrandRule
@@ -308,13 +306,8 @@ class Parser:
         self.pools_started += 1
         if self._workers == 0:
             return ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
-        return ProcessPoolExecutor(
-            max_workers=self._workers,
-            # spawn: workers never inherit this process's threads or open sockets
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(self._brands, self._spec, os.getpid()),
-        )
+        # fresh interpreters: workers never inherit this process's threads or open sockets
+        return Pool(self._workers, _init_worker, (self._brands, self._spec, os.getpid()))
 
     @property
     def running(self) -> bool:
@@ -348,30 +341,11 @@ class Parser:
                 self._retire_at = loop.call_later(self._idle, self._retire)
 
     def _retire(self) -> None:
-        """End idle worker processes (they exit as soon as they read the stop sentinel), then
-        the resource tracker (see ``_end_tracker``)."""
+        """End idle worker processes (they exit as soon as they have read their last call)."""
         self._retire_at = None
         if self._busy == 0 and self._executor is not None:
-            executor, self._executor = self._executor, None
-            if not isinstance(executor, ProcessPoolExecutor):
-                executor.shutdown(wait=False)
-                return
-            loop = asyncio.get_running_loop()
-
-            def end() -> None:  # off the event loop: waits for the workers to exit
-                executor.shutdown(wait=True, cancel_futures=True)
-                gc.collect()  # the pool's queues and their named semaphores, unregistered
-                loop.call_soon_threadsafe(self._end_tracker)
-
-            threading.Thread(target=end, name="parse-retire", daemon=True).start()
-
-    def _end_tracker(self) -> None:
-        """Stop multiprocessing's resource tracker, a process of its own (13 MB resident) that
-        spawned workers need and a retired pool does not; the next pool starts a new one. Only
-        while no pool runs (on the event loop, where pools start)."""
-        tracker = getattr(resource_tracker, "_resource_tracker", None)
-        if self._executor is None and tracker is not None and hasattr(tracker, "_stop"):
-            tracker._stop()
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
     @property
     def _own_tools(self) -> Tools | None:

@@ -1,0 +1,199 @@
+"""A pool of worker processes that needs no helper process: fresh interpreters fed over pipes.
+
+Owns starting, feeding and ending the worker processes that ``service.parse`` runs parsing in.
+``concurrent.futures.ProcessPoolExecutor`` with the "spawn" start method (no inherited threads
+or sockets) also starts multiprocessing's resource tracker, a process of its own (13 MB
+resident) that watches the named semaphores of its queues. This pool has none: each worker is
+``python -m listener.workers`` with a pipe in and a pipe out, and a thread here hands it one
+call at a time (pickled ``(function, args)`` in, ``(ok, result or exception)`` out).
+
+Rules (those of ProcessPoolExecutor that callers rely on):
+- A worker is a fresh interpreter: it inherits no threads, sockets or open files but its pipes,
+  and gets this process's ``sys.path`` before anything else. ``initializer(*initargs)`` runs
+  first in each; a worker whose initializer fails exits.
+- A worker that dies (killed, out of memory, initializer failed) breaks the pool: its call and
+  every call still queued fail with ``BrokenProcessPool``, and so does every later ``submit``.
+- ``shutdown(wait=False, cancel_futures=True)`` returns at once: queued calls are cancelled, a
+  worker ends when it has finished its call (its pipe in is closed). ``wait=True`` also waits
+  for the workers to exit.
+- Ending workers with their parent (kill -9 included) is the initializer's job (``service.parse``
+  sets it up); a worker also exits when its pipe in closes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import pickle
+import queue
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
+from concurrent.futures.process import BrokenProcessPool
+from typing import IO, Any, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
+_Task = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
+
+
+class Pool(Executor):
+    """``workers`` worker processes, each running ``initializer(*initargs)`` first."""
+
+    def __init__(
+        self,
+        workers: int,
+        initializer: Callable[..., object],
+        initargs: Sequence[object] = (),
+    ) -> None:
+        self._tasks: queue.SimpleQueue[_Task | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._broken = False
+        self._closed = False
+        self._threads: list[threading.Thread] = []
+        self._processes: dict[int, subprocess.Popen[bytes]] = {}
+        for _ in range(workers):
+            process = subprocess.Popen(
+                [sys.executable, "-m", "listener.workers"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+            )
+            self._processes[process.pid] = process
+            start = (list(sys.path), initializer, tuple(initargs))
+            thread = threading.Thread(
+                target=self._serve, args=(process, start), name="worker-feed", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        if kwargs:
+            raise TypeError("Pool.submit takes positional arguments only")
+        with self._lock:
+            if self._broken:
+                raise BrokenProcessPool("a worker process ended abruptly")
+            if self._closed:
+                raise RuntimeError("cannot submit to a pool that was shut down")
+            future: Future[T] = Future()
+            self._tasks.put((future, fn, tuple(args)))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._closed = True
+            if cancel_futures:
+                self._cancel_queued(None)
+            for _ in self._threads:
+                self._tasks.put(None)  # one stop sign per worker, after the calls queued
+        if wait:
+            for thread in self._threads:
+                thread.join()
+            for process in self._processes.values():
+                process.wait()
+
+    def _cancel_queued(self, error: BaseException | None) -> None:
+        """Cancel (or fail with ``error``) every call still queued; keeps the stop signs."""
+        kept = 0
+        while True:
+            try:
+                task = self._tasks.get_nowait()
+            except queue.Empty:
+                break
+            if task is None:
+                kept += 1
+            elif error is None:
+                task[0].cancel()
+            elif task[0].set_running_or_notify_cancel():
+                task[0].set_exception(error)
+        for _ in range(kept):
+            self._tasks.put(None)
+
+    def _serve(self, process: subprocess.Popen[bytes], start: tuple[Any, ...]) -> None:
+        """Feed one worker, one call at a time, until a stop sign or its death."""
+        assert process.stdin is not None and process.stdout is not None
+        pipe_in, pipe_out = process.stdin, process.stdout
+        try:
+            try:
+                _send(pipe_in, start)
+                ok, value = pickle.load(pipe_out)  # noqa: S301  # our own worker's pipe
+            except Exception:
+                ok, value = False, None
+            if not ok:
+                self._break(None)
+                return
+            while (task := self._tasks.get()) is not None:
+                future, fn, args = task
+                if not future.set_running_or_notify_cancel():
+                    continue
+                try:
+                    data = pickle.dumps((fn, args))
+                except Exception as exc:  # an argument that cannot cross: this call fails
+                    future.set_exception(exc)
+                    continue
+                try:
+                    pipe_in.write(data)
+                    pipe_in.flush()
+                    ok, value = pickle.load(pipe_out)  # noqa: S301  # our own worker's pipe
+                except Exception:  # dead (EOF, broken pipe), or a reply that cannot be read
+                    self._break(future)
+                    return
+                if ok:
+                    future.set_result(value)
+                else:
+                    future.set_exception(value)
+        finally:
+            for pipe in (pipe_in, pipe_out):
+                with contextlib.suppress(OSError):
+                    pipe.close()  # the worker reads the end of its input and exits
+            process.wait()  # reaped here, however it ended
+
+    def _break(self, future: Future[Any] | None) -> None:
+        error = BrokenProcessPool("a worker process ended abruptly")
+        with self._lock:
+            self._broken = True
+            self._cancel_queued(error)
+        if future is not None:
+            future.set_exception(error)
+
+
+def _send(pipe: IO[bytes], message: object) -> None:
+    pipe.write(pickle.dumps(message))
+    pipe.flush()
+
+
+def main() -> None:
+    """A worker: ``sys.path`` and the initializer, then calls until the input ends."""
+    pipe_in, pipe_out = sys.stdin.buffer, sys.stdout.buffer
+    sys.stdin = None  # the calls' input is not theirs to read
+    sys.stdout = sys.stderr  # nothing a call prints can garble the results
+    try:
+        path, initializer, initargs = pickle.load(pipe_in)  # noqa: S301  # our own parent's pipe
+        sys.path[:] = path
+        initializer(*initargs)
+    except EOFError:
+        return
+    except BaseException as exc:  # the pool breaks; the reason goes to the daemon's log
+        print(f"listener worker: initializer failed: {exc!r}", file=sys.stderr)
+        _send(pipe_out, (False, None))
+        sys.exit(1)
+    _send(pipe_out, (True, None))
+    while True:
+        try:
+            fn, args = pickle.load(pipe_in)  # noqa: S301  # our own parent's pipe
+        except EOFError:
+            return
+        try:
+            result: tuple[bool, object] = (True, fn(*args))
+        except BaseException as exc:
+            result = (False, exc)
+        try:
+            data = pickle.dumps(result)
+        except Exception as exc:
+            data = pickle.dumps((False, RuntimeError(f"result could not be pickled: {exc}")))
+        pipe_out.write(data)
+        pipe_out.flush()
+
+
+if __name__ == "__main__":
+    main()
