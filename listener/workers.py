@@ -4,12 +4,12 @@ Owns starting, feeding and ending the worker processes that ``service.parse`` ru
 ``concurrent.futures.ProcessPoolExecutor`` with the "spawn" start method (no inherited threads
 or sockets) also starts multiprocessing's resource tracker, a process of its own (13 MB
 resident) that watches the named semaphores of its queues. This pool has none: each worker is
-``python -m listener.workers`` with a pipe in and a pipe out, and a thread here hands it one
-call at a time (pickled ``(function, args)`` in, ``(ok, result or exception)`` out).
+a fresh ``python`` running ``main`` here, with a pipe in and a pipe out, and a thread here hands
+it one call at a time (pickled ``(function, args)`` in, ``(ok, result or exception)`` out).
 
 Rules (those of ProcessPoolExecutor that callers rely on):
 - A worker is a fresh interpreter: it inherits no threads, sockets or open files but its pipes,
-  and gets this process's ``sys.path`` before anything else. ``initializer(*initargs)`` runs
+  and has this process's ``sys.path``. ``initializer(*initargs)`` runs
   first in each; a worker whose initializer fails exits.
 - A worker that dies (killed, out of memory, initializer failed) breaks the pool: its call and
   every call still queued fail with ``BrokenProcessPool``, and so does every later ``submit``.
@@ -33,6 +33,9 @@ from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 from typing import IO, Any, ParamSpec, TypeVar
 
+# a worker: this process's sys.path (the package, and the modules of the functions it is
+# handed, are found where they are found here), then ``main``
+_WORKER = "import sys; sys.path[:] = sys.argv[1:]; from listener.workers import main; main()"
 P = ParamSpec("P")
 T = TypeVar("T")
 _Task = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
@@ -54,13 +57,13 @@ class Pool(Executor):
         self._threads: list[threading.Thread] = []
         self._processes: dict[int, subprocess.Popen[bytes]] = {}
         for _ in range(workers):
-            process = subprocess.Popen(
-                [sys.executable, "-m", "listener.workers"],
+            process = subprocess.Popen(  # noqa: S603  # this interpreter, our own code
+                [sys.executable, "-c", _WORKER, *sys.path],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
             )
             self._processes[process.pid] = process
-            start = (list(sys.path), initializer, tuple(initargs))
+            start = (initializer, tuple(initargs))
             thread = threading.Thread(
                 target=self._serve, args=(process, start), name="worker-feed", daemon=True
             )
@@ -163,13 +166,12 @@ def _send(pipe: IO[bytes], message: object) -> None:
 
 
 def main() -> None:
-    """A worker: ``sys.path`` and the initializer, then calls until the input ends."""
+    """A worker: the initializer, then calls until the input ends."""
     pipe_in, pipe_out = sys.stdin.buffer, sys.stdout.buffer
     sys.stdin = None  # the calls' input is not theirs to read
     sys.stdout = sys.stderr  # nothing a call prints can garble the results
     try:
-        path, initializer, initargs = pickle.load(pipe_in)  # noqa: S301  # our own parent's pipe
-        sys.path[:] = path
+        initializer, initargs = pickle.load(pipe_in)  # noqa: S301  # our own parent's pipe
         initializer(*initargs)
     except EOFError:
         return
@@ -193,7 +195,3 @@ def main() -> None:
             data = pickle.dumps((False, RuntimeError(f"result could not be pickled: {exc}")))
         pipe_out.write(data)
         pipe_out.flush()
-
-
-if __name__ == "__main__":
-    main()
