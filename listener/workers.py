@@ -22,20 +22,22 @@ Rules (those of ProcessPoolExecutor that callers rely on):
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import pickle
 import queue
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, Future, InvalidStateError
 from concurrent.futures.process import BrokenProcessPool
 from typing import IO, Any, ParamSpec, TypeVar
 
 # a worker: this process's sys.path (the package, and the modules of the functions it is
 # handed, are found where they are found here), then ``main``
 _WORKER = "import sys; sys.path[:] = sys.argv[1:]; from listener.workers import main; main()"
+AHEAD = 2  # calls handed to a worker before its first result is read back
 P = ParamSpec("P")
 T = TypeVar("T")
 _Task = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]]
@@ -113,51 +115,94 @@ class Pool(Executor):
             self._tasks.put(None)
 
     def _serve(self, process: subprocess.Popen[bytes], start: tuple[Any, ...]) -> None:
-        """Feed one worker, one call at a time, until a stop sign or its death."""
-        assert process.stdin is not None and process.stdout is not None
-        pipe_in, pipe_out = process.stdin, process.stdout
+        """Feed one worker until a stop sign or its death, ``AHEAD`` calls in flight so that it
+        starts the next while this process (busy with its event loop) takes a result. Results
+        are read by a thread of their own: a worker writing a big result never waits for a
+        big call being written to it."""
+        assert process.stdin is not None
+        pipe_in = process.stdin
+        flight: collections.deque[Future[Any]] = collections.deque()
+        slots = threading.Semaphore(AHEAD)
+        dead, closing = threading.Event(), threading.Event()
+        reader = threading.Thread(
+            target=self._collect,
+            args=(process, flight, slots, dead, closing),
+            name="worker-results",
+            daemon=True,
+        )
+        reader.start()
         try:
-            try:
-                _send(pipe_in, start)
-                ok, value = pickle.load(pipe_out)  # noqa: S301  # our own worker's pipe
-            except Exception:
-                ok, value = False, None
-            if not ok:
-                self._break(None)
-                return
+            _send(pipe_in, start)
             while (task := self._tasks.get()) is not None:
                 future, fn, args = task
+                slots.acquire()
+                if dead.is_set():
+                    self._break([future])
+                    break
                 if not future.set_running_or_notify_cancel():
+                    slots.release()
                     continue
                 try:
                     data = pickle.dumps((fn, args))
                 except Exception as exc:  # an argument that cannot cross: this call fails
+                    slots.release()
                     future.set_exception(exc)
                     continue
-                try:
-                    pipe_in.write(data)
-                    pipe_in.flush()
-                    ok, value = pickle.load(pipe_out)  # noqa: S301  # our own worker's pipe
-                except Exception:  # dead (EOF, broken pipe), or a reply that cannot be read
-                    self._break(future)
-                    return
+                flight.append(future)
+                pipe_in.write(data)
+                pipe_in.flush()
+            closing.set()
+        except OSError:  # the worker died
+            self._break(flight)
+        finally:
+            with contextlib.suppress(OSError):
+                pipe_in.close()  # the worker reads the end of its input and exits
+            reader.join()
+            process.wait()  # reaped here, however it ended
+
+    def _collect(
+        self,
+        process: subprocess.Popen[bytes],
+        flight: collections.deque[Future[Any]],
+        slots: threading.Semaphore,
+        dead: threading.Event,
+        closing: threading.Event,
+    ) -> None:
+        """Read one worker's results, in the order of its calls, until its output ends."""
+        assert process.stdout is not None
+        pipe_out = process.stdout
+        started = False
+        try:
+            started, _ = pickle.load(pipe_out)  # noqa: S301  # our own worker's pipe: its start
+            while started:
+                ok, value = pickle.load(pipe_out)  # noqa: S301
+                future = flight.popleft()
+                slots.release()
                 if ok:
                     future.set_result(value)
                 else:
                     future.set_exception(value)
+        except EOFError:
+            if started and closing.is_set() and not flight:
+                return  # a clean end: every call answered, the input closed by the feeder
+        except Exception:  # noqa: S110  # a reply that cannot be read: the worker is lost
+            pass
         finally:
-            for pipe in (pipe_in, pipe_out):
-                with contextlib.suppress(OSError):
-                    pipe.close()  # the worker reads the end of its input and exits
-            process.wait()  # reaped here, however it ended
+            with contextlib.suppress(OSError):
+                pipe_out.close()
+        dead.set()
+        self._break(flight)
+        slots.release(AHEAD)  # a feeder waiting for a slot sees the death
 
-    def _break(self, future: Future[Any] | None) -> None:
+    def _break(self, flight: Iterable[Future[Any]]) -> None:
+        """A worker died: its calls in flight, every call queued and every later one fail."""
         error = BrokenProcessPool("a worker process ended abruptly")
         with self._lock:
             self._broken = True
             self._cancel_queued(error)
-        if future is not None:
-            future.set_exception(error)
+        for future in list(flight):
+            with contextlib.suppress(InvalidStateError):  # failed already (by the other side)
+                future.set_exception(error)
 
 
 def _send(pipe: IO[bytes], message: object) -> None:

@@ -137,6 +137,18 @@ def test_a_call_that_raises_leaves_the_worker_serving() -> None:
     assert all(process.returncode == 0 for process in pool._processes.values())
 
 
+def test_big_calls_and_big_results_cross_at_once() -> None:
+    """Two calls in flight per worker, each bigger than a pipe's buffer both ways: no call
+    waits for another (results come back in order, whole)."""
+    pool = Pool(1, os.getpid)
+    try:
+        texts = [bytes([97 + i]) * 3_000_000 for i in range(4)]
+        futures = [pool.submit(bytes.upper, text) for text in texts]
+        assert [f.result(timeout=120) for f in futures] == [t.upper() for t in texts]
+    finally:
+        pool.shutdown()
+
+
 def _fail() -> None:
     raise RuntimeError("no models here")
 
