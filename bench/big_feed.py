@@ -164,6 +164,8 @@ def role(pid: int, root: int) -> str:
         return "gone"
     if b"resource_tracker" in argv:
         return "tracker"
+    if b"listener.workers" in argv:  # listener.workers.Pool's workers (issue 16 part 4)
+        return "worker"
     if b"forkserver" in argv:
         return "forkserver" if parent == root else "worker"
     return "other"

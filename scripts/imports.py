@@ -26,7 +26,10 @@ from pathlib import Path
 
 # lowest first; a part may import its own layer only where a rule below allows it
 LAYERS: list[tuple[str, frozenset[str]]] = [
-    ("base", frozenset({"listener", "errors", "models", "simhash", "untrusted"})),
+    (
+        "base",
+        frozenset({"listener", "errors", "models", "heap", "simhash", "untrusted", "workers"}),
+    ),
     ("settings", frozenset({"config", "log"})),
     (
         "stages",

@@ -22,6 +22,7 @@ from listener.detection.monitor import DetectionParams, Judged, Replay, replay
 from listener.detection.series import Event
 from listener.service.alert import STATES, evaluate
 from listener.service.detect import (
+    CACHE_BRANDS,
     States,
     detection_params,
     history_needed,
@@ -260,16 +261,20 @@ def detect(engine: Engine, states: States, settings: Settings, now: datetime) ->
     return run.judged
 
 
-def test_incremental_detection_through_the_database_equals_a_full_replay(engine: Engine) -> None:
+@pytest.mark.parametrize("limit", [CACHE_BRANDS, 0], ids=["cached", "cache-bound-0"])
+def test_incremental_detection_through_the_database_equals_a_full_replay(
+    engine: Engine, limit: int
+) -> None:
     """SQLite and PostgreSQL: mentions stored poll by poll, detection runs at random times, the
-    process cache dropped now and then (a restart: the state comes from the table); the
-    transitions equal one full replay of the stored history from the state's start."""
+    process cache dropped now and then (a restart: the state comes from the table), or bounded
+    to no brand at all (every run loads the stored copy); the transitions equal one full
+    replay of the stored history from the state's start."""
     days = 40
     events = history(3, days)
     settings = settings_for(str(engine.url.render_as_string(hide_password=False)))
     rows = Store(engine)
     rng = random.Random(5)
-    states = States()
+    states = States(limit)
     got: list[tuple[Any, ...]] = []
     first: datetime | None = None
     i = 0
@@ -282,8 +287,9 @@ def test_incremental_detection_through_the_database_equals_a_full_replay(engine:
         rows.write(batch)
         first = first or now
         got += [key(j) for j in detect(engine, states, settings, now)]
+        assert len(states.entries) <= limit
         if rng.random() < 0.25:
-            states = States()  # a restart, or another instance taking over
+            states = States(limit)  # a restart, or another instance taking over
     assert first is not None
     stored = detection_state.load(engine, "Velora")
     assert stored is not None
@@ -298,6 +304,14 @@ def test_incremental_detection_through_the_database_equals_a_full_replay(engine:
     once = list(dict.fromkeys(got))
     assert once == expected
     assert any(k[0] == "fired" for k in expected)
+
+
+def test_the_state_cache_keeps_the_brands_run_most_recently() -> None:
+    entry: Any = object()  # the cache never looks inside an entry
+    states = States(2)
+    for brand in ("a", "b", "a", "c"):
+        states.keep(("db", brand), entry)
+    assert list(states.entries) == [("db", "a"), ("db", "c")]  # b, kept least recently, left
 
 
 def listener_version() -> str:

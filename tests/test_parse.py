@@ -6,11 +6,14 @@ import asyncio
 import os
 import signal
 import time
+from concurrent.futures.process import BrokenProcessPool
 
+import pytest
 from feeds import rss
 
 from listener.matching import parse_query
 from listener.service.parse import Parser
+from listener.workers import Pool
 
 BODY = rss(
     [
@@ -63,7 +66,7 @@ def test_a_stop_does_not_wait_for_a_busy_worker() -> None:
         await asyncio.sleep(0.5)  # handed to the worker
         workers = list(parser._executor._processes.values())  # type: ignore[attr-defined]
         parser.close(wait=False)
-        stopped_while_busy = all(process.is_alive() for process in workers)  # still sleeping
+        stopped_while_busy = all(process.poll() is None for process in workers)  # sleeping
         busy.cancel()
         for process in workers:
             process.kill()  # the test's process lives on: end the sleeper here
@@ -92,6 +95,70 @@ def test_an_idle_worker_pool_ends_and_starts_again_on_demand() -> None:
     gone, mentions, pools = asyncio.run(go())
     assert gone  # the idle worker process ended
     assert (mentions, pools) == (1, 2)
+
+
+def test_workers_need_no_helper_process() -> None:
+    """The pool's only processes are its workers: no resource tracker, no forkserver."""
+
+    async def go() -> tuple[set[int], set[int]]:
+        parser = Parser(BRANDS, 2)
+        try:
+            await parser.run("s", BODY, "https://x.example/feed", None)
+            started = set(parser._executor._processes)  # type: ignore[union-attr]
+            return started, _children() - before
+        finally:
+            parser.close()
+
+    before = _children()
+    workers, children = asyncio.run(go())
+    assert len(workers) == 2 and children == workers
+
+
+def test_a_failing_initializer_breaks_the_pool() -> None:
+    pool = Pool(1, _fail)
+    try:
+        with pytest.raises(BrokenProcessPool):
+            pool.submit(os.getpid).result(timeout=60)
+        with pytest.raises(BrokenProcessPool):
+            pool.submit(os.getpid)
+    finally:
+        pool.shutdown()
+
+
+def test_a_call_that_raises_leaves_the_worker_serving() -> None:
+    pool = Pool(1, os.getpid)
+    try:
+        with pytest.raises(ZeroDivisionError):
+            pool.submit(divmod, 1, 0).result(timeout=60)
+        assert pool.submit(divmod, 7, 2).result(timeout=60) == (3, 1)
+        assert pool.submit(os.getpid).result(timeout=60) in pool._processes
+    finally:
+        pool.shutdown()
+    assert all(process.returncode == 0 for process in pool._processes.values())
+
+
+def test_big_calls_and_big_results_cross_at_once() -> None:
+    """Two calls in flight per worker, each bigger than a pipe's buffer both ways: no call
+    waits for another (results come back in order, whole)."""
+    pool = Pool(1, os.getpid)
+    try:
+        texts = [bytes([97 + i]) * 3_000_000 for i in range(4)]
+        futures = [pool.submit(bytes.upper, text) for text in texts]
+        assert [f.result(timeout=120) for f in futures] == [t.upper() for t in texts]
+    finally:
+        pool.shutdown()
+
+
+def _fail() -> None:
+    raise RuntimeError("no models here")
+
+
+def _children() -> set[int]:
+    found: set[int] = set()
+    for task in os.listdir(f"/proc/{os.getpid()}/task"):
+        with open(f"/proc/{os.getpid()}/task/{task}/children") as children:
+            found.update(int(pid) for pid in children.read().split())
+    return found
 
 
 def _alive(pid: int) -> bool:

@@ -61,6 +61,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 
+from listener import heap
 from listener.checks import check
 from listener.config import Settings, SourceSettings, load_config
 from listener.daemon.clock import Scheduler
@@ -333,6 +334,7 @@ def _schedule(scheduler: AsyncIOScheduler, runtime: _Runtime, engine: Engine) ->
             runtime.metrics.count_alerts(
                 alert_store.count_by_state(engine), outbox_store.backlog(engine)
             )
+            heap.trim()  # every bucket: what this run and the polls since the last left free
             if result.fired or result.escalated or result.resolved or report.delivered:
                 log.info(
                     "alerts: %d fired, %d escalated, %d resolved; %d delivered, %d failed",

@@ -84,6 +84,11 @@ def _model() -> Model:
     return model
 
 
+def preload() -> None:
+    """Load the model now rather than on the first text (worker processes do, at start)."""
+    _model()
+
+
 def _primary(hint: str | None) -> str | None:
     """The primary subtag of a language tag: "de-DE" -> "de", "EN_us" -> "en"; None if empty."""
     if not hint:

@@ -18,6 +18,8 @@ Rules:
   row stays in the outbox marked uncertain and due at once, and is sent again after a restart.
 - Rows held by quiet hours that come due together go out as one catch-up summary.
 - ``max_per_hour`` per route: rows over the budget wait five minutes.
+- apprise (with requests, ~8 MB) is imported on the first due row, not before: a daemon that
+  has nothing to send never holds it.
 """
 
 from __future__ import annotations

@@ -32,6 +32,8 @@ Incremental detection (``States``, what the daemon runs):
   transitions again, which the plan recognises (episode keys), so it need not be newer. The
   cache takes the state back only after that transaction committed (``Run.keep``): a failed
   apply starts the next run from the stored copy.
+- The cache holds the ``CACHE_BRANDS`` brands run most recently; a brand it dropped is loaded
+  from its stored copy (which may be older than the dropped one: as after a restart).
 """
 
 from __future__ import annotations
@@ -175,6 +177,7 @@ def replay_start(when: datetime) -> datetime:
 
 OVERLAP = timedelta(hours=1)
 SAVE_EVERY = timedelta(minutes=15)
+CACHE_BRANDS = 200  # detection states a process keeps between runs (``States``)
 
 
 @dataclass
@@ -251,14 +254,23 @@ class Run:
 
     def keep(self) -> None:
         """The run's transitions are applied: the next run continues from here."""
-        self._states.entries[self._key] = self._entry
+        self._states.keep(self._key, self._entry)
 
 
 class States:
-    """The detection states this process holds, by database and brand."""
+    """The detection states this process holds, by database and brand: the ``limit`` brands
+    run most recently (a state is ~170 KB; a thousand brands would hold ~170 MB). The state of
+    a brand dropped from here is loaded from its stored copy at its next run."""
 
-    def __init__(self) -> None:
-        self.entries: dict[tuple[str, str], _Entry] = {}
+    def __init__(self, limit: int = CACHE_BRANDS) -> None:
+        self.entries: dict[tuple[str, str], _Entry] = {}  # least recently kept first
+        self.limit = limit
+
+    def keep(self, key: tuple[str, str], entry: _Entry) -> None:
+        self.entries.pop(key, None)
+        self.entries[key] = entry
+        while len(self.entries) > self.limit:
+            del self.entries[next(iter(self.entries))]
 
     def run(self, engine: Engine, settings: Settings, brand: BrandSettings, now: datetime) -> Run:
         """Detection for one brand at ``now`` (see the module docstring)."""

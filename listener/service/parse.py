@@ -13,9 +13,11 @@ file's path and reads its piece itself, so the daemon never holds a big body, an
 holds one piece of it at a time (a piece whose file is deleted under it, the poll having been
 cancelled, fails and is not awaited). Worker processes end when the daemon ends, however it
 ends (kill -9 included): on Linux the kernel signals them when their parent (the daemon: they
-are spawned, fresh interpreters that inherit no threads or sockets; a forkserver would be one
-more resting process of 14 MB) dies, and everywhere a watch thread ends a worker whose daemon
-is gone. They also end after ``IDLE_SECONDS`` without work: a resting daemon holds no models.
+are fresh interpreters that inherit no threads or sockets, fed over pipes by
+``listener.workers.Pool``, which unlike a "spawn" ProcessPoolExecutor needs no resource tracker
+process of 13 MB, nor a forkserver of 14 MB) dies, and everywhere a watch thread ends a worker
+whose daemon is gone. They also end after ``IDLE_SECONDS`` without work: a resting daemon holds
+no models.
 """
 
 from __future__ import annotations
@@ -24,21 +26,21 @@ import asyncio
 import collections
 import ctypes
 import logging
-import multiprocessing
 import os
 import signal
 import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
-from listener.enrichment.language import detect
+from listener import heap
+from listener.enrichment.language import detect, preload
 from listener.enrichment.sentiment import Scorer, Sentiment, window
 from listener.errors import ConfigError
 from listener.matching import (
@@ -53,6 +55,7 @@ from listener.matching.stories import fingerprint, story_url
 from listener.models import Item, Mention, Score
 from listener.sources import feed_split
 from listener.sources.feed_split import Body, Split
+from listener.workers import Pool
 
 if TYPE_CHECKING:  # a type only: worker processes need neither the config nor pydantic
     from listener.checks import BrandRule
@@ -228,6 +231,8 @@ def _init_worker(brands: Sequence[BrandRule], spec: ScorerSpec, daemon: int = 0)
     if daemon:
         _exit_with(daemon)
     _worker = (Matcher(brands), load_scorer(spec))
+    preload()  # the language model too: what loading them left free goes back to the OS now
+    heap.trim()
     # Ctrl-C reaches the whole process group; the parent decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -333,13 +338,8 @@ class Parser:
         self.pools_started += 1
         if self._workers == 0:
             return ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
-        return ProcessPoolExecutor(
-            max_workers=self._workers,
-            # spawn: workers never inherit this process's threads or open sockets
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(self._brands, self._spec, os.getpid()),
-        )
+        # fresh interpreters: workers never inherit this process's threads or open sockets
+        return Pool(self._workers, _init_worker, (self._brands, self._spec, os.getpid()))
 
     @property
     def running(self) -> bool:
@@ -373,7 +373,7 @@ class Parser:
                 self._retire_at = loop.call_later(self._idle, self._retire)
 
     def _retire(self) -> None:
-        """End idle worker processes (they exit as soon as they read the stop sentinel)."""
+        """End idle worker processes (they exit as soon as they have read their last call)."""
         self._retire_at = None
         if self._busy == 0 and self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
