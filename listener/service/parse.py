@@ -268,7 +268,7 @@ def _parse_piece(
     try:
         return parse(*_tools(tools), source, plan.document(body, index), url, content_type)
     finally:
-        release_memory()
+        heap.trim()  # the piece's buffers, freed, would stay resident under the next one's
 
 
 def _split(body: Body, batch: int, content_type: str | None, smallest: int) -> Split | None:
@@ -276,28 +276,7 @@ def _split(body: Body, batch: int, content_type: str | None, smallest: int) -> S
     try:
         return feed_split.split(body, batch, content_type, smallest)
     finally:
-        release_memory()
-
-
-def release_memory() -> None:
-    """Give the C heap's free pages back to the system (glibc ``malloc_trim``; elsewhere a
-    no-op). After a big body's split pass and each piece: their buffers (megabytes, freed)
-    would otherwise stay resident under the next piece's, and the process's peak is the sum."""
-    if _trim is not None:
-        _trim(0)
-
-
-def _malloc_trim() -> Callable[[int], int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        trim: Callable[[int], int] = ctypes.CDLL(None).malloc_trim
-    except (OSError, AttributeError):  # not glibc (musl has no malloc_trim)
-        return None
-    return trim
-
-
-_trim = _malloc_trim()
+        heap.trim()
 
 
 def _parse_items(tools: Tools | None, source: str, items: Sequence[Item]) -> Parsed:

@@ -35,12 +35,12 @@ from typing import Literal, TypeVar
 
 from sqlalchemy import Engine
 
-from listener import __version__
+from listener import __version__, heap
 from listener.checks import compile_brands
 from listener.config import Settings, SourceSettings
 from listener.errors import FetchError, ListenerError, ParseError, StorageError
 from listener.models import SourceState, StoreResult
-from listener.service.parse import Parsed, Parser, release_memory
+from listener.service.parse import Parsed, Parser
 from listener.sources import api, urls
 from listener.sources.client import Client, HttpSettings, Response, redact_url
 from listener.sources.wire import remove_orphans
@@ -359,7 +359,7 @@ class Poller:
             # counts only: nothing reads an early batch's new ids, which would be held to the
             # end of the poll (~40 KB per batch of 1,000, 2.4 MB for 60,000 entries)
             early.append(replace(stored, new_ids=()))
-            release_memory()  # the batch's rows and buffers, before the next batch's
+            heap.trim()  # the batch's rows and buffers, before the next batch's
 
         parsed = await self._parser.run_batches(
             source.name,
@@ -384,7 +384,7 @@ class Poller:
             wait=bool(parsed.mentions),  # an ingest is worth sharing a transaction with others
         )
         if response.file is not None:  # a big body's last batch too (not every small poll)
-            release_memory()
+            heap.trim()
         outcome = PollOutcome(
             source.name,
             "ok",
