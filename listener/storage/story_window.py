@@ -18,13 +18,17 @@ Rules:
   seen since the batch's window start, in id order (the order a read returns them), so ties
   between equally near stories go the same way.
 - Compact layout: a story is a position (in id order) in three arrays (id, fingerprint, first
-  seen in microseconds since the epoch: exact comparisons), and each band is a CSR index
-  (65,537 offsets by band value, then the positions sorted by value, stable): 40 bytes a story
-  plus 1 MB (measured with tracemalloc: 50,000 stories 3.0 MB, 200,000 stories 9.0 MB; was
-  ~0.75 KB a story). Stories added since the last rebuild sit in a small overlay (per band:
-  value -> positions), searched after the CSR part (new ids are higher, so id order holds);
-  past ``_REBUILD`` of them the CSR is built again (a counting sort, ~n per band).
-- At most ``MAX_STORIES`` stories are kept (at most ~9 MB); a bigger table is read per batch.
+  seen in whole microseconds since the epoch: comparisons as exact as the datetimes'), and each
+  band is a CSR index (65,537 offsets by band value, then the positions sorted by value,
+  stable). Stories added since the last rebuild sit in a small overlay (per band: value ->
+  positions), searched after the CSR part (new ids are higher, so id order holds); past
+  ``_REBUILD`` of them the CSR is built again (a counting sort: 70-100 ms for 50,000 stories,
+  ~0.25 s for 150,000).
+- Memory (tracemalloc, bench-style random fingerprints): ~48 bytes a story plus 1 MB of
+  offsets, 3.2 MB for 50,000 stories, 7.3 MB for 150,000, 9.5 MB for 200,000 (was ~0.75 KB a
+  story: 41 MB for 50,000), plus up to ~2.2 MB while the overlay is full.
+- At most ``MAX_STORIES`` stories are kept (~7.3 MB, ~9.5 MB with a full overlay); a bigger
+  table is read per batch as before.
 """
 
 from __future__ import annotations
@@ -43,7 +47,7 @@ from sqlalchemy.engine import Connection
 from listener import simhash
 from listener.storage.tables import Story
 
-MAX_STORIES = 200_000  # 40 bytes each plus 1 MB of offsets: at most ~9 MB
+MAX_STORIES = 150_000  # ~48 bytes each plus 1 MB of offsets: ~7.3 MB (see above)
 # a copy whose oldest stories lie this far before a batch's window start is read again (the
 # stories that left the window are skipped by lookups until then, and cost memory)
 _SLACK = timedelta(days=1)
