@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
+from listener import simhash
 from listener.models import Mention
 from listener.storage import engine as db
 from listener.storage import store, story_window
@@ -154,3 +155,83 @@ def test_the_window_is_kept_across_batches_and_read_again_after_changes(
     assert story_window._windows[sqlite_engine] is not kept
     found = stories(sqlite_engine)
     assert len(set(found.values())) == 4
+
+
+def _near_copies(rng: random.Random, seen: list[int], count: int) -> Iterator[int]:
+    """Fingerprints, 40% of them copies of earlier ones with up to 7 bits flipped (ties)."""
+    for _ in range(count):
+        if seen and rng.random() < 0.4:
+            fp = rng.choice(seen)
+            for _ in range(rng.randint(0, 7)):
+                fp ^= 1 << rng.randrange(64)
+        else:
+            fp = rng.getrandbits(64)
+        seen.append(fp)
+        yield fp
+
+
+def test_rebuilt_and_overlaid_bands_answer_as_a_fresh_band_index() -> None:
+    """A window read from rows (some older than the batch's start), then more new stories
+    than the overlay holds (so the bands are rebuilt mid-batch, with keys still pending), then
+    more after they are named: every lookup answers as a BandIndex of the same stories."""
+    rng = random.Random(11)
+    since = NOW - timedelta(days=7)
+    seen: list[int] = []
+    rows = [
+        (ident, fp, since + timedelta(minutes=rng.randint(-600, 600), microseconds=ident))
+        for ident, fp in enumerate(_near_copies(rng, seen, 3000), start=1)
+    ]
+    window = story_window.StoryWindow(since, (0,) * 6)
+    window.load(rows)
+    fresh = simhash.BandIndex()
+    for ident, fp, first_seen in rows:
+        if first_seen >= since:
+            fresh.add(ident, fp)
+    view = window.view(since)
+    batch = 2 * story_window._REBUILD + 500
+    for key, fp in enumerate(_near_copies(rng, seen, batch), start=1):
+        assert view.nearest(fp) == fresh.nearest(fp)
+        if rng.random() < 0.5:  # a new story of the batch
+            view.add(-key, fp)
+            fresh.add(-key, fp)
+    assert window.built > len(rows)  # rebuilt with pending keys in it
+    assert any(window.overlay)  # and the latest in the overlay
+    ids = list(range(10_001, 10_001 + batch))
+    view.stored(ids, [None] * batch, NOW)
+    later_since = since + timedelta(hours=3)  # fewer of the rows are in the window now
+    renamed = simhash.BandIndex()
+    for ident, fp, first_seen in rows:
+        if first_seen >= later_since:
+            renamed.add(ident, fp)
+    for position in range(len(rows), len(window.ids)):
+        renamed.add(window.ids[position], window.prints[position])
+    assert sorted(window.ids[len(rows) :]) == list(window.ids[len(rows) :])
+    later = window.view(later_since)
+    for fp in _near_copies(rng, seen, 2000):
+        assert later.nearest(fp) == renamed.nearest(fp)
+
+
+def test_polls_past_many_rebuilds_get_the_stories_a_fresh_read_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Polls through the database with the overlay rebuilt every 16 stories (mid-batch and
+    between batches): every mention gets the story a fresh read each poll gives."""
+    monkeypatch.setattr(story_window, "_REBUILD", 16)
+    results = []
+    for limit in (story_window.MAX_STORIES, 0):
+        monkeypatch.setattr(story_window, "MAX_STORIES", limit)
+        engine = db.connect(f"sqlite:///{tmp_path / f'{limit}.db'}")
+        db.upgrade(engine)
+        source = setup_source(engine)
+        rng = random.Random(5)
+        seen: list[int] = []
+        for round_ in range(6):
+            prints = _near_copies(rng, seen, 80)
+            batch = [
+                story_mention(round_ * 100 + n, url=None, fp=fp) for n, fp in enumerate(prints)
+            ]
+            poll(engine, source, batch, NOW + timedelta(hours=round_))
+        results.append(stories(engine))
+        engine.dispose()
+    assert results[0] == results[1]
+    assert len(set(results[0].values())) < len(results[0])  # copies were joined
