@@ -6,7 +6,7 @@ and then at rest (every source polled, the next round an interval away).
 
 The feeds are bench/feedserver.py's on loopback (the first polls are spread over the default
 30 s jitter; the interval is 1 h, so no second round comes). Samples the resident memory of
-the daemon's process tree (main process, forkserver, parser workers) and of its main process
+the daemon's process tree (main process and parser workers) and of its main process
 alone every --every seconds; prints the samples, the peak, and the figures of the last sample
 (at rest). A parser worker pool ends after ``service.parse.IDLE_SECONDS`` without work.
 """
