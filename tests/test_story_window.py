@@ -52,16 +52,10 @@ def test_random_histories_get_the_stories_a_fresh_read_gives(tmp_path: Path) -> 
         story_window.MAX_STORIES = limit
         try:
             for round_ in range(10):
-                batch = []
-                for n in range(60):
-                    if seen and rng.random() < 0.4:  # a copy: up to 7 bits flipped
-                        fp = rng.choice(seen)
-                        for _ in range(rng.randint(0, 7)):
-                            fp ^= 1 << rng.randrange(64)
-                    else:
-                        fp = rng.getrandbits(64)
-                    seen.append(fp)
-                    batch.append(story_mention(round_ * 100 + n, url=None, fp=fp))
+                batch = [
+                    story_mention(round_ * 100 + n, url=None, fp=fp)
+                    for n, fp in enumerate(_near_copies(rng, seen, 60))
+                ]
                 poll(engine, source, batch, NOW + timedelta(hours=round_))
         finally:
             story_window.MAX_STORIES = old
