@@ -593,3 +593,37 @@ def test_writer_grouped_jobs_wait_to_share_a_transaction(engine: Engine) -> None
         assert [grouped.result(10), eager.result(10)] == [50, 60]
     finally:
         writer.close()
+
+
+def test_a_sqlite_store_never_imports_the_postgresql_dialect(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    migrated = db.connect(url)
+    db.upgrade(migrated)
+    migrated.dispose()
+    code = (
+        "import sys\n"
+        "from datetime import UTC, datetime\n"
+        "from listener.models import Item, Mention\n"
+        "from listener.storage import engine as db, store\n"
+        f"engine = db.connect({url!r})\n"
+        "db.check_schema(engine)\n"
+        "now = datetime(2026, 11, 23, tzinfo=UTC)\n"
+        "with store.transaction(engine, 'test') as conn:\n"
+        "    feed = store.CatalogSource('s', 'feed', 'https://x/')\n"
+        "    store.sync_catalog(conn, ['A'], [feed], now)\n"
+        "    source = store.load_states(conn)['s'].id\n"
+        "item = Item(guid='g', url='https://x.example/1', title='t', text='A', published_at=now)\n"
+        "mention = Mention(item, frozenset({'A'}), 'k', item.url, 'h')\n"
+        "success = store.PollSuccess(source, now=now, next_poll_at=now, etag=None,\n"
+        "                            last_modified=None, mentions=[mention])\n"
+        "with store.transaction(engine, 'test') as conn:\n"
+        "    [(result, _)] = store.record_successes(conn, [success])\n"
+        "print('NEW', result.new, len(store.query_mentions(engine, store.MentionFilter())))\n"
+        "print('PG', sorted(m for m in sys.modules if 'postgres' in m or 'psycopg' in m))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "NEW 1 1" in done.stdout, done.stdout
+    assert "PG []" in done.stdout, done.stdout

@@ -1,5 +1,6 @@
 """SQL helpers shared by the storage modules: transactions that translate SQLAlchemy errors into
-StorageError, IN-list chunking, and the dialect's INSERT (for ON CONFLICT)."""
+StorageError, IN-list chunking, and the dialect's INSERT (for ON CONFLICT; the PostgreSQL
+dialect is imported only when a PostgreSQL database is used: 2 MB a SQLite process need not hold)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import (
     DisconnectionError,
@@ -40,8 +41,11 @@ def chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
 
 
 def dialect_insert(connection: Connection, table: Any) -> Any:
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 @contextmanager
