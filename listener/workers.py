@@ -4,8 +4,9 @@ Owns starting, feeding and ending the worker processes that ``service.parse`` ru
 ``concurrent.futures.ProcessPoolExecutor`` with the "spawn" start method (no inherited threads
 or sockets) also starts multiprocessing's resource tracker, a process of its own (13 MB
 resident) that watches the named semaphores of its queues. This pool has none: each worker is
-a fresh ``python`` running ``main`` here, with a pipe in and a pipe out, and a thread here hands
-it one call at a time (pickled ``(function, args)`` in, ``(ok, result or exception)`` out).
+a fresh ``python`` running ``listener.worker.main``, with a pipe in and a pipe out, and a
+thread here hands it one call at a time (pickled ``(function, args)`` in, ``(ok, result or
+exception)`` out).
 
 Rules (those of ProcessPoolExecutor that callers rely on):
 - A worker is a fresh interpreter: it inherits no threads, sockets or open files but its pipes,
@@ -32,11 +33,14 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, Future, InvalidStateError
 from concurrent.futures.process import BrokenProcessPool
-from typing import IO, Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
+
+from listener.worker import send
 
 # a worker: this process's sys.path (the package, and the modules of the functions it is
-# handed, are found where they are found here), then ``main``
-_WORKER = "import sys; sys.path[:] = sys.argv[1:]; from listener.workers import main; main()"
+# handed, are found where they are found here), then ``listener.worker.main``, whose module
+# imports next to nothing (not this one's subprocess, concurrent.futures, multiprocessing)
+_WORKER = "import sys; sys.path[:] = sys.argv[1:]; from listener.worker import main; main()"
 AHEAD = 2  # calls handed to a worker before its first result is read back
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -132,7 +136,7 @@ class Pool(Executor):
         )
         reader.start()
         try:
-            _send(pipe_in, start)
+            send(pipe_in, start)
             while (task := self._tasks.get()) is not None:
                 future, fn, args = task
                 slots.acquire()
@@ -203,40 +207,3 @@ class Pool(Executor):
         for future in list(flight):
             with contextlib.suppress(InvalidStateError):  # failed already (by the other side)
                 future.set_exception(error)
-
-
-def _send(pipe: IO[bytes], message: object) -> None:
-    pipe.write(pickle.dumps(message))
-    pipe.flush()
-
-
-def main() -> None:
-    """A worker: the initializer, then calls until the input ends."""
-    pipe_in, pipe_out = sys.stdin.buffer, sys.stdout.buffer
-    sys.stdin = None  # the calls' input is not theirs to read
-    sys.stdout = sys.stderr  # nothing a call prints can garble the results
-    try:
-        initializer, initargs = pickle.load(pipe_in)  # noqa: S301  # our own parent's pipe
-        initializer(*initargs)
-    except EOFError:
-        return
-    except BaseException as exc:  # the pool breaks; the reason goes to the daemon's log
-        print(f"listener worker: initializer failed: {exc!r}", file=sys.stderr)
-        _send(pipe_out, (False, None))
-        sys.exit(1)
-    _send(pipe_out, (True, None))
-    while True:
-        try:
-            fn, args = pickle.load(pipe_in)  # noqa: S301  # our own parent's pipe
-        except EOFError:
-            return
-        try:
-            result: tuple[bool, object] = (True, fn(*args))
-        except BaseException as exc:
-            result = (False, exc)
-        try:
-            data = pickle.dumps(result)
-        except Exception as exc:
-            data = pickle.dumps((False, RuntimeError(f"result could not be pickled: {exc}")))
-        pipe_out.write(data)
-        pipe_out.flush()

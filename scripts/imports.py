@@ -28,7 +28,9 @@ from pathlib import Path
 LAYERS: list[tuple[str, frozenset[str]]] = [
     (
         "base",
-        frozenset({"listener", "errors", "models", "heap", "simhash", "untrusted", "workers"}),
+        frozenset(
+            {"listener", "errors", "models", "heap", "simhash", "untrusted", "worker", "workers"}
+        ),
     ),
     ("settings", frozenset({"config", "log"})),
     (

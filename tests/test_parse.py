@@ -168,3 +168,21 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_a_worker_imports_what_parsing_needs_only() -> None:
+    """A parser worker holds no TLS, event loop, pool machinery, database or HTTP client: the
+    modules it would not use (ssl comes with the feed parsers' urllib.request unless barred)."""
+    probe = "sorted(m for m in ('ssl', 'asyncio', 'multiprocessing', 'subprocess', 'sqlalchemy',"
+    probe += " 'httpx', 'pydantic') if __import__('sys').modules.get(m))"  # ssl: None, barred
+
+    async def go() -> tuple[int, object]:
+        parser = Parser(BRANDS, 1)
+        try:
+            parsed = await parser.run("s", BODY, "https://x.example/feed", "text/xml")
+            loaded = await parser._call(eval, probe)  # eval: a builtin, sent by reference
+            return len(parsed.mentions), loaded
+        finally:
+            parser.close()
+
+    assert asyncio.run(go()) == (1, [])

@@ -22,7 +22,6 @@ no models.
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import ctypes
 import logging
@@ -32,8 +31,6 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -55,9 +52,11 @@ from listener.matching.stories import fingerprint, story_url
 from listener.models import Item, Mention, Score
 from listener.sources import feed_split
 from listener.sources.feed_split import Body, Split
-from listener.workers import Pool
 
-if TYPE_CHECKING:  # a type only: worker processes need neither the config nor pydantic
+if TYPE_CHECKING:  # types only: worker processes need neither the config nor pydantic
+    import asyncio  # nor asyncio, nor the pool (``Parser`` imports them where it uses them)
+    from concurrent.futures import Executor
+
     from listener.checks import BrandRule
 
 
@@ -230,6 +229,12 @@ def _init_worker(brands: Sequence[BrandRule], spec: ScorerSpec, daemon: int = 0)
     global _worker  # one matcher and one scorer per worker process, built once
     if daemon:
         _exit_with(daemon)
+    if spec[0] == "builtin":
+        # A worker never speaks TLS, but the feed parsers import urllib.request for fetching
+        # (listener fetches itself), and it http.client and ssl: made unimportable here (the
+        # documented None in sys.modules), they load without it and the worker holds 1.3 MB
+        # less. A user's model (another backend) may need it and is left alone.
+        sys.modules.setdefault("ssl", None)  # type: ignore[arg-type]
     _worker = (Matcher(brands), load_scorer(spec))
     preload()  # the language model too: what loading them left free goes back to the OS now
     heap.trim()
@@ -314,6 +319,10 @@ class Parser:
         self.pools_started = 0  # for tests and benches
 
     def _start(self) -> Executor:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from listener.workers import Pool
+
         self.pools_started += 1
         if self._workers == 0:
             return ThreadPoolExecutor(max_workers=1, thread_name_prefix="parse")
@@ -328,6 +337,9 @@ class Parser:
     async def _call(self, function: Callable[..., T], *args: Any) -> T:
         """``function(*args)`` in a worker process, or the thread when there are none; a pool
         whose worker died is replaced and the call tried once more."""
+        import asyncio
+        from concurrent.futures.process import BrokenProcessPool
+
         loop = asyncio.get_running_loop()
         if self._retire_at is not None:
             self._retire_at.cancel()
@@ -403,6 +415,8 @@ class Parser:
         content_type: str | None,
         store: Callable[[Parsed], Awaitable[None]],
     ) -> Parsed:
+        import asyncio
+
         items = 0
         warnings: list[str] = list(plan.warnings)
         ahead = max(1, self._workers)  # batches parsed while one is stored

@@ -1,6 +1,6 @@
 """SQL helpers shared by the storage modules: transactions that translate SQLAlchemy errors into
 StorageError, IN-list chunking, and the dialect's INSERT (for ON CONFLICT; the PostgreSQL
-dialect is imported only when a PostgreSQL database is used: 2 MB a SQLite process need not hold)."""
+dialect is imported only when a PostgreSQL database is used: 2 MB a SQLite process needs not)."""
 
 from __future__ import annotations
 
