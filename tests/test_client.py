@@ -533,3 +533,17 @@ def test_per_host_limit(limit: int) -> None:
 )
 def test_redact_url(url: str, expected: str) -> None:
     assert redact_url(url) == expected
+
+
+def test_the_http_client_loads_without_httpx_command_line_tool() -> None:
+    """httpx's own CLI (rich syntax highlighting, pygments) is never imported by listener."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from listener.sources import client\n"
+        "print('LOADED', sorted(m for m in ('pygments', 'httpx._main', 'rich.syntax')"
+        " if sys.modules.get(m)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "LOADED []" in done.stdout, done.stdout
