@@ -60,29 +60,34 @@ class Model:
 
 def load() -> Model:
     """The model from the packaged file."""
-    raw = files(__package__).joinpath(_FILE).read_bytes()
     classes: tuple[str, ...] = ()
     prior: tuple[float, ...] = ()
     features: dict[bytes, int] = {}
-    for line in gzip.decompress(raw).decode("ascii").splitlines():
-        if not line or line.startswith("#"):
-            continue
-        key, _, rest = line.partition("\t")
-        values = rest.split("\t")
-        if key == "classes":
-            classes = tuple(values)
-        elif key == "prior":
-            prior = tuple(map(float, values))
-        else:
-            logs = list(map(float, values))
-            top = max(logs)
-            packed = 0
-            for k, value in enumerate(logs):
-                packed |= round((top - value) * _WEIGHT_SCALE) << (_FIELD * k)
-            gram = bytes.fromhex(key)
-            if not _SHORTEST <= len(gram) <= _LONGEST or 0 in gram:
-                raise ValueError(f"{_FILE}: feature {key!r} is not 2-5 bytes without NUL")
-            features[gram] = packed
+    # line by line: the whole text, held while the features were made, left 3 MB of holes
+    # among them (memory a parser worker kept to its end)
+    with (
+        files(__package__).joinpath(_FILE).open("rb") as raw,
+        gzip.open(raw, "rt", encoding="ascii", newline="\n") as text,
+    ):
+        for line in (raw_line.rstrip("\r\n") for raw_line in text):
+            if not line or line.startswith("#"):
+                continue
+            key, _, rest = line.partition("\t")
+            values = rest.split("\t")
+            if key == "classes":
+                classes = tuple(values)
+            elif key == "prior":
+                prior = tuple(map(float, values))
+            else:
+                logs = list(map(float, values))
+                top = max(logs)
+                packed = 0
+                for k, value in enumerate(logs):
+                    packed |= round((top - value) * _WEIGHT_SCALE) << (_FIELD * k)
+                gram = bytes.fromhex(key)
+                if not _SHORTEST <= len(gram) <= _LONGEST or 0 in gram:
+                    raise ValueError(f"{_FILE}: feature {key!r} is not 2-5 bytes without NUL")
+                features[gram] = packed
     if not classes or len(prior) != len(classes) or not features:
         raise ValueError(f"{_FILE}: no classes, priors or features")
     return Model(classes, prior, features)
