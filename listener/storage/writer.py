@@ -46,9 +46,7 @@ Group = Callable[[Connection, list[Any]], list[Any]]
 # (operation, future, group, payload, waits, awaited): a plain job has no group; a grouped job
 # has no operation; ``waits``: the job may wait ``linger`` seconds for company (see
 # ``submit_grouped``); ``awaited``: the asyncio future an async caller awaits (run, run_grouped)
-_Job = tuple[
-    Operation | None, "Future[Any]", Group | None, Any, bool, "asyncio.Future[Any] | None"
-]
+_Job = tuple[Operation | None, "Future[Any]", Group | None, Any, bool, "asyncio.Future[Any] | None"]
 # what a transaction did for one job: (job, result, error)
 _Outcome = tuple[_Job, Any, BaseException | None]
 # Seconds a waiting grouped job waits for others to share its transaction. Measured on 1,000
