@@ -40,7 +40,12 @@ def chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
 
 
 def dialect_insert(connection: Connection, table: Any) -> Any:
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return insert_for(connection.dialect.name, table)
+
+
+def insert_for(dialect_name: str, table: Any) -> Any:
+    """The dialect's INSERT (with ON CONFLICT) for ``table``: PostgreSQL's, else SQLite's."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
     return dialect.insert(table)
 
 
