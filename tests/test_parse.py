@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pickle
 import signal
 import time
 from concurrent.futures.process import BrokenProcessPool
+from datetime import UTC, datetime
 
 import pytest
 from feeds import rss
 
 from listener.matching import parse_query
-from listener.service.parse import Parser
+from listener.models import Item, Mention, Score
+from listener.service.parse import Parsed, Parser, pack, unpack
 from listener.workers import Pool
 
 BODY = rss(
@@ -186,3 +189,40 @@ def test_a_worker_imports_what_parsing_needs_only() -> None:
             parser.close()
 
     assert asyncio.run(go()) == (1, [])
+
+
+def test_the_wire_form_of_worker_results_gives_back_equal_mentions() -> None:
+    item = Item(
+        guid="g",
+        url="https://x.example/1",
+        title="Kryptonite lock picked",
+        text="a text",
+        author="ann",
+        published_at=datetime(2026, 11, 23, 12, 0, tzinfo=UTC),
+        language="en",
+        reach=10,
+        points=3,
+        likes=2,
+        reposts=1,
+        replies=0,
+        article_url="https://y.example/a",
+    )
+    full = Mention(
+        item=item,
+        brands=frozenset({"Kryptonite", "Other"}),
+        dedup_key="k",
+        canonical_url="https://x.example/1",
+        content_hash="h",
+        story_url="https://x.example/1",
+        fingerprint=(1 << 64) - 1,
+        domain="x.example",
+        sentiment=Score("negative", -0.625, 0.9, "v1"),
+        backfill=True,
+    )
+    bare = Mention(Item(None, None, "t", ""), frozenset({"Kryptonite"}), "k2", None, "h2")
+    parsed = Parsed(7, ("a warning",), (full, bare))
+    crossed = unpack(pickle.loads(pickle.dumps(pack(parsed))))  # as it crosses the pipe
+    assert crossed == parsed
+    assert [type(m.item) for m in crossed.mentions] == [Item, Item]
+    assert crossed.mentions[0].sentiment == full.sentiment
+    assert crossed.mentions[1].sentiment is None

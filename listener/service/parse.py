@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import collections
 import ctypes
+import dataclasses
 import logging
+import operator
 import os
 import signal
 import sys
@@ -276,6 +278,59 @@ def _parse_piece(
         heap.trim()  # the piece's buffers, freed, would stay resident under the next one's
 
 
+# The wire form of a worker's Parsed: (items, warnings, mentions as plain tuples). Unpickling
+# a frozen, slotted dataclass sets each field through __setstate__; tuples of plain values and
+# one constructor call per object cost ~40% less (14.3 -> 8.8 us a mention, measured) in the
+# thread that reads the workers' results. Fields go in declaration order, so a new field
+# travels without a change here.
+_ITEM = operator.attrgetter(*(f.name for f in dataclasses.fields(Item)))
+_MENTION = operator.attrgetter(*(f.name for f in dataclasses.fields(Mention)))
+_SCORE = operator.attrgetter(*(f.name for f in dataclasses.fields(Score)))
+_AT_ITEM = [f.name for f in dataclasses.fields(Mention)].index("item")
+_AT_SENTIMENT = [f.name for f in dataclasses.fields(Mention)].index("sentiment")
+Packed = tuple[int, tuple[str, ...], tuple[tuple[Any, ...], ...]]
+
+
+def pack(parsed: Parsed) -> Packed:
+    """``parsed`` as plain tuples (see ``unpack``)."""
+    mentions = []
+    for mention in parsed.mentions:
+        values = list(_MENTION(mention))
+        values[_AT_ITEM] = _ITEM(mention.item)
+        if mention.sentiment is not None:
+            values[_AT_SENTIMENT] = _SCORE(mention.sentiment)
+        mentions.append(tuple(values))
+    return parsed.items, parsed.warnings, tuple(mentions)
+
+
+def unpack(packed: Packed) -> Parsed:
+    """The Parsed that ``pack`` was given: equal, field by field."""
+    items, warnings, rows = packed
+    mentions = []
+    for row in rows:
+        values = list(row)
+        values[_AT_ITEM] = Item(*values[_AT_ITEM])
+        if values[_AT_SENTIMENT] is not None:
+            values[_AT_SENTIMENT] = Score(*values[_AT_SENTIMENT])
+        mentions.append(Mention(*values))
+    return Parsed(items, warnings, tuple(mentions))
+
+
+def _packed_body(*args: Any) -> Packed:
+    return pack(_parse_body(*args))
+
+
+def _packed_piece(*args: Any) -> Packed:
+    return pack(_parse_piece(*args))
+
+
+def _packed_items(*args: Any) -> Packed:
+    return pack(_parse_items(*args))
+
+
+_PACKED: dict[Callable[..., Parsed], Callable[..., Packed]] = {}  # filled below the functions
+
+
 def _split(body: Body, batch: int, content_type: str | None, smallest: int) -> Split | None:
     """``feed_split.split`` where parsing runs, giving back the memory of the pass after it."""
     try:
@@ -363,6 +418,12 @@ class Parser:
             if self._busy == 0 and self._workers > 0 and self._executor is not None:
                 self._retire_at = loop.call_later(self._idle, self._retire)
 
+    async def _parse(self, function: Callable[..., Parsed], *args: Any) -> Parsed:
+        """``function(*args)`` through ``_call``; from a worker process in the wire form."""
+        if self._workers == 0:
+            return await self._call(function, *args)
+        return unpack(await self._call(_PACKED[function], *args))
+
     def _retire(self) -> None:
         """End idle worker processes (they exit as soon as they have read their last call)."""
         self._retire_at = None
@@ -379,7 +440,7 @@ class Parser:
         return self.matcher, self.scorer
 
     async def run(self, source: str, body: Body, url: str, content_type: str | None) -> Parsed:
-        return await self._call(_parse_body, self._own_tools, source, body, url, content_type)
+        return await self._parse(_parse_body, self._own_tools, source, body, url, content_type)
 
     async def run_batches(
         self,
@@ -426,7 +487,7 @@ class Parser:
             if isinstance(body, bytes):  # small enough to cut here: only the piece is sent
                 document = plan.document(body, index)
                 return asyncio.ensure_future(self.run(source, document, url, content_type))
-            piece = self._call(_parse_piece, tools, source, body, plan, index, url, content_type)
+            piece = self._parse(_parse_piece, tools, source, body, plan, index, url, content_type)
             return asyncio.ensure_future(piece)
 
         pending = collections.deque(start(i) for i in range(min(ahead, len(plan.batches))))
@@ -447,7 +508,7 @@ class Parser:
 
     async def run_items(self, source: str, items: Sequence[Item]) -> Parsed:
         """``parse_items`` off the event loop (API sources hand over items, not a body)."""
-        return await self._call(_parse_items, self._own_tools, source, items)
+        return await self._parse(_parse_items, self._own_tools, source, items)
 
     def close(self, wait: bool = True) -> None:
         """Stop the workers. ``wait=False`` (the daemon's stop) does not wait for a worker
@@ -458,3 +519,8 @@ class Parser:
         if self._executor is not None:
             self._executor.shutdown(wait=wait, cancel_futures=True)
             self._executor = None
+
+
+_PACKED.update(
+    {_parse_body: _packed_body, _parse_piece: _packed_piece, _parse_items: _packed_items}
+)

@@ -15,19 +15,20 @@ Rules:
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import bindparam, insert, select, text, update
+from sqlalchemy import Executable, bindparam, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from listener import simhash
 from listener.models import Mention, StoreResult
 from listener.storage import story_window
-from listener.storage.sql import chunks, dialect_insert
+from listener.storage.sql import chunks, insert_for
 from listener.storage.tables import Brand, MentionBrand, Story, UTCDateTime
 from listener.storage.tables import Mention as MentionRow
 
@@ -111,11 +112,7 @@ def ingest(conn: Connection, batches: Sequence[Batch]) -> list[StoreResult]:
         stories = _assign_stories(conn, [story_keys[row["dedup_key"]] for row in fresh], newest)
         for row, story_id in zip(fresh, stories, strict=True):
             row["story_id"] = story_id
-        inserting = (
-            dialect_insert(conn, MentionRow)
-            .on_conflict_do_nothing(index_elements=["dedup_key"])
-            .returning(MentionRow.id, MentionRow.dedup_key)
-        )
+        inserting = _statements(conn.dialect.name).insert_mentions
         ids.update({row.dedup_key: row.id for row in conn.execute(inserting, fresh)})
     changed = {
         key: ident
@@ -123,29 +120,9 @@ def ingest(conn: Connection, batches: Sequence[Batch]) -> list[StoreResult]:
         if key in rows and rows[key]["content_hash"] != digest
     }
     if changed:
-        keep = (
-            "content_hash",
-            "url",
-            "canonical_url",
-            "title",
-            "text",
-            "author",
-            "language",
-            "author_reach",
-            "points",
-            "likes",
-            "reposts",
-            "replies",
-            *_SCORE_COLUMNS,
-        )
-        names = (*keep, "published_at", "updated_at")
-        updating = (
-            update(MentionRow)
-            .where(MentionRow.id == bindparam("_id"))
-            .values({name: bindparam(name) for name in names})
-        )
+        names = _UPDATED_COLUMNS
         conn.execute(
-            updating,
+            _statements(conn.dialect.name).update_mentions,
             [{**{n: rows[key][n] for n in names}, "_id": ident} for key, ident in changed.items()],
         )
     _link(conn, ids, brands_of)
@@ -167,6 +144,72 @@ def ingest(conn: Connection, batches: Sequence[Batch]) -> list[StoreResult]:
 
 
 _SCORE_COLUMNS = ("sentiment", "sentiment_score", "sentiment_confidence", "sentiment_version")
+# what a changed mention's update writes
+_UPDATED_COLUMNS = (
+    "content_hash",
+    "url",
+    "canonical_url",
+    "title",
+    "text",
+    "author",
+    "language",
+    "author_reach",
+    "points",
+    "likes",
+    "reposts",
+    "replies",
+    *_SCORE_COLUMNS,
+    "published_at",
+    "updated_at",
+)
+
+
+class _Statements(NamedTuple):
+    """The statements of an ingest, built once per dialect (building one cost about as much
+    as executing it for a small batch); lists go in as expanding parameters."""
+
+    insert_mentions: Executable
+    update_mentions: Executable
+    by_key: Executable  # keys
+    by_guid: Executable  # guids, sources
+    brands: Executable  # names
+    insert_links: Executable
+    stories_by_url: Executable  # urls
+    insert_stories: Executable
+
+
+@functools.cache
+def _statements(dialect: str) -> _Statements:
+    columns = (
+        MentionRow.source_id,
+        MentionRow.guid,
+        MentionRow.dedup_key,
+        MentionRow.id,
+        MentionRow.content_hash,
+    )
+    return _Statements(
+        insert_mentions=insert_for(dialect, MentionRow)
+        .on_conflict_do_nothing(index_elements=["dedup_key"])
+        .returning(MentionRow.id, MentionRow.dedup_key),
+        update_mentions=update(MentionRow)
+        .where(MentionRow.id == bindparam("_id"))
+        .values({name: bindparam(name) for name in _UPDATED_COLUMNS}),
+        by_key=select(*columns).where(MentionRow.dedup_key.in_(bindparam("keys", expanding=True))),
+        by_guid=select(*columns).where(
+            MentionRow.guid.in_(bindparam("guids", expanding=True)),
+            MentionRow.source_id.in_(bindparam("sources", expanding=True)),
+        ),
+        brands=select(Brand.name, Brand.id).where(
+            Brand.name.in_(bindparam("names", expanding=True))
+        ),
+        insert_links=insert_for(dialect, MentionBrand).on_conflict_do_nothing(
+            index_elements=["mention_id", "brand_id"]
+        ),
+        stories_by_url=select(Story.url, Story.id).where(
+            Story.url.in_(bindparam("urls", expanding=True))
+        ),
+        insert_stories=insert(Story).returning(Story.id, sort_by_parameter_order=True),
+    )
 
 
 def _score_columns(mention: Mention) -> dict[str, Any]:
@@ -191,21 +234,15 @@ def _lookup(
     sources = sorted({source for source, _ in pairs})
     existing: dict[str, tuple[int, str]] = {}
     key_of_guid: dict[tuple[int, str], str] = {}
-    columns = (
-        MentionRow.source_id,
-        MentionRow.guid,
-        MentionRow.dedup_key,
-        MentionRow.id,
-        MentionRow.content_hash,
-    )
+    statements = _statements(conn.dialect.name)
     for chunk in chunks(keys):
-        for found in conn.execute(select(*columns).where(MentionRow.dedup_key.in_(chunk))):
+        for found in conn.execute(statements.by_key, {"keys": list(chunk)}):
             existing[found.dedup_key] = (found.id, found.content_hash)
             if found.guid and (found.source_id, found.guid) in pairs:
                 key_of_guid.setdefault((found.source_id, found.guid), found.dedup_key)
     for chunk in chunks(guids):
-        stmt = select(*columns).where(MentionRow.guid.in_(chunk), MentionRow.source_id.in_(sources))
-        for found in conn.execute(stmt):
+        found_rows = conn.execute(statements.by_guid, {"guids": list(chunk), "sources": sources})
+        for found in found_rows:
             if (found.source_id, found.guid) in pairs:
                 key_of_guid.setdefault((found.source_id, found.guid or ""), found.dedup_key)
                 existing[found.dedup_key] = (found.id, found.content_hash)
@@ -214,8 +251,8 @@ def _lookup(
 
 def _link(conn: Connection, ids: dict[str, int], brands_of: dict[str, set[str]]) -> None:
     names = sorted({b for bs in brands_of.values() for b in bs})
-    by_name = select(Brand.name, Brand.id).where(Brand.name.in_(names))
-    brand_ids = {row.name: row.id for row in conn.execute(by_name)}
+    statements = _statements(conn.dialect.name)
+    brand_ids = {row.name: row.id for row in conn.execute(statements.brands, {"names": names})}
     links = [
         {"mention_id": ids[key], "brand_id": brand_ids[name]}
         for key, names_of in brands_of.items()
@@ -224,12 +261,7 @@ def _link(conn: Connection, ids: dict[str, int], brands_of: dict[str, set[str]])
         if name in brand_ids
     ]
     if links:
-        conn.execute(
-            dialect_insert(conn, MentionBrand).on_conflict_do_nothing(
-                index_elements=["mention_id", "brand_id"]
-            ),
-            links,
-        )
+        conn.execute(statements.insert_links, links)
 
 
 STORY_WINDOW = timedelta(days=7)
@@ -304,7 +336,7 @@ def _assign_stories(
     urls = sorted({url for url, _, _ in keys if url})
     by_url: dict[str, int] = {}
     for chunk in chunks(urls):
-        found = conn.execute(select(Story.url, Story.id).where(Story.url.in_(chunk)))
+        found = conn.execute(_statements(conn.dialect.name).stories_by_url, {"urls": list(chunk)})
         by_url.update({row.url: row.id for row in found if row.url})
     prints = [fp for url, fp, _ in keys if fp is not None and not (url and url in by_url)]
     since = now - STORY_WINDOW
@@ -371,5 +403,5 @@ def _insert_stories(
                 "first_seen_at": now,
             }
         )
-    stmt = insert(Story).returning(Story.id, sort_by_parameter_order=True)
+    stmt = _statements(conn.dialect.name).insert_stories
     return [row.id for row in conn.execute(stmt, fresh)]

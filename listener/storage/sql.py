@@ -41,7 +41,12 @@ def chunks(values: Sequence[T]) -> Iterator[Sequence[T]]:
 
 
 def dialect_insert(connection: Connection, table: Any) -> Any:
-    if connection.dialect.name == "postgresql":
+    return insert_for(connection.dialect.name, table)
+
+
+def insert_for(dialect_name: str, table: Any) -> Any:
+    """The dialect's INSERT (with ON CONFLICT) for ``table``: PostgreSQL's, else SQLite's."""
+    if dialect_name == "postgresql":
         from sqlalchemy.dialects import postgresql
 
         return postgresql.insert(table)

@@ -6,12 +6,13 @@ Every SQLAlchemy error leaves as StorageError (one line, no credentials).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, bindparam, delete, func, select, update
+from sqlalchemy import Select, Text, Update, bindparam, delete, func, select, update
 from sqlalchemy.engine import Connection
 
 from listener.models import Mention, Score, SourceState, StoreResult
@@ -142,20 +143,9 @@ def record_successes(
     batches = [Batch(polls[i].source_id, polls[i].mentions, polls[i].now) for i in with_mentions]
     for index, result in zip(with_mentions, ingest(conn, batches), strict=True):
         results[index] = result
+    success, states_of = _success_statements()
     conn.execute(
-        update(Source)
-        .where(Source.id == bindparam("_id"))
-        .values(
-            etag=bindparam("etag"),
-            last_modified=bindparam("last_modified"),
-            last_attempt_at=bindparam("now"),
-            last_success_at=bindparam("now"),
-            consecutive_errors=0,
-            last_error=bindparam("note", type_=Text()),
-            next_poll_at=bindparam("next_poll_at"),
-            url=func.coalesce(bindparam("new_url", type_=Text()), Source.url),
-            cursor=func.coalesce(bindparam("cursor", type_=Text()), Source.cursor),
-        ),
+        success,
         [
             {
                 "_id": poll.source_id,
@@ -171,8 +161,31 @@ def record_successes(
         ],
     )
     ids = sorted({poll.source_id for poll in polls})
-    states = {row.id: _state(row) for row in conn.execute(select(Source).where(Source.id.in_(ids)))}
+    states = {row.id: _state(row) for row in conn.execute(states_of, {"ids": ids})}
     return [(result, states[poll.source_id]) for result, poll in zip(results, polls, strict=True)]
+
+
+@functools.cache
+def _success_statements() -> tuple[Update, Select[Any]]:
+    """record_successes' statements, built once (each build cost more than its rows): the
+    update of every poll's fetch state, and the select of the sources' states after it."""
+    success = (
+        update(Source)
+        .where(Source.id == bindparam("_id"))
+        .values(
+            etag=bindparam("etag"),
+            last_modified=bindparam("last_modified"),
+            last_attempt_at=bindparam("now"),
+            last_success_at=bindparam("now"),
+            consecutive_errors=0,
+            last_error=bindparam("note", type_=Text()),
+            next_poll_at=bindparam("next_poll_at"),
+            url=func.coalesce(bindparam("new_url", type_=Text()), Source.url),
+            cursor=func.coalesce(bindparam("cursor", type_=Text()), Source.cursor),
+        )
+    )
+    states_of = select(Source).where(Source.id.in_(bindparam("ids", expanding=True)))
+    return success, states_of
 
 
 def record_mentions(

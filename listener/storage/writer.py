@@ -15,16 +15,21 @@ a poll holds its concurrency slot until it is stored, so a wait costs polls that
 to store (all-304 cycles) more time than the transactions it saves. If a batch fails, each of its
 operations is retried alone in its own transaction, so one bad operation fails only its own
 caller and nothing already stored is lost. SQLAlchemy errors reach callers as StorageError.
+Async callers (``run``, ``run_grouped``) are woken once per transaction and event loop, not once
+each: a thousand polls stored in a few transactions cost the loop a few wake-ups, not a thousand
+cross-thread hand-offs.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
+from functools import partial
 from typing import Any, TypeVar
 
 from sqlalchemy import Engine
@@ -38,9 +43,12 @@ T = TypeVar("T")
 P = TypeVar("P")
 Operation = Callable[[Connection], Any]
 Group = Callable[[Connection, list[Any]], list[Any]]
-# (operation, future, group, payload, waits): a plain job has no group; a grouped job has no
-# operation; ``waits``: the job may wait ``linger`` seconds for company (see ``submit_grouped``)
-_Job = tuple[Operation | None, "Future[Any]", Group | None, Any, bool]
+# (operation, future, group, payload, waits, awaited): a plain job has no group; a grouped job
+# has no operation; ``waits``: the job may wait ``linger`` seconds for company (see
+# ``submit_grouped``); ``awaited``: the asyncio future an async caller awaits (run, run_grouped)
+_Job = tuple[Operation | None, "Future[Any]", Group | None, Any, bool, "asyncio.Future[Any] | None"]
+# what a transaction did for one job: (job, result, error)
+_Outcome = tuple[_Job, Any, BaseException | None]
 # Seconds a waiting grouped job waits for others to share its transaction. Measured on 1,000
 # feeds (10% matching, cold, every poll waiting): 0 s: ~700 transactions, 5.8 s of CPU in this
 # thread; 0.02 s: 315, 3.9 s; 0.05 s: ~190, 3.4 s; 0.1 s: 101, 3.1 s.
@@ -61,11 +69,12 @@ class Writer:
 
     def submit(self, operation: Callable[[Connection], T]) -> Future[T]:
         future: Future[T] = Future()
-        self._queue.put((operation, future, None, None, False))
+        self._queue.put((operation, future, None, None, False, None))
         return future
 
     async def run(self, operation: Callable[[Connection], T]) -> T:
-        return await asyncio.wrap_future(self.submit(operation))
+        result: T = await self._awaited(operation, None, None, False)
+        return result
 
     def submit_grouped(
         self, group: Callable[[Connection, list[P]], list[T]], payload: P, *, wait: bool = False
@@ -76,13 +85,26 @@ class Writer:
         jobs whose transaction costs much more than its rows: a poll's mentions to ingest); a
         job that does not wait ends the wait of the batch it joins."""
         future: Future[T] = Future()
-        self._queue.put((None, future, group, payload, wait))
+        self._queue.put((None, future, group, payload, wait, None))
         return future
 
     async def run_grouped(
         self, group: Callable[[Connection, list[P]], list[T]], payload: P, *, wait: bool = False
     ) -> T:
-        return await asyncio.wrap_future(self.submit_grouped(group, payload, wait=wait))
+        result: T = await self._awaited(None, group, payload, wait)
+        return result
+
+    async def _awaited(
+        self, operation: Operation | None, group: Group | None, payload: Any, wait: bool
+    ) -> Any:
+        """Queue a job whose result an asyncio future receives, set on its loop together with
+        the others of its transaction (``_deliver``). A caller cancelled before its job ran
+        cancels the job, as asyncio.wrap_future would."""
+        future: Future[Any] = Future()
+        awaited = asyncio.get_running_loop().create_future()
+        awaited.add_done_callback(partial(_cancel_job, future))
+        self._queue.put((operation, future, group, payload, wait, awaited))
+        return await awaited
 
     def close(self, timeout: float | None = None) -> bool:
         """Finish what is queued, then stop the thread; wait at most ``timeout`` seconds (None:
@@ -135,17 +157,32 @@ class Writer:
                 error.__cause__ = exc
             else:
                 error = exc
-            batch[0][1].set_exception(error)
+            self._deliver([(batch[0], None, error)])
             return
-        for (_, future, _, _, _), result in zip(batch, results, strict=True):
-            future.set_result(result)
+        self._deliver([(job, result, None) for job, result in zip(batch, results, strict=True)])
+
+    @staticmethod
+    def _deliver(outcomes: list[_Outcome]) -> None:
+        """Results to their futures; async callers' with one call per event loop."""
+        loops: dict[asyncio.AbstractEventLoop, list[_Outcome]] = {}
+        for outcome in outcomes:
+            job, result, error = outcome
+            if error is None:
+                job[1].set_result(result)
+            else:
+                job[1].set_exception(error)
+            if job[5] is not None:
+                loops.setdefault(job[5].get_loop(), []).append(outcome)
+        for loop, settled in loops.items():
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle, settled)
 
     @staticmethod
     def _execute(conn: Connection, batch: list[_Job]) -> list[Any]:
         """Plain operations in order, then each group once with all its payloads."""
         results: list[Any] = [None] * len(batch)
         groups: dict[Group, list[int]] = {}
-        for index, (operation, _, group, _, _) in enumerate(batch):
+        for index, (operation, _, group, _, _, _) in enumerate(batch):
             if group is not None:
                 groups.setdefault(group, []).append(index)
             else:
@@ -156,3 +193,21 @@ class Writer:
             for index, answer in zip(indexes, answers, strict=True):
                 results[index] = answer
         return results
+
+
+def _cancel_job(job: Future[Any], awaited: asyncio.Future[Any]) -> None:
+    """An async caller gave up: its job does not run if it has not started."""
+    if awaited.cancelled():
+        job.cancel()
+
+
+def _settle(outcomes: list[_Outcome]) -> None:
+    """On the callers' loop: each awaited future gets its result (unless cancelled)."""
+    for job, result, error in outcomes:
+        awaited = job[5]
+        if awaited is None or awaited.done():
+            continue
+        if error is None:
+            awaited.set_result(result)
+        else:
+            awaited.set_exception(error)
