@@ -36,7 +36,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import fastfeedparser
@@ -49,6 +49,7 @@ from listener.sources.feed_fields import (
     build_item,
     detailed_body,
     entry_language,
+    has_identity,
     iso_date,
     language,
     longest_body,
@@ -57,7 +58,7 @@ from listener.sources.feed_fields import (
     views,
 )
 from listener.sources.feed_scan import scan
-from listener.sources.html import drop_escapes, html_to_text
+from listener.sources.html import drop_escapes, html_to_text, text_pieces
 
 __all__ = ["parse_feed"]
 
@@ -89,10 +90,19 @@ _WEB_URL = re.compile(r"\s*https?://", re.IGNORECASE)
 _LANGUAGE_ELEMENT = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?language\b[^>]*>\s*([^<]{1,64}?)\s*</")
 
 
-def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
+def parse_feed(
+    body: bytes,
+    *,
+    url: str,
+    content_type: str | None = None,
+    screen: Callable[[str], bool] | None = None,
+) -> ParsedFeed:
     """Parse an RSS/Atom/RDF ``body`` fetched from ``url``.
 
     ``content_type`` is the HTTP Content-Type header, if any; its charset is honoured.
+    ``screen`` (``Matcher.screen``), given the ``text_pieces`` of an entry's title and text,
+    says whether it may mention a brand; entries it rules out are counted in
+    ``ParsedFeed.screened`` instead of being built (fastfeedparser's entries only).
     Raises ParseError when the body is not a feed at all; a partly broken feed is kept as far
     as it goes, with a warning.
     """
@@ -127,7 +137,9 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
 
     parsed: ParsedFeed | None = None
     if found.lenient is None:
-        parsed = _parse_fast(data, url, text, head_end, has_entries=entry_match is not None)
+        parsed = _parse_fast(
+            data, url, text, head_end, has_entries=entry_match is not None, screen=screen
+        )
     else:
         _LOG.debug("feed %s: %s, parsing leniently with feedparser", url, found.lenient)
     if parsed is None:
@@ -148,6 +160,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         warnings=tuple(warnings),
         parser=parsed.parser,
         language=parsed.language,
+        screened=parsed.screened,
     )
 
 
@@ -175,7 +188,13 @@ def _line_breaks(match: re.Match[str]) -> str:
 
 
 def _parse_fast(
-    data: bytes, url: str, text: str, head_end: int, *, has_entries: bool
+    data: bytes,
+    url: str,
+    text: str,
+    head_end: int,
+    *,
+    has_entries: bool,
+    screen: Callable[[str], bool] | None = None,
 ) -> ParsedFeed | None:
     """Parse with fastfeedparser; None means "let feedparser try"."""
     try:
@@ -195,9 +214,15 @@ def _parse_fast(
         element = _LANGUAGE_ELEMENT.search(text, 0, head_end)
         feed_language = language(element.group(1)) if element else None
     items = []
+    screened = 0
     for entry in entries:
         title = entry.get("title")
         body = longest_body(entry.get("description"), entry.get("content"))
+        if screen is not None and has_identity(entry.get("id"), entry.get("link")):
+            pieces = _pieces(title, body)
+            if pieces is not None and not screen(pieces):
+                screened += 1
+                continue
         item = build_item(
             guid=entry.get("id"),
             link=entry.get("link"),
@@ -210,7 +235,16 @@ def _parse_fast(
         )
         if item is not None:
             items.append(item)
-    return _parsed(items, len(entries), "fastfeedparser", feed_language)
+    return _parsed(items, len(entries), "fastfeedparser", feed_language, screened)
+
+
+def _pieces(title: object, body: str) -> str | None:
+    """The ``text_pieces`` of an entry's raw title and body, or None."""
+    title_pieces = text_pieces(title) if isinstance(title, str) and title else ""
+    if title_pieces is None:
+        return None
+    body_pieces = text_pieces(body) if body else ""
+    return None if body_pieces is None else f"{title_pieces}\n{body_pieces}"
 
 
 def _parse_slow(data: bytes, url: str, xml_error: str | None) -> ParsedFeed:
@@ -268,9 +302,11 @@ def _slow_link(entry: Mapping[str, Any]) -> object:
     return link
 
 
-def _parsed(items: list[Item], entries: int, parser: str, feed_language: str | None) -> ParsedFeed:
+def _parsed(
+    items: list[Item], entries: int, parser: str, feed_language: str | None, screened: int = 0
+) -> ParsedFeed:
     """The ParsedFeed of ``items``; a warning says how many ``entries`` were empty."""
-    dropped = entries - len(items)
+    dropped = entries - len(items) - screened
     warnings = (
         (
             f"{dropped} {'entry' if dropped == 1 else 'entries'} without title, text, link or "
@@ -279,4 +315,10 @@ def _parsed(items: list[Item], entries: int, parser: str, feed_language: str | N
         if dropped
         else ()
     )
-    return ParsedFeed(items=tuple(items), warnings=warnings, parser=parser, language=feed_language)
+    return ParsedFeed(
+        items=tuple(items),
+        warnings=warnings,
+        parser=parser,
+        language=feed_language,
+        screened=screened,
+    )
