@@ -89,6 +89,8 @@ def html_to_text(html_text: str, *, lines: bool = False) -> str:
     """Return ``html_text`` as plain text: no markup, entities decoded, whitespace collapsed to
     single spaces; one line, or with ``lines`` one line per paragraph."""
     text = html_text
+    if not text.isprintable() and _GLUING.search(text):
+        return None
     if "<" in text:
         text = _DROPPED.sub("", text)
         text = _BLOCK_TAG.sub("\n", text)
@@ -122,6 +124,8 @@ def text_pieces(html_text: str) -> str | None:
     """A text holding every run of word characters of ``html_to_text(html_text)`` (and more),
     or None when it cannot be promised cheaply (see the module docstring)."""
     text = html_text
+    if not text.isprintable() and _GLUING.search(text):
+        return None
     if "<" in text:
         text = _DROPPED.sub("", text)
         if "<" in text:
@@ -133,8 +137,8 @@ def text_pieces(html_text: str) -> str | None:
         if len(references) != text.count("&") or ("&#" in text and _ESC_REFERENCE.search(text)):
             return None  # a bare "&", or an ESC reference (rule 4 would cut what follows)
         text = _REFERENCE.sub(_decode, text)
-    if not text.isprintable() and _GLUING.search(text):
-        return None
+        if "\x00" in text:
+            return None  # a reference to a character rule 5 deletes
     return text
 
 
@@ -144,6 +148,8 @@ def _decode(found: re.Match[str]) -> str:
     decoded = _DECODED.get(reference)
     if decoded is None:
         decoded = html.unescape(reference)
+        if _GLUING.search(decoded):
+            decoded = "\x00"  # "&#129;": html_to_text deletes it, gluing its neighbours
         if len(_DECODED) < _DECODED_KEPT:
             _DECODED[reference] = decoded
     return decoded
