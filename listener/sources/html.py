@@ -1,9 +1,9 @@
 """HTML fragments from feeds reduced to plain text.
 
-Owns :func:`html_to_text` and its cheap stand-in for screening, :func:`text_pieces`. It is regex based on purpose: it runs on every title
-and body of every polled entry (tens of thousands per cycle), so it must be fast, and it must
-never raise on malformed markup. It is not a sanitiser for rendering: its output is plain text,
-and whoever renders it must escape it.
+Owns :func:`html_to_text` and its cheap stand-in for screening, :func:`text_pieces`. It is
+regex based on purpose: it runs on every title and body of every polled entry (tens of
+thousands per cycle), so it must be fast, and it must never raise on malformed markup. It is
+not a sanitiser for rendering: its output is plain text, and whoever renders it must escape it.
 
 Rules, in order:
 
