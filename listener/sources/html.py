@@ -89,8 +89,6 @@ def html_to_text(html_text: str, *, lines: bool = False) -> str:
     """Return ``html_text`` as plain text: no markup, entities decoded, whitespace collapsed to
     single spaces; one line, or with ``lines`` one line per paragraph."""
     text = html_text
-    if not text.isprintable() and _GLUING.search(text):
-        return None
     if "<" in text:
         text = _DROPPED.sub("", text)
         text = _BLOCK_TAG.sub("\n", text)
