@@ -37,9 +37,18 @@ _FRAGMENTS = [
     *("\xad", "\xa0", "’", "—", "…", "\u0301", "ﬁ", "Ｖ", "е", "\x01", "\x1b", "\x1b[31m", "\x85"),
     *("\x9a", "ä", "Ä", "ß", "ü", "½", "\u200b", "\u2028", "ŉ", "İ"),
 ]  # fmt: skip
-_raw = st.lists(st.one_of(st.sampled_from(_FRAGMENTS), st.text(max_size=3)), max_size=14).map(
-    "".join
-)
+# Brand words in pieces, and what glues pieces together (tags, comments, references, marks).
+_PIECES = [
+    *("V", "v", "el", "ora", "elo", "ra", "Kes", "trel", "Bi", "kes", "M", "ül", "ü", "ller", "ue"),
+    *("Str", "a", "ß", "ss", "e", "k", "ry", "p", "ba", "hn", "caf", "é", "e\u0301", "μ", "µ", " "),
+    *("<b>", "</b>", "<i/>", "<p>", "<br>", "<span class=x>", "<Velora>", "<spacer></spacer>", "<"),
+    *("<!-- -->", "<script>x</script>", "<style>", "&amp;", "&#118;", "&#x6F;", "&shy;", "&lt;"),
+    *("&gt;", "&szlig;", "&uuml;", "&nbsp;", "&#8217;", "\xad", "\xa0", "’", "\n", "-", "_", "#"),
+]  # fmt: skip
+_raw = st.one_of(
+    st.lists(st.one_of(st.sampled_from(_FRAGMENTS), st.text(max_size=3)), max_size=14),
+    st.lists(st.sampled_from(_PIECES), max_size=16),
+).map("".join)
 
 
 def _pieces(title: str, body: str) -> str | None:
