@@ -29,6 +29,11 @@ Rules of :func:`parse_feed`:
   author, date, reach). Language is the entry's, else the feed's, as a lowercase primary subtag
   ("de-DE" -> "de"). Entries with neither guid, url, title nor text are dropped, and a warning
   counts them. C0 control characters other than tab and newline never reach a field.
+- Screening (fastfeedparser's entries only, when the caller passes ``screen``): an entry whose
+  raw title and text, reduced by ``html.text_pieces``, the screen rules out (no brand can match
+  it) and that is sure to become an Item (a guid that is not its link, or an absolute web link)
+  is counted in ``ParsedFeed.screened`` instead of being built: most entries of a feed mention
+  no brand, and building them (``html_to_text``, the Item) was most of a parse.
 """
 
 from __future__ import annotations
