@@ -142,7 +142,7 @@ def _feed(entries: list[tuple[str, str, bool]]) -> bytes:
     return document.encode("utf-8", "surrogatepass")
 
 
-_entries = st.lists(st.tuples(_raw, _raw, st.booleans()), min_size=1, max_size=6)
+_entries = st.lists(st.tuples(_raw, _raw, st.booleans()), min_size=1, max_size=12)
 
 
 @given(entries=_entries)
@@ -169,3 +169,16 @@ def test_screened_entries_are_counted_not_built(scorer: SentimentScorer) -> None
     result = parse(_SCREENING, scorer, "feed", body, "https://x.example/feed", None)
     assert result.items == 5
     assert [m.item.title for m in result.mentions] == ["Velora rides"]
+
+
+def test_screening_stops_in_a_feed_whose_entries_mostly_may_match() -> None:
+    matching = [(f"Velora {n}", "<p>x</p>", False) for n in range(8)]
+    other = [(f"other {n}", "<p>nothing</p>", False) for n in range(5)]
+    mostly = parse_feed(
+        _feed(matching + other), url="https://x.example/f", screen=_SCREENING.screen
+    )
+    assert (len(mostly.items), mostly.screened) == (13, 0)
+    rarely = parse_feed(
+        _feed(other + matching), url="https://x.example/f", screen=_SCREENING.screen
+    )
+    assert (len(rarely.items), rarely.screened) == (8, 5)

@@ -33,7 +33,8 @@ Rules of :func:`parse_feed`:
   raw title and text, reduced by ``html.text_pieces``, the screen rules out (no brand can match
   it) and that is sure to become an Item (a guid that is not its link, or an absolute web link)
   is counted in ``ParsedFeed.screened`` instead of being built: most entries of a feed mention
-  no brand, and building them (``html_to_text``, the Item) was most of a parse.
+  no brand, and building them (``html_to_text``, the Item) was most of a parse. A feed whose
+  entries mostly may match (a search feed) stops being screened after a few entries.
 """
 
 from __future__ import annotations
@@ -92,6 +93,9 @@ _FEED_ROOT = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?(?:rss|feed|RDF)\b")
 _HTML_START = re.compile(r"<(?:!doctype\s+html|html)\b", re.IGNORECASE)
 _ENTRY_TAG = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s/>]")
 _WEB_URL = re.compile(r"\s*https?://", re.IGNORECASE)
+# Screening stops in a feed when fewer than one in four of its first entries (at least this
+# many) were ruled out: where most entries may mention a brand, it only costs.
+_SCREEN_TRIAL = 8
 _LANGUAGE_ELEMENT = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?language\b[^>]*>\s*([^<]{1,64}?)\s*</")
 
 
@@ -219,15 +223,19 @@ def _parse_fast(
         element = _LANGUAGE_ELEMENT.search(text, 0, head_end)
         feed_language = language(element.group(1)) if element else None
     items = []
-    screened = 0
+    screened = screens = 0
     for entry in entries:
         title = entry.get("title")
         body = longest_body(entry.get("description"), entry.get("content"))
         if screen is not None and has_identity(entry.get("id"), entry.get("link")):
             pieces = _pieces(title, body)
-            if pieces is not None and not screen(pieces):
-                screened += 1
-                continue
+            if pieces is not None:
+                screens += 1
+                if not screen(pieces):
+                    screened += 1
+                    continue
+                if screens >= _SCREEN_TRIAL and screened * 4 < screens:
+                    screen = None  # most entries of this feed may match: screening costs
         item = build_item(
             guid=entry.get("id"),
             link=entry.get("link"),
