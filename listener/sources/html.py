@@ -126,14 +126,17 @@ def text_pieces(html_text: str) -> str | None:
         return None
     if "<" in text:
         text = _DROPPED.sub("", text)
-        if "<" in text:
-            parts = _TAG_SHAPED.split(text)
-            # the text with every tag removed (glued), then the tags (words in angle brackets)
-            text = "".join(parts[0::2]) + "\n" + "\n".join(parts[1::2])
     if "&" in text:
+        # Every "&" starts a complete reference before tags go (none holds "<" or ">"): then
+        # removing tags neither makes nor breaks one, whichever tags html_to_text keeps.
         references = _REFERENCE.findall(text)
         if len(references) != text.count("&") or ("&#" in text and _ESC_REFERENCE.search(text)):
             return None  # a bare "&", or an ESC reference (rule 4 would cut what follows)
+    if "<" in text:
+        parts = _TAG_SHAPED.split(text)
+        # the text with every tag removed (glued), then the tags (words in angle brackets)
+        text = "".join(parts[0::2]) + "\n" + "\n".join(parts[1::2])
+    if "&" in text:
         text = _REFERENCE.sub(_decode, text)
         if "\x00" in text:
             return None  # a reference to a character rule 5 deletes
