@@ -89,6 +89,7 @@ class ParsedFeed:
     warnings: tuple[str, ...] = ()
     parser: str = ""
     language: str | None = None
+    screened: int = 0  # entries screened out (no brand can match them), not built into items
 
 
 @dataclass(frozen=True, slots=True)

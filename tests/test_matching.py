@@ -133,6 +133,20 @@ def test_fold_fast_path_agrees_with_the_rules(text: str) -> None:
     assert fold(text) == _reference_fold(text)
 
 
+def test_fold_latin1_table_agrees_with_the_rules_on_every_pair() -> None:
+    latin1 = [chr(code) for code in range(256)]
+    for first in latin1:
+        assert fold(first) == _reference_fold(first), hex(ord(first))
+        for second in latin1:
+            pair = first + second
+            assert fold(pair) == _reference_fold(pair), pair
+
+
+@given(st.text(alphabet=st.characters(max_codepoint=0xFF), max_size=40))
+def test_fold_latin1_fast_path_agrees_with_the_rules(text: str) -> None:
+    assert fold(text) == _reference_fold(text)
+
+
 # --- tokens ------------------------------------------------------------------------------------
 
 

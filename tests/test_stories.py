@@ -12,6 +12,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from listener.matching import stories
+from listener.matching.normalize import normalize
 from listener.matching.stories import fingerprint, story_url
 from listener.simhash import (
     MAX_DISTANCE,
@@ -282,3 +284,47 @@ def test_signed64_edges() -> None:
     assert to_signed64(2**63) == -(2**63)
     assert to_signed64(2**63 - 1) == 2**63 - 1
     assert from_signed64(-1) == 2**64 - 1
+
+
+# --- the word split's fast path gives the words of the rules -------------------------------------
+
+
+def _reference_content_words(text: str) -> list[str]:
+    """``_content_words`` as written first: every line checked, words found by the regex."""
+    words: list[str] = []
+    for line in stories._lines(normalize(text)):
+        line_words = stories._WORD.findall(line)
+        if len(line_words) < stories._SHORT_LINE_WORDS or (
+            stories._has_any(line, stories._NAV_CHARS)
+            and len(stories._NAV_SEPARATORS.findall(line)) >= 3
+        ):
+            continue
+        if not stories._has_boilerplate_word(line) or not stories._BOILERPLATE.search(line):
+            words += line_words
+            continue
+        for sentence in stories._SENTENCES.split(line):
+            if not stories._BOILERPLATE.search(sentence):
+                words += stories._WORD.findall(sentence)
+    return words
+
+
+def test_latin1_words_are_the_regex_words_for_every_latin1_character() -> None:
+    for code in range(256):
+        text = f"a{chr(code)}b {chr(code)}"
+        assert stories._words(text) == stories._WORD.findall(text), hex(code)
+
+
+_STORY_PIECES = [
+    *(" ", "\n", "\r", ". ", " | ", " · ", "Cookie", "newsletter", "Related", "read more"),
+    *("Anzeige", "©", "Straße", "Müller", "über", "ʼn", "Ⅸ", "½", "²", "_", "\x85", "\xa0"),
+    *("word", "other", "lock", "bike", "the", "und", "ﬁne", "İ", "ǅ", "ß", "µ", "\u2028"),
+]  # fmt: skip
+_story_text = st.lists(
+    st.one_of(st.sampled_from(_STORY_PIECES), st.text(max_size=4)), max_size=60
+).map("".join)
+
+
+@given(_story_text)
+def test_words_and_content_words_agree_with_the_regex(text: str) -> None:
+    assert stories._words(text) == stories._WORD.findall(text)
+    assert stories._content_words(text) == _reference_content_words(text)

@@ -21,6 +21,15 @@ selective clause and becomes a candidate when that clause and all its others hav
 candidates are evaluated: each term, phrase, wildcard and NEAR is one precompiled regular
 expression over the folded fields, starting with its literal so ``re`` can skip ahead.
 
+Screening: ``screen`` tells, from a cheap stand-in for an entry's title and text (the feed
+parser's raw fields through ``sources.html.text_pieces``), that no brand can match it, so the
+entry need not be built nor matched. It answers "cannot match" only when no anchor occurs in the
+folded pieces, and only when that proves it: every brand has anchor clauses (so none is
+evaluated on every document), no query searches the author (the pieces hold title and text
+only), every anchor is word characters (which no dropped tag, collapsed space or separator can
+be part of), and the pieces are Latin-1 or typographic punctuation (where ``fold`` maps each
+character on its own, so folding the pieces folds every piece of the real text alike).
+
 Size: over 400 lines on purpose: the anchor index and the evaluator must agree on what a query
 can match (an anchor the evaluator does not honour loses matches), so they change together.
 """
@@ -56,6 +65,9 @@ _DEFAULT_FIELDS: tuple[str, ...] = ("title", "text")
 # Joins the folded fields in the scanned string. It is removed from the fields first, so it
 # occurs nowhere else; it is not a word character, and no pattern crosses it.
 _SEPARATOR = "\x00"
+# General punctuation (dashes, quotes, ellipsis): never part of a word, after fold or before.
+_PUNCTUATION = re.compile("[\u2010-\u2027]")
+_WORD_CHARS = re.compile(f"[{WORD}]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -373,6 +385,13 @@ class Matcher:
             else None
         )
         self.anchor_count = len(anchor_ids)
+        self.screens = (
+            self._automaton is not None
+            and not always
+            and not self._scan_author
+            and all(_WORD_CHARS.fullmatch(anchor) for anchor in anchor_ids)
+        )
+        """Whether ``screen`` can ever answer False (see the module docstring)."""
         self.evaluated = 0
         """How many (document, query) evaluations ``match`` made so far (for benchmarks)."""
 
@@ -397,6 +416,23 @@ class Matcher:
                 if all(not clause.isdisjoint(found_ids) for clause in checks[index]):
                     candidates.add(index)
         return view, candidates
+
+    def screen(self, pieces: str) -> bool:
+        """Whether a document may match whose title and text ``pieces`` stands in for (a text
+        holding every run of word characters of both): False only when no brand can."""
+        if not self.screens:
+            return True
+        if not pieces.isascii():
+            try:
+                pieces.encode("latin-1")
+            except UnicodeEncodeError:
+                pieces = _PUNCTUATION.sub(" ", pieces)
+                try:
+                    pieces.encode("latin-1")
+                except UnicodeEncodeError:
+                    return True  # fold may compose or drop across pieces: no promise
+        assert self._automaton is not None
+        return bool(self._automaton.find_matches_as_indexes(fold(_clean(pieces))))
 
     def match(self, doc: Document) -> frozenset[str]:
         """Return the names of the brands whose queries match ``doc`` and that do not mute it."""

@@ -27,7 +27,11 @@ mention text alike, so both sides are always folded the same way).
    "MUELLER" are equal. Other accents are kept ("café" is not "cafe").
 
 Pure ASCII input takes a fast path (``str.lower``), which gives the same result as the full
-rules for ASCII: the text of every fetched entry goes through ``fold``.
+rules for ASCII: the text of every fetched entry goes through ``fold``. Latin-1 input (most of
+western Europe's text) takes another: the rules map each Latin-1 character on its own (none
+composes with a neighbour), so a byte translation table of their results does it, and the few
+characters that become several (ä, ö, ü, ß, the soft hyphen) are replaced after; text with ¼, ½
+or ¾ (which become non-Latin-1 characters) takes the full rules.
 """
 
 from __future__ import annotations
@@ -126,8 +130,42 @@ _NEEDS_SLOW = re.compile(f"[{_SLOW_CLASS}]")
 _MARKS = re.compile(f"[{_MARK_CLASS}]")
 
 
+def _latin1_table() -> tuple[bytes, tuple[tuple[bytes, bytes], ...]]:
+    """A bytes translation table folding Latin-1 characters that fold to one Latin-1
+    character, and the replacements of those that fold to several (after the table)."""
+    table = bytearray(range(256))
+    several: list[tuple[bytes, bytes]] = []
+    for code in range(256):
+        folded = _fold_full(chr(code))
+        if len(folded) == 1:
+            table[code] = ord(folded)  # all Latin-1: asserted by the tests
+        elif all(c <= "\xff" for c in folded) and code not in (0xC4, 0xD6, 0xDC):
+            several.append((bytes([code]), folded.encode("latin-1")))
+        else:  # Ä, Ö, Ü become ä, ö, ü here and "ae", "oe", "ue" with them
+            table[code] = ord(chr(code).lower()) if code in (0xC4, 0xD6, 0xDC) else code
+    return bytes(table), tuple(several)
+
+
 def fold(text: str) -> str:
     """``normalize`` plus homoglyph and German folding: the form queries and texts meet in."""
+    if text.isascii():
+        return text.lower()
+    try:
+        data = text.encode("latin-1")  # a C-speed test, much faster than a regex search
+    except UnicodeEncodeError:
+        pass
+    else:
+        if b"\xbc" not in data and b"\xbd" not in data and b"\xbe" not in data:
+            data = data.translate(_LATIN1_TABLE)
+            for char, folded in _LATIN1_SEVERAL:
+                if char in data:
+                    data = data.replace(char, folded)
+            return data.decode("latin-1")
+    return _fold_full(text)
+
+
+def _fold_full(text: str) -> str:
+    """``fold`` by the rules themselves (what the fast paths must equal)."""
     if text.isascii():
         return text.lower()
     try:
@@ -155,3 +193,6 @@ def _fold_slow(text: str) -> str:
     # Marks NFKC could not compose (vowel signs, niqqud, stray accents) go, so words stay whole.
     # Umlauts are precomposed by now: "ü" stays "ü" and becomes "ue" afterwards.
     return _MARKS.sub("", text)
+
+
+_LATIN1_TABLE, _LATIN1_SEVERAL = _latin1_table()

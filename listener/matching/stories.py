@@ -226,11 +226,33 @@ def _spread_table() -> tuple[tuple[int, ...], ...]:
 _SPREAD = _spread_table()
 
 
+# Latin-1 word characters (those of _WORD) kept, every other byte a space: no word character is
+# whitespace, so the translated text split at whitespace gives _WORD.findall's words, in C.
+_LATIN1_WORDS = bytes(code if _WORD.match(chr(code)) else 0x20 for code in range(256))
+
+
+def _words(text: str) -> list[str]:
+    """``_WORD.findall(text)``, three times faster for Latin-1 text (most of it)."""
+    try:
+        data = text.encode("latin-1")
+    except UnicodeEncodeError:
+        return _WORD.findall(text)
+    return data.translate(_LATIN1_WORDS).decode("latin-1").split()
+
+
 def _content_words(text: str) -> list[str]:
     """The normalised words of ``text`` outside page furniture (see the module rules)."""
     words: list[str] = []
-    for line in _lines(normalize(text)):
-        line_words = _WORD.findall(line)
+    normalized = normalize(text)
+    if not _has_any(normalized, _NAV_CHARS) and not _has_boilerplate_word(normalized):
+        # no line is navigation or names page furniture (no literal spans a line break)
+        for line in _lines(normalized):
+            line_words = _words(line)
+            if len(line_words) >= _SHORT_LINE_WORDS:
+                words += line_words
+        return words
+    for line in _lines(normalized):
+        line_words = _words(line)
         if len(line_words) < _SHORT_LINE_WORDS or (
             _has_any(line, _NAV_CHARS) and len(_NAV_SEPARATORS.findall(line)) >= 3
         ):
@@ -240,7 +262,7 @@ def _content_words(text: str) -> list[str]:
             continue
         for sentence in _SENTENCES.split(line):
             if not _BOILERPLATE.search(sentence):
-                words += _WORD.findall(sentence)
+                words += _words(sentence)
     return words
 
 
@@ -273,7 +295,7 @@ def fingerprint(title: str, text: str) -> int | None:
     if len(words) < MIN_BODY_WORDS:
         return None
     counts = Counter(words)  # counted in C; the sums below do not depend on the order
-    for word in _WORD.findall(normalize(title))[:MAX_WORDS]:
+    for word in _words(normalize(title))[:MAX_WORDS]:
         counts[word] += TITLE_WEIGHT
     acc = once = total = 0
     cached, stopwords = _SPREAD_CACHE.get, _STOPWORDS

@@ -112,13 +112,19 @@ def parse(
 ) -> Parsed:
     """Parse ``body`` (bytes, or the file it was spooled to) and turn the items that match a
     brand into Mentions, each with its language and sentiment (scored on the text around the
-    brand when the text is long). Raises ParseError."""
+    brand when the text is long); entries the matcher screens out are counted, not built.
+    Raises ParseError."""
     from listener.sources import feed  # only where bodies are parsed (workers), ~6 MB
 
     data = body if isinstance(body, bytes) else body.read_bytes()
-    parsed = feed.parse_feed(data, url=url, content_type=content_type)
+    screen = matcher.screen if matcher.screens else None
+    parsed = feed.parse_feed(data, url=url, content_type=content_type, screen=screen)
     del data
-    return parse_items(matcher, scorer, source, parsed.items, parsed.warnings)
+    found = parse_items(matcher, scorer, source, parsed.items, parsed.warnings)
+    if not parsed.screened:
+        return found
+    # screened entries are items that mention no brand: counted, never built
+    return replace(found, items=found.items + parsed.screened)
 
 
 def parse_items(

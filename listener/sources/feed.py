@@ -29,6 +29,12 @@ Rules of :func:`parse_feed`:
   author, date, reach). Language is the entry's, else the feed's, as a lowercase primary subtag
   ("de-DE" -> "de"). Entries with neither guid, url, title nor text are dropped, and a warning
   counts them. C0 control characters other than tab and newline never reach a field.
+- Screening (fastfeedparser's entries only, when the caller passes ``screen``): an entry whose
+  raw title and text, reduced by ``html.text_pieces``, the screen rules out (no brand can match
+  it) and that is sure to become an Item (a guid that is not its link, or an absolute web link)
+  is counted in ``ParsedFeed.screened`` instead of being built: most entries of a feed mention
+  no brand, and building them (``html_to_text``, the Item) was most of a parse. A feed whose
+  entries mostly may match (a search feed) stops being screened after a few entries.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from __future__ import annotations
 import io
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import fastfeedparser
@@ -49,6 +55,7 @@ from listener.sources.feed_fields import (
     build_item,
     detailed_body,
     entry_language,
+    has_identity,
     iso_date,
     language,
     longest_body,
@@ -57,7 +64,7 @@ from listener.sources.feed_fields import (
     views,
 )
 from listener.sources.feed_scan import scan
-from listener.sources.html import drop_escapes, html_to_text
+from listener.sources.html import drop_escapes, html_to_text, text_pieces
 
 __all__ = ["parse_feed"]
 
@@ -86,13 +93,25 @@ _FEED_ROOT = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?(?:rss|feed|RDF)\b")
 _HTML_START = re.compile(r"<(?:!doctype\s+html|html)\b", re.IGNORECASE)
 _ENTRY_TAG = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?(?:item|entry)[\s/>]")
 _WEB_URL = re.compile(r"\s*https?://", re.IGNORECASE)
+# Screening stops in a feed when fewer than one in four of its first entries (at least this
+# many) were ruled out: where most entries may mention a brand, it only costs.
+_SCREEN_TRIAL = 8
 _LANGUAGE_ELEMENT = re.compile(r"<(?:[A-Za-z_][\w.-]*:)?language\b[^>]*>\s*([^<]{1,64}?)\s*</")
 
 
-def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> ParsedFeed:
+def parse_feed(
+    body: bytes,
+    *,
+    url: str,
+    content_type: str | None = None,
+    screen: Callable[[str], bool] | None = None,
+) -> ParsedFeed:
     """Parse an RSS/Atom/RDF ``body`` fetched from ``url``.
 
     ``content_type`` is the HTTP Content-Type header, if any; its charset is honoured.
+    ``screen`` (``Matcher.screen``), given the ``text_pieces`` of an entry's title and text,
+    says whether it may mention a brand; entries it rules out are counted in
+    ``ParsedFeed.screened`` instead of being built (fastfeedparser's entries only).
     Raises ParseError when the body is not a feed at all; a partly broken feed is kept as far
     as it goes, with a warning.
     """
@@ -127,7 +146,9 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
 
     parsed: ParsedFeed | None = None
     if found.lenient is None:
-        parsed = _parse_fast(data, url, text, head_end, has_entries=entry_match is not None)
+        parsed = _parse_fast(
+            data, url, text, head_end, has_entries=entry_match is not None, screen=screen
+        )
     else:
         _LOG.debug("feed %s: %s, parsing leniently with feedparser", url, found.lenient)
     if parsed is None:
@@ -148,6 +169,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         warnings=tuple(warnings),
         parser=parsed.parser,
         language=parsed.language,
+        screened=parsed.screened,
     )
 
 
@@ -175,7 +197,13 @@ def _line_breaks(match: re.Match[str]) -> str:
 
 
 def _parse_fast(
-    data: bytes, url: str, text: str, head_end: int, *, has_entries: bool
+    data: bytes,
+    url: str,
+    text: str,
+    head_end: int,
+    *,
+    has_entries: bool,
+    screen: Callable[[str], bool] | None = None,
 ) -> ParsedFeed | None:
     """Parse with fastfeedparser; None means "let feedparser try"."""
     try:
@@ -195,9 +223,19 @@ def _parse_fast(
         element = _LANGUAGE_ELEMENT.search(text, 0, head_end)
         feed_language = language(element.group(1)) if element else None
     items = []
+    screened = screens = 0
     for entry in entries:
         title = entry.get("title")
         body = longest_body(entry.get("description"), entry.get("content"))
+        if screen is not None and has_identity(entry.get("id"), entry.get("link")):
+            pieces = _pieces(title, body)
+            if pieces is not None:
+                screens += 1
+                if not screen(pieces):
+                    screened += 1
+                    continue
+                if screens >= _SCREEN_TRIAL and screened * 4 < screens:
+                    screen = None  # most entries of this feed may match: screening costs
         item = build_item(
             guid=entry.get("id"),
             link=entry.get("link"),
@@ -210,7 +248,16 @@ def _parse_fast(
         )
         if item is not None:
             items.append(item)
-    return _parsed(items, len(entries), "fastfeedparser", feed_language)
+    return _parsed(items, len(entries), "fastfeedparser", feed_language, screened)
+
+
+def _pieces(title: object, body: str) -> str | None:
+    """The ``text_pieces`` of an entry's raw title and body, or None."""
+    title_pieces = text_pieces(title) if isinstance(title, str) and title else ""
+    if title_pieces is None:
+        return None
+    body_pieces = text_pieces(body) if body else ""
+    return None if body_pieces is None else f"{title_pieces}\n{body_pieces}"
 
 
 def _parse_slow(data: bytes, url: str, xml_error: str | None) -> ParsedFeed:
@@ -268,9 +315,11 @@ def _slow_link(entry: Mapping[str, Any]) -> object:
     return link
 
 
-def _parsed(items: list[Item], entries: int, parser: str, feed_language: str | None) -> ParsedFeed:
+def _parsed(
+    items: list[Item], entries: int, parser: str, feed_language: str | None, screened: int = 0
+) -> ParsedFeed:
     """The ParsedFeed of ``items``; a warning says how many ``entries`` were empty."""
-    dropped = entries - len(items)
+    dropped = entries - len(items) - screened
     warnings = (
         (
             f"{dropped} {'entry' if dropped == 1 else 'entries'} without title, text, link or "
@@ -279,4 +328,10 @@ def _parsed(items: list[Item], entries: int, parser: str, feed_language: str | N
         if dropped
         else ()
     )
-    return ParsedFeed(items=tuple(items), warnings=warnings, parser=parser, language=feed_language)
+    return ParsedFeed(
+        items=tuple(items),
+        warnings=warnings,
+        parser=parser,
+        language=feed_language,
+        screened=screened,
+    )

@@ -41,6 +41,7 @@ __all__ = [
     "build_item",
     "detailed_body",
     "entry_language",
+    "has_identity",
     "iso_date",
     "language",
     "longest_body",
@@ -89,6 +90,16 @@ def build_item(
         language=language,
         reach=reach,
     )
+
+
+def has_identity(guid: object, link: object) -> bool:
+    """Whether ``build_item`` builds an Item from an entry with this guid and link whatever its
+    title and text: its guid is not its link, or its link is an absolute web URL."""
+    if isinstance(guid, str):
+        clean_guid = _clean_line(guid)
+        if clean_guid and not (isinstance(link, str) and clean_guid == link.strip()):
+            return True
+    return isinstance(link, str) and _ABSOLUTE_WEB_URL.match(_clean_line(link)) is not None
 
 
 def plain_text(value: object, kind: object = None, *, lines: bool = False) -> str:

@@ -36,6 +36,8 @@ import re
 from dataclasses import dataclass
 from xml.parsers import expat
 
+import ahocorasick_rs
+
 __all__ = ["Scan", "scan"]
 
 _TRUNCATION_ERRORS = frozenset(
@@ -110,6 +112,24 @@ _MARKUP = re.compile(
 )
 _LOOSE_GUID = re.compile(r"isPermaLink\s*=\s*[\"']\s*false", re.IGNORECASE)
 
+# The literals the checks of _lenient_reason are led by, found in one pass.
+_NAMESPACED_NAMES = (":title", ":description", ":summary")
+_MARKUP_FIELDS = ("title", "description", "summary", "content", "encoded")
+_MARKUP_NAMES = tuple(f"<{name}" for name in _MARKUP_FIELDS)
+_NAMESPACED_MARKUP_NAMES = tuple(f":{name}" for name in _MARKUP_FIELDS)
+_LITERAL_NAMES = tuple(
+    dict.fromkeys(
+        [
+            *("xml:", "xml:base", "xml:lang", "xhtml", "base64", "type=", "<entry", "rel="),
+            *("media:", 'type="text', "type='text", "ermaLink", "<link", "<item", "ate>"),
+            *("published>", *_NAMESPACED_NAMES, *_MARKUP_NAMES, *_NAMESPACED_MARKUP_NAMES),
+        ]
+    )
+)
+_LITERALS = ahocorasick_rs.AhoCorasick(
+    _LITERAL_NAMES, implementation=ahocorasick_rs.Implementation.DFA
+)
+
 
 def scan(data: bytes, text: str) -> Scan:
     """Scan ``data`` (UTF-8, no DTD; ``text`` is the same document decoded)."""
@@ -127,51 +147,85 @@ def scan(data: bytes, text: str) -> Scan:
 
 
 def _lenient_reason(data: bytes, text: str) -> str | None:
-    """Why fastfeedparser would read the well-formed ``data`` wrongly, or None."""
-    if b"xml:" in data:
-        if b"xml:base" in data:
+    """Why fastfeedparser would read the well-formed ``data`` wrongly, or None.
+
+    One Aho-Corasick pass over ``text`` finds every literal the checks below are led by (each
+    check in its order, as if it searched the text itself); the patterns run only where their
+    literal is."""
+    found: dict[str, list[int]] = {}
+    for index, start, _ in _LITERALS.find_matches_as_indexes(text, overlapping=True):
+        found.setdefault(_LITERAL_NAMES[index], []).append(start)
+    if "xml:" in found:
+        if "xml:base" in found:
             return "xml:base"
-        if b"xml:lang" in data and _ENTRY_XML_LANG.search(data):
+        if "xml:lang" in found and _ENTRY_XML_LANG.search(data):
             return "xml:lang on entries"
     if b"purl.org/atom/ns#" in data[:4096]:  # on the root element
         return "Atom 0.3"
-    if b"xhtml" in data and _XHTML.search(data):
+    if "xhtml" in found and _XHTML.search(data):
         return "xhtml content"
-    if b"base64" in data and _BASE64.search(data):
+    if "base64" in found and _BASE64.search(data):
         return "base64 content"
-    if b"type=" in data and _BINARY_TYPE.search(data):
+    if "type=" in found and _BINARY_TYPE.search(data):
         return "base64 content"
-    entries = text.count("<entry")
-    if entries and "rel=" in text:
+    entries = len(found.get("<entry", ()))
+    if entries and "rel=" in found:
         rels = _REL.findall(text)
         alternates = rels.count("alternate")
         if alternates < len(rels) and alternates < entries:
             # fastfeedparser takes the first link when an entry has no rel="alternate" one
             return "entry links of other relations"
-    media = _MEDIA.search(data) if b"media:" in data else None
+    media = _MEDIA.search(data) if "media:" in found else None
     if media:
         return f"Media RSS <{media.group(1).decode()}>"
-    if ('type="text' in text or "type='text" in text) and _PLAIN.search(text):
+    if ('type="text' in found or "type='text" in found) and _PLAIN.search(text):
         return "escaped markup in a plain-text field"
-    for clash in _NAMESPACED_FIELD.finditer(text):
-        start = text.rfind("<", 0, clash.start())
-        if start >= 0 and _PREFIX.fullmatch(text, start + 1, clash.start()):
+    for position in _positions(found, _NAMESPACED_NAMES):
+        clash = _NAMESPACED_FIELD.match(text, position)
+        if clash is None:
+            continue
+        start = text.rfind("<", 0, position)
+        if start >= 0 and _PREFIX.fullmatch(text, start + 1, position):
             return f"an extension element named {clash.group(1)}"
-    markup = _MARKUP.search(text)
-    if markup:
-        return f"markup inside <{markup.group(1)}>"
-    loose = "ermaLink" in text and _LOOSE_GUID.search(text)
-    if loose and text.count("<link") <= text.count("<item"):
+    for position in _markup_starts(text, found):
+        markup = _MARKUP.match(text, position)
+        if markup:
+            return f"markup inside <{markup.group(1)}>"
+    loose = "ermaLink" in found and _LOOSE_GUID.search(text)
+    if loose and len(found.get("<link", ())) <= len(found.get("<item", ())):
         return 'a guid isPermaLink="false" on an item without a link'
-    for pattern in (_ATE_ELEMENT, _PUBLISHED_ELEMENT):
-        for found in pattern.finditer(text):
-            value = found.group(1).strip()
+    for pattern, literal in ((_ATE_ELEMENT, "ate>"), (_PUBLISHED_ELEMENT, "published>")):
+        end = 0  # as finditer: a match starts after the end of the one before
+        for position in found.get(literal, ()):
+            if position < end:
+                continue
+            element = pattern.match(text, position)
+            if element is None:
+                continue
+            end = element.end()
+            value = element.group(1).strip()
             if not value:
                 continue
-            if pattern is _ATE_ELEMENT and not text.endswith(_ATE_NAMES, 0, found.start() + 3):
+            if pattern is _ATE_ELEMENT and not text.endswith(_ATE_NAMES, 0, position + 3):
                 continue  # not a date element ("<rate>")
             return f"a date fastfeedparser may misread ({value[:40]!r})"
     return None
+
+
+def _positions(found: dict[str, list[int]], names: tuple[str, ...]) -> list[int]:
+    """Where the literals ``names`` start, in text order."""
+    return sorted(position for name in names for position in found.get(name, ()))
+
+
+def _markup_starts(text: str, found: dict[str, list[int]]) -> list[int]:
+    """Where a match of _MARKUP may start, in text order: at a "<name" of its names, or at the
+    "<" before "prefix:name"."""
+    starts = _positions(found, _MARKUP_NAMES)
+    for position in _positions(found, _NAMESPACED_MARKUP_NAMES):
+        start = text.rfind("<", 0, position)
+        if start >= 0:
+            starts.append(start)
+    return sorted(set(starts))
 
 
 def _repairs(text: str) -> str:

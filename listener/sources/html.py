@@ -1,9 +1,9 @@
 """HTML fragments from feeds reduced to plain text.
 
-Owns one function, :func:`html_to_text`. It is regex based on purpose: it runs on every title
-and body of every polled entry (tens of thousands per cycle), so it must be fast, and it must
-never raise on malformed markup. It is not a sanitiser for rendering: its output is plain text,
-and whoever renders it must escape it.
+Owns :func:`html_to_text` and its cheap stand-in for screening, :func:`text_pieces`. It is
+regex based on purpose: it runs on every title and body of every polled entry (tens of
+thousands per cycle), so it must be fast, and it must never raise on malformed markup. It is
+not a sanitiser for rendering: its output is plain text, and whoever renders it must escape it.
 
 Rules, in order:
 
@@ -26,6 +26,14 @@ Rules, in order:
    line. C0 control characters and DEL are removed; C1 controls (U+0080-U+009F, what
    ``&#146;`` means in XML) become the Windows-1252 characters they stand for, as HTML5 reads
    them (``don&#146;t`` is "don’t").
+
+:func:`text_pieces` is for screening entries before they are built (see
+``matching.Matcher.screen``): a text holding every run of word characters ``html_to_text``
+could give, made in a few C-speed passes, or None when it cannot promise that. It drops what
+rule 1 drops, removes every tag-shaped ``<...>`` (gluing at least what rule 2 glues) and adds the
+tags' own text after the rest (for ``<Kryptonite>`` kept as a word), decodes complete character
+references one by one (as rule 3 would: each ``&`` must start one), and gives None where rules 4
+and 5 would delete characters between two others (C0 controls, C1 controls, ESC references).
 """
 
 from __future__ import annotations
@@ -100,6 +108,52 @@ def html_to_text(html_text: str, *, lines: bool = False) -> str:
     if not text.isprintable():  # a cheap test that is also false for some Unicode letters
         text = _CONTROL.sub("", text).translate(_C1)
     return text
+
+
+_TAG_SHAPED = re.compile(r"(<[^<>]*>)")  # every match of _ANY_TAG and _BLOCK_TAG is one of these
+_REFERENCE = re.compile(r"&(?:#[0-9]{1,7}|#[xX][0-9a-fA-F]{1,6}|[A-Za-z][A-Za-z0-9]{0,31});")
+# What html_to_text deletes or replaces between two characters (rules 4 and 5).
+_GLUING = re.compile(r"[\x00-\x08\x0e-\x1b\x7f-\x9f]")
+_DECODED: dict[str, str] = {}  # reference -> its text, for the references seen most
+_DECODED_KEPT = 4096
+
+
+def text_pieces(html_text: str) -> str | None:
+    """A text holding every run of word characters of ``html_to_text(html_text)`` (and more),
+    or None when it cannot be promised cheaply (see the module docstring)."""
+    text = html_text
+    if not text.isprintable() and _GLUING.search(text):
+        return None
+    if "<" in text:
+        text = _DROPPED.sub("", text)
+    if "&" in text:
+        # Every "&" starts a complete reference before tags go (none holds "<" or ">"): then
+        # removing tags neither makes nor breaks one, whichever tags html_to_text keeps.
+        references = _REFERENCE.findall(text)
+        if len(references) != text.count("&") or ("&#" in text and _ESC_REFERENCE.search(text)):
+            return None  # a bare "&", or an ESC reference (rule 4 would cut what follows)
+    if "<" in text:
+        parts = _TAG_SHAPED.split(text)
+        # the text with every tag removed (glued), then the tags (words in angle brackets)
+        text = "".join(parts[0::2]) + "\n" + "\n".join(parts[1::2])
+    if "&" in text:
+        text = _REFERENCE.sub(_decode, text)
+        if "\x00" in text:
+            return None  # a reference to a character rule 5 deletes
+    return text
+
+
+def _decode(found: re.Match[str]) -> str:
+    """One complete character reference decoded as ``html.unescape`` decodes it in context."""
+    reference = found.group()
+    decoded = _DECODED.get(reference)
+    if decoded is None:
+        decoded = html.unescape(reference)
+        if _GLUING.search(decoded):
+            decoded = "\x00"  # "&#129;": html_to_text deletes it, gluing its neighbours
+        if len(_DECODED) < _DECODED_KEPT:
+            _DECODED[reference] = decoded
+    return decoded
 
 
 def drop_escapes(text: str) -> str:
