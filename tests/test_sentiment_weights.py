@@ -31,14 +31,16 @@ TEXTS = [
 
 
 class _DictTable:
-    """The tables as they were: a plain dict, no memo (every lookup reaches the dict)."""
+    """The tables as they were: a plain dict, summed as the scorer summed it."""
 
     def __init__(self, weights: dict[str, complex]) -> None:
         self.weights = weights
-        self.memo: dict[str, complex] = {}
 
     def get(self, feature: str) -> complex:
         return self.weights.get(feature, 0j)
+
+    def total(self, features: list[str], start: complex | int = 0) -> complex:
+        return sum([self.weights.get(f, 0j) for f in features], start)
 
 
 def _dict_scorer() -> Scorer:
@@ -62,7 +64,8 @@ def test_every_feature_gives_the_numbers_of_the_file(lang: str) -> None:
     assert len(words) + len(pairs) == len(plain)
     for feature, weight in plain.items():
         table = pairs if " " in feature else words
-        assert table._find(feature) == weight, feature
+        assert table.get(feature) == weight, feature
+        assert table.total([feature, "zz nicht da", feature]) == 0 + weight + 0j + weight
     assert dict(words.items()) | dict(pairs.items()) == plain
     for absent in ["", "refund refund refund", "#zzzq", "ünbekännt", "😀😀", "@bias"]:
         assert words.get(absent) == 0j and pairs.get(absent) == 0j
@@ -89,7 +92,8 @@ def test_a_full_memo_is_cleared_and_changes_no_score(monkeypatch: pytest.MonkeyP
 def test_signed_zeros_duplicates_and_pickling(tmp_path: Path) -> None:
     path = tmp_path / "m.tsv"
     path.write_text(
-        "@bias\t0.5\t-0.25\nzero\t-0.0\t0.0\ngut\t0.1\t0.2\ngut\t0.3\t0.4\nnicht gut\t1.5\t-2.5\n",
+        "@bias\t0.5\t-0.25\nzero\t-0.0\t0.0\ngut\t0.1\t0.2\ngut\t0.3\t0.4\nnicht gut\t1.5\t-2.5\n"
+        "😍\t-0.5\t1.5\nsehr grün\t0.25\t0.75\nsehr grün\t0.5\t1.0\n",
         encoding="utf-8",
     )
     words, pairs, bias = sentiment.read_model(path)
@@ -98,6 +102,10 @@ def test_signed_zeros_duplicates_and_pickling(tmp_path: Path) -> None:
     assert str(zero.real) == "-0.0" and str(zero.imag) == "0.0"
     assert words.get("gut") == complex(0.3, 0.4)  # written twice: the last counts, as in a dict
     assert pairs.get("nicht gut") == complex(1.5, -2.5) and words.get("nicht gut") == 0j
+    assert words.get("😍") == complex(-0.5, 1.5) and pairs.get("sehr grün") == complex(0.5, 1.0)
+    assert words.get("grün") == 0j and pairs.total(["sehr grün", "nicht gut"]) == 0 + complex(
+        0.5, 1.0
+    ) + complex(1.5, -2.5)
     copy = pickle.loads(pickle.dumps(words))
     assert isinstance(copy, Weights) and dict(copy.items()) == dict(words.items())
-    assert copy._find("gut") == complex(0.3, 0.4) and copy._find("schlecht") == 0j
+    assert copy.get("gut") == complex(0.3, 0.4) and copy.get("schlecht") == 0j

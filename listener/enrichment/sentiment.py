@@ -12,10 +12,9 @@ Owns turning a text into a `Sentiment` (label, score in [-1, 1], confidence, rea
   data described in ../shared/data/sentiment/SOURCES.md. Attributions: `listener/NOTICE`.
 - Speed: a word's weights (the word, its sub-words, its polarity mass) are added up once per
   model and remembered (`UNIT_MEMO_MAX` words); bigrams are looked up in a table of their own.
-- Memory: the weights are held in flat arrays (`Weights`: 4 MB for both models where dicts of
-  floats took 25 MB in every worker process), the features looked up most remembered in a
-  small dict (`FEATURE_MEMO_MAX`); a lookup gives the very numbers the file holds, so scores
-  are bit for bit those of a dict.
+- Memory: the weights are held in flat arrays (`Weights`: 5 MB for both models where dicts of
+  floats took 25 MB in every worker process); a lookup gives the very numbers the file holds,
+  so scores are bit for bit those of a dict.
 - Rules on top: a hand-set prior for complaint words/phrases and emoji (under-represented in the
   training data), and for negated polarity words ("not bad" away from negative, "nicht gut"
   towards it). The negative label is given when P(negative) reaches a per-language threshold
@@ -53,9 +52,7 @@ RULE_NOT_NEG = 0.5  # "not bad": taken from the negative logit per unit (hand-se
 RULE_NOT_POS = 0.4  # "nicht gut": added to the negative logit per unit (hand-set)
 OTHER_LANG_CONFIDENCE = 0.5
 UNIT_MEMO_MAX = 50_000  # words whose summed weights a model remembers
-# features (bigrams mostly) whose weights a table remembers: most bigrams of a new text are
-# new; 20,000 held 3 MB more of a parser worker for 3% faster scoring of the bench feeds' texts
-FEATURE_MEMO_MAX = 4_096
+FEATURE_MEMO_MAX = 4_096  # features found in a table that it remembers
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,94 +86,137 @@ def read_weights(path: Path) -> dict[str, complex]:
 
 class Weights:
     """feature -> complex(negative logit, positive logit), like a dict but in flat arrays: the
-    features' UTF-8 bytes in one blob (``starts`` marks where each begins), each logit as the
-    number of its value in ``values`` (a model has a few thousand distinct values: two bytes a
-    logit instead of a float object or eight bytes), and an open-addressing table of row
-    numbers by the features' ``hash``.
-    Every lookup (hit or miss) lands in a memo of at most ``FEATURE_MEMO_MAX`` features,
-    cleared when full. Picklable: the table is rebuilt where it is unpickled (``hash`` of a
-    str differs between interpreters)."""
+    ASCII features' text in one str (``starts`` marks where each begins; the few others, emoji
+    and umlauts, in a small dict of their rows), each logit as the number of its value in
+    ``values`` (a model has a few thousand distinct values: two bytes a logit instead of a
+    float object or eight bytes), and an open-addressing table of row numbers by the features'
+    ``hash``, a quarter full: most features looked up are not in the model (the bigrams of a
+    new text), and most of those find an empty slot at once. The features found are remembered
+    in ``memo`` (at most ``FEATURE_MEMO_MAX``, cleared when full).
+    Picklable: the table is rebuilt where it is unpickled (``hash`` of a str differs between
+    interpreters)."""
 
-    __slots__ = ("_blob", "_mask", "_neg", "_pos", "_slots", "_starts", "_values", "memo")
+    __slots__ = (
+        "_mask",
+        "_neg",
+        "_pos",
+        "_slots",
+        "_starts",
+        "_text",
+        "_values",
+        "_wide",
+        "memo",
+    )
 
     def __init__(
         self,
-        blob: bytes,
+        text: str,
         starts: array[int],
+        wide: dict[str, int],
         values: array[float],
         neg: array[int],
         pos: array[int],
     ) -> None:
-        self._blob, self._starts, self._values = blob, starts, values
+        self._text, self._starts, self._wide, self._values = text, starts, wide, values
         self._neg, self._pos = neg, pos
         count = len(neg)
         size = 8
-        while size < 2 * count:
+        while size < 4 * count:
             size *= 2
         self._mask = mask = size - 1
         self._slots = slots = array("i", [-1]) * size
-        for row in range(count):  # hashed as lookups hash: the feature as a str
-            key = blob[starts[row] : starts[row + 1]]
-            slot = hash(key.decode()) & mask
-            while (other := slots[slot]) >= 0 and blob[starts[other] : starts[other + 1]] != key:
+        names = {row: feature for feature, row in wide.items()}
+        for row in range(count):
+            feature = names.get(row)
+            if feature is None:
+                feature = text[starts[row] : starts[row + 1]]
+            slot = hash(feature) & mask
+            while (other := slots[slot]) >= 0:
+                if (names.get(other) or text[starts[other] : starts[other + 1]]) == feature:
+                    break  # a feature written twice: the last row counts, as in a dict
                 slot = (slot + 1) & mask
-            slots[slot] = row  # a feature written twice: the last row counts, as in a dict
+            slots[slot] = row
         self.memo: dict[str, complex] = {}
 
     def __len__(self) -> int:
         return len(self._neg)
 
-    def __reduce__(
-        self,
-    ) -> tuple[type[Weights], tuple[bytes, array[int], array[float], array[int], array[int]]]:
-        return Weights, (self._blob, self._starts, self._values, self._neg, self._pos)
+    def __reduce__(self) -> tuple[type[Weights], tuple[object, ...]]:
+        state = (self._text, self._starts, self._wide, self._values, self._neg, self._pos)
+        return Weights, state
 
     def items(self) -> Iterator[tuple[str, complex]]:
-        blob, starts = self._blob, self._starts
+        text, starts = self._text, self._starts
+        names = {row: feature for feature, row in self._wide.items()}
         for row in range(len(self._neg)):
-            yield blob[starts[row] : starts[row + 1]].decode(), self._weight(row)
+            yield names.get(row) or text[starts[row] : starts[row + 1]], self._weight(row)
 
     def _weight(self, row: int) -> complex:
         return complex(self._values[self._neg[row]], self._values[self._pos[row]])
 
     def get(self, feature: str) -> complex:
         """The weights of ``feature``, 0j when the model has none."""
+        if self._slots[hash(feature) & self._mask] < 0:
+            return 0j
+        return self._lookup(feature)
+
+    def total(self, features: Sequence[str], start: complex | int = 0) -> complex:
+        """``sum([self.get(f) for f in features], start)``: the same additions in the same
+        order (0j for a feature the model has none of)."""
+        remembered, slots, mask, lookup = self.memo.get, self._slots, self._mask, self._lookup
+        total = start
+        for feature in features:
+            value = remembered(feature)
+            if value is None:
+                value = lookup(feature) if slots[hash(feature) & mask] >= 0 else 0j
+            total += value
+        return total
+
+    def _lookup(self, feature: str) -> complex:
+        """The weights of a feature whose slot is occupied; one the model has is remembered in
+        ``memo`` (the others are mostly one-off bigrams)."""
+        row = self._row(feature)
+        if row < 0:
+            return 0j
         memo = self.memo
-        value = memo.get(feature)
-        if value is None:
-            value = self._find(feature)
-            if len(memo) >= FEATURE_MEMO_MAX:
-                memo.clear()
-            memo[feature] = value
+        if len(memo) >= FEATURE_MEMO_MAX:
+            memo.clear()
+        value = memo[feature] = self._weight(row)
         return value
 
-    def _find(self, feature: str) -> complex:
-        key = feature.encode()
-        size = len(key)
-        blob, starts, slots, mask = self._blob, self._starts, self._slots, self._mask
+    def _row(self, feature: str) -> int:
+        """The row of ``feature``, -1 when the model has none."""
+        if not feature.isascii() or not feature:
+            return self._wide.get(feature, -1)
+        size = len(feature)
+        text, starts, slots, mask = self._text, self._starts, self._slots, self._mask
         slot = hash(feature) & mask
         while (row := slots[slot]) >= 0:
             start = starts[row]
-            if starts[row + 1] - start == size and blob.startswith(key, start):
-                return self._weight(row)
+            if starts[row + 1] - start == size and text.startswith(feature, start):
+                return row
             slot = (slot + 1) & mask
-        return 0j
+        return -1
 
 
 class _Rows:
     """Rows of a weights file being read into a `Weights`."""
 
     def __init__(self) -> None:
-        self.blob = bytearray()
+        self.text = bytearray()  # ASCII
         self.starts = array("I", [0])
+        self.wide: dict[str, int] = {}
         self.numbers: dict[str, int] = {}  # a value as written -> its number (-0.0 is not 0.0)
         self.neg = array("I")
         self.pos = array("I")
 
     def add(self, feature: str, neg: str, pos: str) -> None:
-        self.blob += feature.encode()
-        self.starts.append(len(self.blob))
         numbers = self.numbers
+        if feature.isascii() and feature:
+            self.text += feature.encode("ascii")
+        else:
+            self.wide[feature] = len(self.neg)
+        self.starts.append(len(self.text))
         self.neg.append(numbers.setdefault(neg, len(numbers)))
         self.pos.append(numbers.setdefault(pos, len(numbers)))
 
@@ -184,7 +224,8 @@ class _Rows:
         values = array("d", map(float, self.numbers))
         code = "H" if len(values) <= 1 << 16 else "I"
         neg, pos = array(code, self.neg), array(code, self.pos)
-        return Weights(bytes(self.blob), self.starts, values, neg, pos)
+        text = self.text.decode("ascii")
+        return Weights(text, self.starts, self.wide, values, neg, pos)
 
 
 def read_model(path: Path) -> tuple[Weights, Weights, complex]:
@@ -213,7 +254,7 @@ class Probabilities(NamedTuple):
 @dataclass(frozen=True, slots=True)
 class _Model:
     weights: Weights  # of everything but bigrams
-    pairs: Weights  # of bigrams: apart, their memo holds the bigrams of recent texts
+    pairs: Weights  # of bigrams: apart, a smaller table
     bias: complex
     thresholds: tuple[float, float]  # P(negative) needed with / without negative rule evidence
     lexicon: rules.Lexicon
@@ -229,25 +270,17 @@ class _Model:
         except KeyError:
             if len(memo) > UNIT_MEMO_MAX:
                 memo.clear()
-            get, lex = self.weights.get, self.lexicon
+            weights, lex = self.weights, self.lexicon
             total = 0j
             for unit in units:
                 value = memo.get(unit)
                 if value is None:
-                    value = sum([get(f) for f in rules.expand(unit, lex)], 0j)
+                    value = weights.total(rules.expand(unit, lex), 0j)
                     if mass := rules.polarity(unit, lex):
-                        value += get(mass[0]) * mass[1]
+                        value += weights.get(mass[0]) * mass[1]
                     memo[unit] = value
                 total += value
             return total
-
-
-def _sum(table: Weights, features: list[str]) -> complex:
-    """Sum of the weights of ``features`` (added up as ``sum`` adds, from int 0)."""
-    try:
-        return sum(map(table.memo.__getitem__, features))
-    except KeyError:
-        return sum(map(table.get, features))
 
 
 class Scorer:
@@ -288,10 +321,11 @@ class Scorer:
     def _probabilities(model: _Model, text: str) -> tuple[float, float, float, bool, list[str]]:
         analysis = rules.analyse(text, model.lexicon, model.compounds)
         get = model.weights.get
-        z = model.bias + model.total(analysis.after) + _sum(model.pairs, analysis.pairs_after)
+        pairs = model.pairs
+        z = model.bias + model.total(analysis.after) + pairs.total(analysis.pairs_after)
         if analysis.before:
             z += rules.CONTRAST_BEFORE * (
-                model.total(analysis.before) + _sum(model.pairs, analysis.pairs_before)
+                model.total(analysis.before) + pairs.total(analysis.pairs_before)
             )
         dense = analysis.dense
         for name, value in dense.items():
