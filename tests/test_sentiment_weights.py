@@ -1,6 +1,6 @@
-"""The sentiment model's compact weight tables (`Weights`) hold exactly what the model files say:
-every feature gives the file's numbers, absent ones 0j, and a scorer on them scores every text
-bit for bit as one on plain dicts (the tables of before)."""
+"""The sentiment model's compact weight tables (`sentiment_weights.Weights`) hold exactly what
+the model files say: every feature gives the file's numbers, absent ones 0j, and a scorer on
+them scores every text bit for bit as one on plain dicts (the tables of before)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from listener.enrichment import sentiment
-from listener.enrichment.sentiment import Scorer, Weights
+from listener.enrichment import sentiment, sentiment_weights
+from listener.enrichment.sentiment import Scorer
+from listener.enrichment.sentiment_weights import Weights, read_model
 
 TEXTS = [
     ("en", "The refund never arrived and support was rude :("),
@@ -59,7 +60,7 @@ def _dict_scorer() -> Scorer:
 @pytest.mark.parametrize("lang", ["en", "de"])
 def test_every_feature_gives_the_numbers_of_the_file(lang: str) -> None:
     plain = sentiment.read_weights(sentiment.DEFAULT_MODEL_DIR / f"{lang}.tsv")
-    words, pairs, bias = sentiment.read_model(sentiment.DEFAULT_MODEL_DIR / f"{lang}.tsv")
+    words, pairs, bias = read_model(sentiment.DEFAULT_MODEL_DIR / f"{lang}.tsv")
     assert bias == plain.pop("@bias")
     assert len(words) + len(pairs) == len(plain)
     for feature, weight in plain.items():
@@ -83,7 +84,7 @@ def test_scores_equal_those_of_plain_dicts() -> None:
 def test_a_full_memo_is_cleared_and_changes_no_score(monkeypatch: pytest.MonkeyPatch) -> None:
     items = [(t, lang) for lang, t in TEXTS]
     fresh = Scorer().score_many(items)
-    monkeypatch.setattr(sentiment, "FEATURE_MEMO_MAX", 3)
+    monkeypatch.setattr(sentiment_weights, "FEATURE_MEMO_MAX", 3)
     scorer = Scorer()
     assert scorer.score_many(items * 2) == fresh * 2
     assert all(len(m.weights.memo) <= 3 and len(m.pairs.memo) <= 3 for m in scorer._models.values())
@@ -96,7 +97,7 @@ def test_signed_zeros_duplicates_and_pickling(tmp_path: Path) -> None:
         "😍\t-0.5\t1.5\nsehr grün\t0.25\t0.75\nsehr grün\t0.5\t1.0\n",
         encoding="utf-8",
     )
-    words, pairs, bias = sentiment.read_model(path)
+    words, pairs, bias = read_model(path)
     assert bias == complex(0.5, -0.25)
     zero = words.get("zero")
     assert str(zero.real) == "-0.0" and str(zero.imag) == "0.0"
