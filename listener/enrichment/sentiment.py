@@ -12,8 +12,8 @@ Owns turning a text into a `Sentiment` (label, score in [-1, 1], confidence, rea
   data described in ../shared/data/sentiment/SOURCES.md. Attributions: `listener/NOTICE`.
 - Speed: a word's weights (the word, its sub-words, its polarity mass) are added up once per
   model and remembered (`UNIT_MEMO_MAX` words); bigrams are looked up in a table of their own.
-- Memory: the weights are held in flat arrays (`sentiment_weights.Weights`: 5 MB for both
-  models where dicts of floats took 25 MB in every worker process); a lookup gives the very
+- Memory: the weights are held in flat arrays (`sentiment_weights.Weights`: the scorer holds
+  7 MB where dicts of floats made it 22 MB in every worker process); a lookup gives the very
   numbers the file holds, so scores are bit for bit those of a dict.
 - Rules on top: a hand-set prior for complaint words/phrases and emoji (under-represented in the
   training data), and for negated polarity words ("not bad" away from negative, "nicht gut"
