@@ -12,10 +12,9 @@ Owns turning a text into a `Sentiment` (label, score in [-1, 1], confidence, rea
   data described in ../shared/data/sentiment/SOURCES.md. Attributions: `listener/NOTICE`.
 - Speed: a word's weights (the word, its sub-words, its polarity mass) are added up once per
   model and remembered (`UNIT_MEMO_MAX` words); bigrams are looked up in a table of their own.
-- Memory: the weights are held in flat arrays (`Weights`: 4 MB for both models where dicts of
-  floats took 25 MB in every worker process), the features looked up most remembered in a
-  small dict (`FEATURE_MEMO_MAX`); a lookup gives the very numbers the file holds, so scores
-  are bit for bit those of a dict.
+- Memory: the weights are held in flat arrays (`sentiment_weights.Weights`: the scorer holds
+  7 MB where dicts of floats made it 22 MB in every worker process); a lookup gives the very
+  numbers the file holds, so scores are bit for bit those of a dict.
 - Rules on top: a hand-set prior for complaint words/phrases and emoji (under-represented in the
   training data), and for negated polarity words ("not bad" away from negative, "nicht gut"
   towards it). The negative label is given when P(negative) reaches a per-language threshold
@@ -36,13 +35,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 from listener.enrichment import sentiment_rules as rules
+from listener.enrichment.sentiment_weights import Weights, read_model
 
 DEFAULT_MODEL_DIR = Path(__file__).parent / "model"
 MODEL_FILES = ("meta.json", "en.tsv", "de.tsv")
@@ -53,9 +52,6 @@ RULE_NOT_NEG = 0.5  # "not bad": taken from the negative logit per unit (hand-se
 RULE_NOT_POS = 0.4  # "nicht gut": added to the negative logit per unit (hand-set)
 OTHER_LANG_CONFIDENCE = 0.5
 UNIT_MEMO_MAX = 50_000  # words whose summed weights a model remembers
-# features (bigrams mostly) whose weights a table remembers: most bigrams of a new text are
-# new; 20,000 held 3 MB more of a parser worker for 3% faster scoring of the bench feeds' texts
-FEATURE_MEMO_MAX = 4_096
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,121 +83,6 @@ def read_weights(path: Path) -> dict[str, complex]:
     return weights
 
 
-class Weights:
-    """feature -> complex(negative logit, positive logit), like a dict but in flat arrays: the
-    features' UTF-8 bytes in one blob (``starts`` marks where each begins), each logit as the
-    number of its value in ``values`` (a model has a few thousand distinct values: two bytes a
-    logit instead of a float object or eight bytes), and an open-addressing table of row
-    numbers by the features' ``hash``.
-    Every lookup (hit or miss) lands in a memo of at most ``FEATURE_MEMO_MAX`` features,
-    cleared when full. Picklable: the table is rebuilt where it is unpickled (``hash`` of a
-    str differs between interpreters)."""
-
-    __slots__ = ("_blob", "_mask", "_neg", "_pos", "_slots", "_starts", "_values", "memo")
-
-    def __init__(
-        self,
-        blob: bytes,
-        starts: array[int],
-        values: array[float],
-        neg: array[int],
-        pos: array[int],
-    ) -> None:
-        self._blob, self._starts, self._values = blob, starts, values
-        self._neg, self._pos = neg, pos
-        count = len(neg)
-        size = 8
-        while size < 2 * count:
-            size *= 2
-        self._mask = mask = size - 1
-        self._slots = slots = array("i", [-1]) * size
-        for row in range(count):  # hashed as lookups hash: the feature as a str
-            key = blob[starts[row] : starts[row + 1]]
-            slot = hash(key.decode()) & mask
-            while (other := slots[slot]) >= 0 and blob[starts[other] : starts[other + 1]] != key:
-                slot = (slot + 1) & mask
-            slots[slot] = row  # a feature written twice: the last row counts, as in a dict
-        self.memo: dict[str, complex] = {}
-
-    def __len__(self) -> int:
-        return len(self._neg)
-
-    def __reduce__(
-        self,
-    ) -> tuple[type[Weights], tuple[bytes, array[int], array[float], array[int], array[int]]]:
-        return Weights, (self._blob, self._starts, self._values, self._neg, self._pos)
-
-    def items(self) -> Iterator[tuple[str, complex]]:
-        blob, starts = self._blob, self._starts
-        for row in range(len(self._neg)):
-            yield blob[starts[row] : starts[row + 1]].decode(), self._weight(row)
-
-    def _weight(self, row: int) -> complex:
-        return complex(self._values[self._neg[row]], self._values[self._pos[row]])
-
-    def get(self, feature: str) -> complex:
-        """The weights of ``feature``, 0j when the model has none."""
-        memo = self.memo
-        value = memo.get(feature)
-        if value is None:
-            value = self._find(feature)
-            if len(memo) >= FEATURE_MEMO_MAX:
-                memo.clear()
-            memo[feature] = value
-        return value
-
-    def _find(self, feature: str) -> complex:
-        key = feature.encode()
-        size = len(key)
-        blob, starts, slots, mask = self._blob, self._starts, self._slots, self._mask
-        slot = hash(feature) & mask
-        while (row := slots[slot]) >= 0:
-            start = starts[row]
-            if starts[row + 1] - start == size and blob.startswith(key, start):
-                return self._weight(row)
-            slot = (slot + 1) & mask
-        return 0j
-
-
-class _Rows:
-    """Rows of a weights file being read into a `Weights`."""
-
-    def __init__(self) -> None:
-        self.blob = bytearray()
-        self.starts = array("I", [0])
-        self.numbers: dict[str, int] = {}  # a value as written -> its number (-0.0 is not 0.0)
-        self.neg = array("I")
-        self.pos = array("I")
-
-    def add(self, feature: str, neg: str, pos: str) -> None:
-        self.blob += feature.encode()
-        self.starts.append(len(self.blob))
-        numbers = self.numbers
-        self.neg.append(numbers.setdefault(neg, len(numbers)))
-        self.pos.append(numbers.setdefault(pos, len(numbers)))
-
-    def weights(self) -> Weights:
-        values = array("d", map(float, self.numbers))
-        code = "H" if len(values) <= 1 << 16 else "I"
-        neg, pos = array(code, self.neg), array(code, self.pos)
-        return Weights(bytes(self.blob), self.starts, values, neg, pos)
-
-
-def read_model(path: Path) -> tuple[Weights, Weights, complex]:
-    """The weights of a model file as `read_weights` reads them, split into (everything but
-    bigrams, bigrams, the "@bias" weight), without a dict of them ever built."""
-    words, pairs = _Rows(), _Rows()
-    bias = 0j
-    with path.open(encoding="utf-8") as lines:
-        for line in lines:
-            feature, neg, pos = line.rstrip("\n").split("\t")
-            if feature == "@bias":
-                bias = complex(float(neg), float(pos))
-            else:
-                (pairs if " " in feature else words).add(feature, neg, pos)
-    return words.weights(), pairs.weights(), bias
-
-
 class Probabilities(NamedTuple):
     negative: float
     neutral: float
@@ -213,7 +94,7 @@ class Probabilities(NamedTuple):
 @dataclass(frozen=True, slots=True)
 class _Model:
     weights: Weights  # of everything but bigrams
-    pairs: Weights  # of bigrams: apart, their memo holds the bigrams of recent texts
+    pairs: Weights  # of bigrams: apart, a smaller table
     bias: complex
     thresholds: tuple[float, float]  # P(negative) needed with / without negative rule evidence
     lexicon: rules.Lexicon
@@ -229,25 +110,17 @@ class _Model:
         except KeyError:
             if len(memo) > UNIT_MEMO_MAX:
                 memo.clear()
-            get, lex = self.weights.get, self.lexicon
+            weights, lex = self.weights, self.lexicon
             total = 0j
             for unit in units:
                 value = memo.get(unit)
                 if value is None:
-                    value = sum([get(f) for f in rules.expand(unit, lex)], 0j)
+                    value = weights.total(rules.expand(unit, lex), 0j)
                     if mass := rules.polarity(unit, lex):
-                        value += get(mass[0]) * mass[1]
+                        value += weights.get(mass[0]) * mass[1]
                     memo[unit] = value
                 total += value
             return total
-
-
-def _sum(table: Weights, features: list[str]) -> complex:
-    """Sum of the weights of ``features`` (added up as ``sum`` adds, from int 0)."""
-    try:
-        return sum(map(table.memo.__getitem__, features))
-    except KeyError:
-        return sum(map(table.get, features))
 
 
 class Scorer:
@@ -288,10 +161,11 @@ class Scorer:
     def _probabilities(model: _Model, text: str) -> tuple[float, float, float, bool, list[str]]:
         analysis = rules.analyse(text, model.lexicon, model.compounds)
         get = model.weights.get
-        z = model.bias + model.total(analysis.after) + _sum(model.pairs, analysis.pairs_after)
+        pairs = model.pairs
+        z = model.bias + model.total(analysis.after) + pairs.total(analysis.pairs_after)
         if analysis.before:
             z += rules.CONTRAST_BEFORE * (
-                model.total(analysis.before) + _sum(model.pairs, analysis.pairs_before)
+                model.total(analysis.before) + pairs.total(analysis.pairs_before)
             )
         dense = analysis.dense
         for name, value in dense.items():
