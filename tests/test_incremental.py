@@ -140,7 +140,10 @@ def test_incremental_runs_judge_every_transition_as_one_full_replay(seed: int) -
         state.trim()
         if rng.random() < 0.3:  # a restart: the state as stored
             data = codec.decode(codec.encode(codec.dump(state)))
-            state = codec.load(data, width=WIDTH, lateness=LATENESS, params=PARAMS)
+            loaded = codec.load(data, width=WIDTH, lateness=LATENESS, params=PARAMS)
+            for name in ("negative", "total", "coarse_negative", "coarse_total"):
+                assert getattr(loaded.series, name) == getattr(state.series, name), name
+            state = loaded
     assert any(k[0] == "fired" for k in expected) or seed % 2  # the histories do fire
     assert got == expected
     assert state.series.dropped > 0

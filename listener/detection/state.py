@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import MutableSequence, Sequence
 from dataclasses import fields
 from datetime import datetime, timedelta
 from typing import Any
@@ -89,6 +89,13 @@ def load(
         raise ValueError(f"not a detection state: {exc!r}") from exc
 
 
+def _add_coarse(coarse: MutableSequence[int], values: Sequence[int], per: int) -> None:
+    """Add each run of ``per`` buckets of ``values`` to its coarse bucket (bucket ``i`` counts
+    in ``coarse[i // per]``): one sum a coarse bucket, not one addition a bucket."""
+    for index, begin in enumerate(range(0, len(values), per)):
+        coarse[index] += sum(values[begin : begin + per])
+
+
 def _load(
     data: dict[str, Any], width: timedelta, lateness: timedelta, params: DetectionParams
 ) -> Replay:
@@ -110,10 +117,10 @@ def _load(
         for i, n in zip(stored[::2], stored[1::2], strict=True):
             values[int(i)] = int(n)
     per = series.per_coarse
-    for i, n in enumerate(series.negative):
-        series.coarse_negative[i // per] += n
-    for i, n in enumerate(series.total if series.total is not None else series.negative):
-        series.coarse_total[i // per] += n
+    _add_coarse(series.coarse_negative, series.negative, per)
+    _add_coarse(
+        series.coarse_total, series.total if series.total is not None else series.negative, per
+    )
     series.first_data = None if data["first_data"] is None else int(data["first_data"])
     series.detailed = bool(data["detailed"])
     series.dropped = int(data["dropped"])
